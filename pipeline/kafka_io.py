@@ -1,0 +1,431 @@
+"""The corridor: the only module that imports kafka.
+
+A stage runner polls a batch, hands it to the stage's pure transform, publishes
+what came out (waiting for every acknowledgement), dead-letters what could not
+be handled, and only then commits the offsets: at-least-once, and a poison
+record never blocks its partition.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.admin import NewTopic
+from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka.structs import OffsetAndMetadata
+
+from pipeline.config import KafkaSettings
+from pipeline.errors import PipelineError, Retryable, Skip
+from pipeline.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+Headers = tuple[tuple[str, bytes], ...]
+HEADER_PREFIX = "newsmon."
+LAG_REFRESH_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class Message:
+    """One consumed record, detached from kafka-python's types."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+    headers: Headers = ()
+    timestamp_ms: int = 0
+
+    def header(self, name: str) -> bytes | None:
+        return next((v for k, v in self.headers if k == name), None)
+
+
+@dataclass(frozen=True)
+class Output:
+    """One record to publish."""
+
+    topic: str
+    key: str | bytes | None
+    value: bytes
+    headers: Headers = ()
+
+
+Result = Sequence[Output] | PipelineError
+
+
+class Stage(Protocol):
+    """A stage's transform as the runner sees it: one result per message, in order.
+
+    A result is the records the message produced (maybe none) or the
+    `PipelineError` that explains why it could not be handled.
+    """
+
+    name: str
+
+    def handle_batch(self, messages: Sequence[Message]) -> Sequence[Result]: ...
+
+
+def _security(settings: KafkaSettings) -> dict[str, Any]:
+    options: dict[str, Any] = {"security_protocol": settings.security_protocol}
+    if settings.sasl_mechanism:
+        options["sasl_mechanism"] = settings.sasl_mechanism
+        options["sasl_plain_username"] = settings.sasl_username
+        if settings.sasl_password is not None:
+            options["sasl_plain_password"] = settings.sasl_password.get_secret_value()
+    return options
+
+
+def _encode_key(key: str | bytes | None) -> bytes | None:
+    return key.encode("utf-8") if isinstance(key, str) else key
+
+
+class Producer:
+    """An idempotent producer (acks=all) whose `publish` returns only once all is acknowledged."""
+
+    def __init__(self, settings: KafkaSettings) -> None:
+        self._producer = KafkaProducer(
+            bootstrap_servers=settings.bootstrap_servers,
+            client_id=f"{settings.client_id}-producer",
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=5,
+            compression_type="gzip",
+            max_request_size=4 * 1024 * 1024,
+            **_security(settings),
+        )
+
+    def publish(self, outputs: Sequence[Output], timeout: float = 30.0) -> None:
+        futures = [
+            self._producer.send(
+                out.topic, key=_encode_key(out.key), value=out.value, headers=list(out.headers)
+            )
+            for out in outputs
+        ]
+        self._producer.flush(timeout=timeout)
+        try:
+            for future in futures:
+                future.get(timeout=timeout)
+        except KafkaError as exc:
+            raise Retryable(f"publish failed: {exc}", reason="publish") from exc
+
+    def close(self, timeout: float = 10.0) -> None:
+        self._producer.close(timeout=timeout)
+
+
+def _admin(settings: KafkaSettings) -> KafkaAdminClient:
+    return KafkaAdminClient(
+        bootstrap_servers=settings.bootstrap_servers,
+        client_id=f"{settings.client_id}-admin",
+        **_security(settings),
+    )
+
+
+def topic_specs(settings: KafkaSettings) -> list[NewTopic]:
+    """Every topic newsmon uses; the poller state topic is compacted."""
+    names = settings.topics
+    plain = [names.raw, names.enriched, names.alerts, names.dead_letter, names.delivery_retry]
+    specs = [NewTopic(t, settings.partitions, settings.replication_factor) for t in plain]
+    specs.append(
+        NewTopic(
+            names.poller_state,
+            settings.partitions,
+            settings.replication_factor,
+            topic_configs={"cleanup.policy": "compact"},
+        )
+    )
+    return specs
+
+
+def create_topics(settings: KafkaSettings) -> list[str]:
+    """Create missing topics; existing ones are left alone, so it is safe to run twice.
+
+    Returns the names created by this call.
+    """
+    admin = _admin(settings)
+    try:
+        existing = set(admin.list_topics())
+        missing = [s for s in topic_specs(settings) if s.name not in existing]
+        created = []
+        for spec in missing:
+            try:
+                admin.create_topics([spec])
+                created.append(spec.name)
+            except TopicAlreadyExistsError:
+                log.info("topic already exists topic=%s", spec.name)
+        return created
+    finally:
+        admin.close()
+
+
+def describe_topics(settings: KafkaSettings) -> dict[str, int]:
+    """Partition count per existing topic (for `topics create` output and tests)."""
+    admin = _admin(settings)
+    try:
+        return {t["name"]: len(t["partitions"]) for t in admin.describe_topics()}
+    finally:
+        admin.close()
+
+
+def _to_message(record: Any) -> Message:
+    return Message(
+        topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        key=record.key,
+        value=record.value if record.value is not None else b"",
+        headers=tuple((k, v or b"") for k, v in (record.headers or [])),
+        timestamp_ms=record.timestamp or 0,
+    )
+
+
+def read_to_end(
+    settings: KafkaSettings, topic: str, partitions: Sequence[int] | None = None
+) -> Iterator[Message]:
+    """Every record of a topic (or of some of its partitions) up to its current end."""
+    consumer = KafkaConsumer(
+        bootstrap_servers=settings.bootstrap_servers,
+        enable_auto_commit=False,
+        client_id=f"{settings.client_id}-reader",
+        **_security(settings),
+    )
+    try:
+        known = consumer.partitions_for_topic(topic) or set()
+        wanted = [
+            TopicPartition(topic, p) for p in sorted(known) if partitions is None or p in partitions
+        ]
+        if not wanted:
+            return
+        consumer.assign(wanted)
+        consumer.seek_to_beginning(*wanted)
+        ends = consumer.end_offsets(wanted)
+        pending = {tp for tp in wanted if ends[tp] > consumer.position(tp)}
+        while pending:
+            for tp, records in consumer.poll(timeout_ms=1000).items():
+                yield from (_to_message(r) for r in records)
+                if consumer.position(tp) >= ends[tp]:
+                    pending.discard(tp)
+    finally:
+        consumer.close()
+
+
+# --- the stage runner -------------------------------------------------------------------
+
+
+def dead_letter_output(
+    settings: KafkaSettings, stage: str, message: Message, error: BaseException, attempts: int
+) -> Output:
+    """The original bytes and key, with the error and the source position in headers."""
+    reason = error.reason if isinstance(error, PipelineError) else "crash"
+    detail = str(error) if isinstance(error, PipelineError) else traceback.format_exc(limit=5)
+    headers = (
+        *message.headers,
+        (HEADER_PREFIX + "error.stage", stage.encode()),
+        (HEADER_PREFIX + "error.reason", reason.encode()),
+        (HEADER_PREFIX + "error.type", type(error).__name__.encode()),
+        (HEADER_PREFIX + "error.message", detail[:4000].encode("utf-8", "replace")),
+        (HEADER_PREFIX + "error.attempts", str(attempts).encode()),
+        (HEADER_PREFIX + "source.topic", message.topic.encode()),
+        (HEADER_PREFIX + "source.partition", str(message.partition).encode()),
+        (HEADER_PREFIX + "source.offset", str(message.offset).encode()),
+    )
+    return Output(settings.topics.dead_letter, message.key, message.value, headers)
+
+
+class StageRunner:
+    """Moves records between Kafka and one stage's transform, at least once."""
+
+    def __init__(
+        self,
+        stage: Stage,
+        settings: KafkaSettings,
+        topics: Sequence[str],
+        metrics: Metrics,
+        stop: threading.Event,
+        *,
+        group_id: str | None = None,
+        chunk_size: int = 1,
+        on_idle: Callable[[], None] | None = None,
+    ) -> None:
+        self.stage = stage
+        self.settings = settings
+        self.topics = list(topics)
+        self.metrics = metrics
+        self.stop = stop
+        self.group_id = group_id or f"{settings.group_prefix}-{stage.name}"
+        self.chunk_size = chunk_size
+        self.on_idle = on_idle
+        self.producer = Producer(settings)
+        self.consumer = self._consumer()
+        self._lag_checked = 0.0
+
+    def _consumer(self) -> KafkaConsumer:
+        s = self.settings
+        return KafkaConsumer(
+            *self.topics,
+            bootstrap_servers=s.bootstrap_servers,
+            group_id=self.group_id,
+            client_id=f"{s.client_id}-{self.stage.name}",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=s.max_poll_records,
+            session_timeout_ms=int(s.session_timeout_seconds * 1000),
+            heartbeat_interval_ms=int(s.session_timeout_seconds * 1000 / 3),
+            max_poll_interval_ms=int(s.max_poll_interval_seconds * 1000),
+            **_security(s),
+        )
+
+    def run(self) -> None:
+        """Until `stop` is set: poll, handle, publish, commit. Leaves the group cleanly."""
+        log.info(
+            "stage started stage=%s topics=%s group=%s", self.stage.name, self.topics, self.group_id
+        )
+        try:
+            while not self.stop.is_set():
+                self.run_once()
+        finally:
+            self.close()
+
+    def run_once(self, timeout: float | None = None) -> int:
+        """One poll and everything it brought; returns how many records were settled."""
+        wait = self.settings.poll_timeout_seconds if timeout is None else timeout
+        polled = self.consumer.poll(timeout_ms=int(wait * 1000))
+        messages = [_to_message(r) for records in polled.values() for r in records]
+        self._refresh_lag()
+        if not messages:
+            if self.on_idle is not None:
+                self.on_idle()
+            return 0
+        done = 0
+        for start in range(0, len(messages), self.chunk_size):
+            chunk = messages[start : start + self.chunk_size]
+            self._settle(chunk)
+            done += len(chunk)
+            if self.stop.is_set():
+                break
+        self._rewind_unsettled(messages[done:])
+        return done
+
+    def _settle(self, chunk: list[Message]) -> None:
+        """Handle a chunk, publish its outputs and dead letters, then commit it."""
+        started = time.monotonic()
+        results = self._handle(chunk)
+        outputs: list[Output] = []
+        for message, result in zip(chunk, results, strict=True):
+            outputs.extend(self._outputs_for(message, result))
+        self._publish(outputs)
+        self._commit(chunk)
+        per_record = (time.monotonic() - started) / len(chunk)
+        for _ in chunk:
+            self.metrics.handle_seconds.labels(self.stage.name).observe(per_record)
+
+    def _handle(self, chunk: list[Message]) -> list[Result]:
+        try:
+            results = list(self.stage.handle_batch(chunk))
+        except Exception:
+            log.exception("batch failed, handling one by one stage=%s", self.stage.name)
+            return [self._handle_one(m) for m in chunk]
+        if len(results) != len(chunk):
+            raise RuntimeError(
+                f"{self.stage.name} returned {len(results)} results for {len(chunk)}"
+            )
+        return results
+
+    def _handle_one(self, message: Message) -> Result:
+        try:
+            return next(iter(self.stage.handle_batch([message])))
+        except Exception as exc:
+            log.exception(
+                "record crashed the stage stage=%s offset=%s", self.stage.name, message.offset
+            )
+            return PipelineError(f"{type(exc).__name__}: {exc}", reason="crash")
+
+    def _outputs_for(self, message: Message, result: Result) -> list[Output]:
+        attempts = 1
+        while isinstance(result, Retryable) and attempts < self.settings.max_attempts:
+            self.metrics.records.labels(self.stage.name, "retried").inc()
+            self._backoff(result, attempts)
+            attempts += 1
+            result = self._handle_one(message)
+        if isinstance(result, Skip):
+            self.metrics.records.labels(self.stage.name, "skipped").inc()
+            return []
+        if isinstance(result, PipelineError):
+            return [self._dead_letter(message, result, attempts)]
+        self.metrics.records.labels(self.stage.name, "ok").inc()
+        return list(result)
+
+    def _backoff(self, error: Retryable, attempts: int) -> None:
+        delay = self.settings.retry_backoff_seconds * (2 ** (attempts - 1))
+        if error.retry_after is not None:
+            delay = max(delay, error.retry_after)
+        self.stop.wait(min(delay, 30.0))
+
+    def _dead_letter(self, message: Message, error: PipelineError, attempts: int) -> Output:
+        stage = self.stage.name
+        log.warning(
+            "dead-lettering record stage=%s topic=%s partition=%s offset=%s reason=%s error=%s",
+            stage, message.topic, message.partition, message.offset, error.reason, error,
+        )  # fmt: skip
+        self.metrics.records.labels(stage, "dead_letter").inc()
+        self.metrics.dead_letters.labels(stage, error.reason).inc()
+        self.metrics.stage_errors.labels(stage, error.reason).inc()
+        return dead_letter_output(self.settings, stage, message, error, attempts)
+
+    def _publish(self, outputs: list[Output]) -> None:
+        """Publish or keep trying: committing past unpublished output would lose it."""
+        delay = self.settings.retry_backoff_seconds
+        while True:
+            try:
+                self.producer.publish(outputs)
+                return
+            except Retryable as exc:
+                log.error("publish failed, retrying stage=%s error=%s", self.stage.name, exc)
+                self.stop.wait(min(delay, 30.0))
+                delay = max(delay * 2, 0.5)
+
+    def _commit(self, chunk: list[Message]) -> None:
+        offsets: dict[TopicPartition, OffsetAndMetadata] = {}
+        for m in chunk:
+            offsets[TopicPartition(m.topic, m.partition)] = OffsetAndMetadata(m.offset + 1, "", -1)
+        self.consumer.commit(offsets)
+
+    def _rewind_unsettled(self, messages: list[Message]) -> None:
+        """Records polled but not handled (stop requested) are re-read if we go on."""
+        first: dict[TopicPartition, int] = {}
+        for m in messages:
+            tp = TopicPartition(m.topic, m.partition)
+            first[tp] = min(first.get(tp, m.offset), m.offset)
+        for tp, offset in first.items():
+            self.consumer.seek(tp, offset)
+
+    def _refresh_lag(self) -> None:
+        now = time.monotonic()
+        if now - self._lag_checked < LAG_REFRESH_SECONDS:
+            return
+        self._lag_checked = now
+        assigned = list(self.consumer.assignment())
+        if not assigned:
+            return
+        try:
+            ends = self.consumer.end_offsets(assigned)
+        except KafkaError:
+            return
+        for tp in assigned:
+            lag = max(ends.get(tp, 0) - self.consumer.position(tp), 0)
+            self.metrics.consumer_lag.labels(self.stage.name, tp.topic, str(tp.partition)).set(lag)
+
+    def close(self) -> None:
+        """Flush what is in flight, then leave the group so partitions move at once."""
+        try:
+            self.producer.close()
+        finally:
+            self.consumer.close(autocommit=False)
+        log.info("stage stopped stage=%s", self.stage.name)

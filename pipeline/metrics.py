@@ -1,0 +1,258 @@
+"""Every Prometheus metric newsmon exports, built against an injectable registry.
+
+Conventions: seconds not milliseconds, `_total` on counters, an `outcome` label
+of a few fixed values, labels pre-initialised where the values are known, and
+no unbounded labels (feed names, rule ids and destination ids come from config
+and are bounded; URLs never appear).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+
+STAGES = ("poller", "extractor", "rules", "notifier")
+POLL_OUTCOMES = ("ok", "not_modified", "error", "throttled")
+ENTRY_KINDS = ("seen", "new", "duplicate")
+ENRICH_OUTCOMES = ("full_text", "summary_fallback", "failed")
+DELIVERY_OUTCOMES = ("delivered", "retry", "dead_letter")
+RECORD_OUTCOMES = ("ok", "skipped", "retried", "dead_letter")
+SEVERITIES = ("info", "low", "medium", "high", "critical")
+
+_FAST = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+_SLOW = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0)
+
+
+class Metrics:
+    """All metrics of all stages; a worker uses the ones of its stage."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+
+        # -- records through the Kafka corridor, any stage
+        self.records = Counter(
+            "newsmon_records_total",
+            "Records handled by a stage, by outcome.",
+            ["stage", "outcome"],
+            registry=r,
+        )
+        self.dead_letters = Counter(
+            "newsmon_dead_letters_total",
+            "Records sent to the dead-letter topic, by stage and reason.",
+            ["stage", "reason"],
+            registry=r,
+        )
+        self.stage_errors = Counter(
+            "newsmon_stage_errors_total",
+            "Errors raised while handling a record, by stage and reason.",
+            ["stage", "reason"],
+            registry=r,
+        )
+        self.handle_seconds = Histogram(
+            "newsmon_handle_seconds",
+            "Time to handle one record in a stage.",
+            ["stage"],
+            buckets=_FAST,
+            registry=r,
+        )
+        self.consumer_lag = Gauge(
+            "newsmon_consumer_lag",
+            "Records not yet consumed, per topic and partition.",
+            ["stage", "topic", "partition"],
+            registry=r,
+        )
+        self.end_to_end_seconds = Histogram(
+            "newsmon_end_to_end_seconds",
+            "From a poller first seeing a story to its alert being delivered.",
+            buckets=_SLOW,
+            registry=r,
+        )
+
+        # -- poller
+        self.polls = Counter(
+            "newsmon_feed_polls_total", "Feed polls by outcome.", ["outcome"], registry=r
+        )
+        self.entries = Counter(
+            "newsmon_feed_entries_total",
+            "Feed entries by kind: seen, new (published), duplicate.",
+            ["kind"],
+            registry=r,
+        )
+        self.fetch_seconds = Histogram(
+            "newsmon_fetch_seconds",
+            "HTTP fetch duration, by what was fetched.",
+            ["kind"],
+            buckets=_FAST,
+            registry=r,
+        )
+        self.feed_last_success = Gauge(
+            "newsmon_feed_last_success_timestamp_seconds",
+            "Unix time of each feed's last successful poll (age = time() - this).",
+            ["feed"],
+            registry=r,
+        )
+        self.feeds_in_error = Gauge(
+            "newsmon_feeds_in_error", "Feeds whose last poll failed.", registry=r
+        )
+        self.feeds_owned = Gauge(
+            "newsmon_feeds_owned", "Feeds this poller replica is responsible for.", registry=r
+        )
+
+        # -- extractor
+        self.stories_enriched = Counter(
+            "newsmon_stories_enriched_total",
+            "Stories enriched, by outcome.",
+            ["outcome"],
+            registry=r,
+        )
+        self.extraction_seconds = Histogram(
+            "newsmon_extraction_seconds",
+            "Main-text extraction duration.",
+            buckets=_FAST,
+            registry=r,
+        )
+        self.ner_seconds = Histogram(
+            "newsmon_ner_seconds", "Named-entity recognition duration per story.", buckets=_FAST,
+            registry=r,
+        )  # fmt: skip
+        self.text_chars = Histogram(
+            "newsmon_story_text_chars",
+            "Length of the text a story was enriched with.",
+            buckets=(0, 200, 500, 1000, 2000, 5000, 10_000, 20_000, 50_000, 100_000),
+            registry=r,
+        )
+        self.entities_per_story = Histogram(
+            "newsmon_story_entities",
+            "Unique entities per story.",
+            buckets=(0, 1, 2, 5, 10, 20, 50, 100),
+            registry=r,
+        )
+
+        # -- rules
+        self.stories_matched = Counter(
+            "newsmon_stories_matched_total",
+            "Stories checked against the rules, by whether any rule fired.",
+            ["matched"],
+            registry=r,
+        )
+        self.alerts = Counter(
+            "newsmon_alerts_total", "Alerts raised, by rule and severity.", ["rule", "severity"],
+            registry=r,
+        )  # fmt: skip
+        self.alerts_suppressed = Counter(
+            "newsmon_alerts_suppressed_total",
+            "Alerts not raised again, by reason (same_story, near_duplicate, throttled).",
+            ["reason"],
+            registry=r,
+        )
+        self.rules_loaded = Gauge("newsmon_rules_loaded", "Rules in the live matcher.", registry=r)
+        self.rule_reloads = Counter(
+            "newsmon_rule_reloads_total", "Rule reloads by outcome.", ["outcome"], registry=r
+        )
+        self.match_seconds = Histogram(
+            "newsmon_match_seconds", "Time to match one story against all rules.", buckets=_FAST,
+            registry=r,
+        )  # fmt: skip
+
+        # -- notifier
+        self.deliveries = Counter(
+            "newsmon_deliveries_total",
+            "Delivery attempts by destination and outcome.",
+            ["destination", "outcome"],
+            registry=r,
+        )
+        self.delivery_seconds = Histogram(
+            "newsmon_delivery_seconds",
+            "Time of one delivery attempt, by destination.",
+            ["destination"],
+            buckets=_FAST,
+            registry=r,
+        )
+        self.delivery_retries = Counter(
+            "newsmon_delivery_retries_total",
+            "Deliveries scheduled for another try, by destination.",
+            ["destination"],
+            registry=r,
+        )
+
+        self._preinitialise()
+
+    def _preinitialise(self) -> None:
+        for stage in STAGES:
+            self.handle_seconds.labels(stage)
+            for outcome in RECORD_OUTCOMES:
+                self.records.labels(stage, outcome)
+        for outcome in POLL_OUTCOMES:
+            self.polls.labels(outcome)
+        for kind in ENTRY_KINDS:
+            self.entries.labels(kind)
+        for kind in ("feed", "page", "webhook"):
+            self.fetch_seconds.labels(kind)
+        for outcome in ENRICH_OUTCOMES:
+            self.stories_enriched.labels(outcome)
+        for matched in ("true", "false"):
+            self.stories_matched.labels(matched)
+        for reason in ("same_story", "near_duplicate", "throttled"):
+            self.alerts_suppressed.labels(reason)
+        for outcome in ("ok", "error"):
+            self.rule_reloads.labels(outcome)
+
+    def declare_feeds(self, names: Iterable[str]) -> None:
+        for name in names:
+            self.feed_last_success.labels(name)
+
+    def declare_rules(self, rules: Iterable[tuple[str, str]]) -> None:
+        """Pre-create the alert series of each (rule id, severity)."""
+        for rule_id, severity in rules:
+            self.alerts.labels(rule_id, severity)
+
+    def declare_destinations(self, ids: Iterable[str]) -> None:
+        for dest in ids:
+            self.delivery_seconds.labels(dest)
+            self.delivery_retries.labels(dest)
+            for outcome in DELIVERY_OUTCOMES:
+                self.deliveries.labels(dest, outcome)
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    metrics: Metrics
+    health: Any
+
+    def do_GET(self) -> None:
+        if self.path.split("?")[0] == "/metrics":
+            self._reply(200, self.metrics.exposition(), CONTENT_TYPE_LATEST)
+        elif self.path.split("?")[0] == "/healthz":
+            ok = bool(self.health()) if self.health is not None else True
+            self._reply(200 if ok else 503, b"ok\n" if ok else b"unhealthy\n", "text/plain")
+        else:
+            self._reply(404, b"not found\n", "text/plain")
+
+    def _reply(self, status: int, body: bytes, content_type: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Scrapes every few seconds are not worth a log line."""
+
+
+def serve_metrics(
+    metrics: Metrics, host: str, port: int, health: Any = None
+) -> ThreadingHTTPServer:
+    """Serve `/metrics` and `/healthz` on a daemon thread; port 0 picks a free one."""
+    handler = type("MetricsHandler", (_Handler,), {"metrics": metrics, "health": health})
+    server = ThreadingHTTPServer((host, port), handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
+    return server

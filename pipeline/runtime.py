@@ -1,0 +1,72 @@
+"""What every long-running command does at start: logging, stop signals, /metrics."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from http.server import ThreadingHTTPServer
+from typing import Any
+
+from pipeline.config import LogSettings, Settings
+from pipeline.metrics import Metrics, serve_metrics
+
+log = logging.getLogger(__name__)
+
+_STANDARD_ATTRS = set(vars(logging.makeLogRecord({})))
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line, for log shippers."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": self.formatTime(record),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        entry.update({k: v for k, v in vars(record).items() if k not in _STANDARD_ATTRS})
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+def setup_logging(settings: LogSettings) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if settings.format == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(settings.level)
+    for noisy in ("kafka", "httpx", "httpcore", "trafilatura", "htmldate", "courlan"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+
+
+def stop_event() -> threading.Event:
+    """An event set by SIGTERM or SIGINT: the runner finishes what it holds, then exits."""
+    event = threading.Event()
+
+    def _request_stop(signum: int, _frame: object) -> None:
+        log.info("stop requested signal=%s", signal.Signals(signum).name)
+        event.set()
+
+    signal.signal(signal.SIGTERM, _request_stop)
+    signal.signal(signal.SIGINT, _request_stop)
+    return event
+
+
+def start_metrics(
+    settings: Settings, metrics: Metrics, health: Callable[[], bool] | None = None
+) -> ThreadingHTTPServer | None:
+    """Serve /metrics and /healthz when enabled; the port comes from config."""
+    if not settings.metrics.enabled:
+        return None
+    server = serve_metrics(metrics, settings.metrics.host, settings.metrics.port, health)
+    log.info("metrics listening host=%s port=%s", settings.metrics.host, server.server_address[1])
+    return server

@@ -1,0 +1,94 @@
+"""Shared fixtures: a real Kafka broker (ours, or NEWSMON_KAFKA__BOOTSTRAP_SERVERS)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pipeline.config import KafkaSettings, TopicNames
+from pipeline.kafka_io import create_topics
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared"
+KAFKA_SCRIPT = ROOT / "scripts" / "kafka.sh"
+
+
+def pick_free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def free_port() -> int:
+    return pick_free_port()
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    if not SHARED.is_dir():
+        pytest.fail(f"{SHARED} is missing: tests read corpora from ../shared next to the checkout")
+    return SHARED
+
+
+def _wait_for_metadata(bootstrap: str, deadline: float) -> None:
+    from kafka import KafkaAdminClient
+
+    while True:
+        try:
+            admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
+            admin.list_topics()
+            admin.close()
+            return
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> Iterator[str]:
+    """The broker's address: NEWSMON_KAFKA__BOOTSTRAP_SERVERS if set, else one we start."""
+    existing = os.environ.get("NEWSMON_KAFKA__BOOTSTRAP_SERVERS")
+    if existing:
+        _wait_for_metadata(existing, time.monotonic() + 60)
+        yield existing
+        return
+    workdir = Path(tempfile.mkdtemp(prefix="newsmon-kafka-"))
+    port, controller = pick_free_port(), pick_free_port()
+    subprocess.run(
+        ["bash", str(KAFKA_SCRIPT), "start", str(workdir), str(port), str(controller)], check=True
+    )
+    bootstrap = f"127.0.0.1:{port}"
+    try:
+        _wait_for_metadata(bootstrap, time.monotonic() + 60)
+        yield bootstrap
+    finally:
+        subprocess.run(["bash", str(KAFKA_SCRIPT), "stop", str(workdir)], check=False)
+
+
+@pytest.fixture
+def kafka_settings(kafka_bootstrap: str) -> KafkaSettings:
+    """Settings with topics of their own for one test, already created."""
+    run = uuid.uuid4().hex[:8]
+    names = {field: f"test-{run}.{field}" for field in TopicNames.model_fields}
+    settings = KafkaSettings(
+        bootstrap_servers=kafka_bootstrap,
+        group_prefix=f"test-{run}",
+        topics=TopicNames(**names),
+        partitions=2,
+        retry_backoff_seconds=0.05,
+        poll_timeout_seconds=0.2,
+        session_timeout_seconds=6,
+    )
+    create_topics(settings)
+    return settings
