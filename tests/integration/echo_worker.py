@@ -1,0 +1,96 @@
+"""A minimal stage run by the real StageRunner in its own process, for the delivery tests.
+
+It decodes RawStory records, appends "<story id>" to a log file (the side effect the
+tests count), and publishes the story to an output topic. `--hang-on ID` makes it
+hang after handling that story, before the offset is committed, so a test can kill it
+there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from pipeline.config import KafkaSettings
+from pipeline.errors import PipelineError
+from pipeline.kafka_io import Message, Output, Result, StageRunner
+from pipeline.metrics import Metrics
+from pipeline.models import RawStory, decode
+from pipeline.runtime import stop_event
+
+
+class EchoStage:
+    name = "extractor"
+
+    def __init__(self, log_path: Path, out_topic: str, hang_on: str | None, delay: float) -> None:
+        self.log_path = log_path
+        self.out_topic = out_topic
+        self.hang_on = hang_on
+        self.delay = delay
+        self.on_record: Callable[[], None] = lambda: None
+
+    def handle_batch(self, messages: Sequence[Message]) -> list[Result]:
+        return [self._handle(m) for m in messages]
+
+    def _handle(self, message: Message) -> Result:
+        try:
+            story = decode(RawStory, message.value)
+        except PipelineError as exc:  # DecodeError/SchemaError: the runner dead-letters it
+            return exc
+        self.on_record()
+        time.sleep(self.delay)
+        with self.log_path.open("a") as log:
+            log.write(story.id + "\n")
+        if story.id == self.hang_on:
+            time.sleep(3600)
+        return [Output(self.out_topic, story.id, message.value)]
+
+
+class IdleExit:
+    """Stop once nothing arrived for `quiet` seconds (after a grace period to join the group)."""
+
+    def __init__(self, stop: threading.Event, quiet: float = 3.0, grace: float = 8.0) -> None:
+        self.stop = stop
+        self.quiet = quiet
+        self.started = time.monotonic()
+        self.idle_since: float | None = None
+        self.grace = grace
+
+    def __call__(self) -> None:
+        now = time.monotonic()
+        self.idle_since = self.idle_since or now
+        if now - self.started > self.grace and now - self.idle_since > self.quiet:
+            self.stop.set()
+
+    def reset(self) -> None:
+        self.idle_since = None
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--settings", required=True, help="KafkaSettings as JSON")
+    parser.add_argument("--log", type=Path, required=True)
+    parser.add_argument("--hang-on")
+    parser.add_argument("--delay", type=float, default=0.0)
+    parser.add_argument("--exit-when-idle", action="store_true")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr)
+    settings = KafkaSettings.model_validate(json.loads(args.settings))
+    stop = stop_event()
+    stage = EchoStage(args.log, settings.topics.enriched, args.hang_on, args.delay)
+    on_idle = IdleExit(stop) if args.exit_when_idle else None
+    if on_idle is not None:
+        stage.on_record = on_idle.reset
+    runner = StageRunner(stage, settings, [settings.topics.raw], Metrics(), stop, on_idle=on_idle)
+    runner.run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

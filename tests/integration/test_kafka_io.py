@@ -1,0 +1,218 @@
+"""The corridor on a real broker: round trip, dead letters, at-least-once across kills."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from pipeline import kafka_io
+from pipeline.config import KafkaSettings
+from pipeline.errors import PipelineError, Retryable
+from pipeline.kafka_io import Message, Output, Producer, Result, StageRunner
+from pipeline.metrics import Metrics
+from pipeline.models import RawStory, decode, story_id_for
+
+pytestmark = pytest.mark.integration
+
+WORKER = Path(__file__).with_name("echo_worker.py")
+
+
+def make_story(n: int) -> RawStory:
+    now = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+    url = f"https://news.example.org/story/{n}"
+    return RawStory(
+        id=story_id_for(url), url=url, title=f"Story {n}", summary="A summary.",
+        published=now, first_seen=now, feed="example", tags=["world"],
+    )  # fmt: skip
+
+
+def publish_stories(settings: KafkaSettings, stories: Sequence[RawStory]) -> None:
+    producer = Producer(settings)
+    try:
+        producer.publish([Output(settings.topics.raw, s.id, s.to_bytes()) for s in stories])
+    finally:
+        producer.close()
+
+
+def read_all(settings: KafkaSettings, topic: str) -> list[Message]:
+    return list(kafka_io.read_to_end(settings, topic))
+
+
+class EchoStage:
+    """Publishes each story to the enriched topic; fails on demand."""
+
+    name = "extractor"
+
+    def __init__(self, settings: KafkaSettings, transient_failures: int = 0) -> None:
+        self.settings = settings
+        self.transient_failures = transient_failures
+        self.handled: list[str] = []
+
+    def handle_batch(self, messages: Sequence[Message]) -> list[Result]:
+        return [self._handle(m) for m in messages]
+
+    def _handle(self, message: Message) -> Result:
+        try:
+            story = decode(RawStory, message.value)
+        except PipelineError as exc:
+            return exc
+        if self.transient_failures > 0:
+            self.transient_failures -= 1
+            return Retryable("flaky", retry_after=0.01)
+        self.handled.append(story.id)
+        return [Output(self.settings.topics.enriched, story.id, message.value)]
+
+
+def run_until(runner: StageRunner, done: threading.Event, timeout: float = 40.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not done.is_set() and time.monotonic() < deadline:
+        runner.run_once(timeout=0.5)
+    runner.close()
+
+
+def test_story_round_trips_with_key_and_schema(kafka_settings: KafkaSettings) -> None:
+    story = make_story(1)
+    publish_stories(kafka_settings, [story])
+
+    [message] = read_all(kafka_settings, kafka_settings.topics.raw)
+
+    assert message.key == story.id.encode()
+    assert decode(RawStory, message.value) == story
+    assert json.loads(message.value)["schema_version"] == 1
+
+
+def test_poison_record_is_dead_lettered_and_partition_moves_on(
+    kafka_settings: KafkaSettings,
+) -> None:
+    producer = Producer(kafka_settings)
+    good = [make_story(n) for n in range(3)]
+    topic = kafka_settings.topics.raw
+    poison = [
+        Output(topic, "k", b"\xff not json"),
+        Output(topic, "k", b'{"schema_version": 99}'),
+    ]
+    producer.publish([Output(topic, "k", good[0].to_bytes()), *poison])
+    producer.publish([Output(topic, "k", s.to_bytes()) for s in good[1:]])
+    producer.close()
+    metrics = Metrics()
+    stage = EchoStage(kafka_settings)
+    stop = threading.Event()
+    runner = StageRunner(stage, kafka_settings, [topic], metrics, stop)
+    done = threading.Event()
+    threading.Thread(target=lambda: _wait_for(lambda: len(stage.handled) == 3, done)).start()
+
+    run_until(runner, done)
+
+    assert stage.handled == [s.id for s in good]
+    dead = read_all(kafka_settings, kafka_settings.topics.dead_letter)
+    assert [m.value for m in dead] == [p.value for p in poison]
+    reasons = [m.header("newsmon.error.reason") for m in dead]
+    assert reasons == [b"decode", b"schema"]
+    assert all(m.header("newsmon.source.topic") == topic.encode() for m in dead)
+    assert (
+        metrics.registry.get_sample_value(
+            "newsmon_dead_letters_total", {"stage": "extractor", "reason": "schema"}
+        )
+        == 1.0
+    )
+    assert len(read_all(kafka_settings, kafka_settings.topics.enriched)) == 3
+
+
+def test_transient_failure_is_retried_then_succeeds(kafka_settings: KafkaSettings) -> None:
+    publish_stories(kafka_settings, [make_story(7)])
+    metrics = Metrics()
+    stage = EchoStage(kafka_settings, transient_failures=1)
+    done = threading.Event()
+    runner = StageRunner(stage, kafka_settings, [kafka_settings.topics.raw], metrics, done)
+    threading.Thread(target=lambda: _wait_for(lambda: len(stage.handled) == 1, done)).start()
+
+    run_until(runner, done)
+
+    assert stage.handled == [make_story(7).id]
+    assert read_all(kafka_settings, kafka_settings.topics.dead_letter) == []
+    assert (
+        metrics.registry.get_sample_value(
+            "newsmon_records_total", {"stage": "extractor", "outcome": "retried"}
+        )
+        == 1.0
+    )
+
+
+def _wait_for(condition: object, done: threading.Event, timeout: float = 40.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not condition():  # type: ignore[operator]
+        time.sleep(0.1)
+    time.sleep(0.3)
+    done.set()
+
+
+def start_worker(settings: KafkaSettings, log: Path, *extra: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, str(WORKER), "--settings", settings.model_dump_json(),
+         "--log", str(log), *extra],
+    )  # fmt: skip
+
+
+def wait_for_lines(log: Path, count: int, timeout: float = 60.0) -> list[str]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        lines = log.read_text().split() if log.exists() else []
+        if len(lines) >= count:
+            return lines
+        time.sleep(0.1)
+    pytest.fail(f"worker handled {len(lines)} of {count} records in {timeout} s")
+
+
+def test_sigkill_before_commit_redelivers_the_record(
+    kafka_settings: KafkaSettings, tmp_path: Path
+) -> None:
+    story = make_story(42)
+    publish_stories(kafka_settings, [story])
+    log = tmp_path / "handled.log"
+
+    worker = start_worker(kafka_settings, log, "--hang-on", story.id)
+    wait_for_lines(log, 1)
+    worker.send_signal(signal.SIGKILL)
+    worker.wait(timeout=10)
+    restarted = start_worker(kafka_settings, log, "--exit-when-idle")
+    assert restarted.wait(timeout=120) == 0
+
+    assert log.read_text().split() == [story.id, story.id]
+
+
+def test_sigterm_finishes_in_hand_record_and_loses_or_repeats_nothing(
+    kafka_settings: KafkaSettings, tmp_path: Path
+) -> None:
+    stories = [make_story(n) for n in range(20)]
+    publish_stories(kafka_settings, stories)
+    log = tmp_path / "handled.log"
+
+    worker = start_worker(kafka_settings, log, "--delay", "0.2")
+    wait_for_lines(log, 5)
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(timeout=30) == 0
+    handled_before = len(log.read_text().split())
+    restarted = start_worker(kafka_settings, log, "--exit-when-idle")
+    assert restarted.wait(timeout=120) == 0
+
+    handled = log.read_text().split()
+    assert 5 <= handled_before < 20
+    assert sorted(handled) == sorted(s.id for s in stories)
+    published = read_all(kafka_settings, kafka_settings.topics.enriched)
+    assert sorted(m.key or b"" for m in published) == sorted(s.id.encode() for s in stories)
+
+
+def test_topics_create_is_safe_to_run_twice(kafka_settings: KafkaSettings) -> None:
+    assert kafka_io.create_topics(kafka_settings) == []
+    partitions = kafka_io.describe_topics(kafka_settings)
+    for spec in kafka_io.topic_specs(kafka_settings):
+        assert partitions[spec.name] == kafka_settings.partitions

@@ -1,0 +1,85 @@
+"""Docker does not run here, so the compose file and Dockerfile are checked against the CLI."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from pydantic import BaseModel
+
+from pipeline.cli import build_parser
+from pipeline.config import ENV_DELIMITER, ENV_PREFIX, Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
+NEWSMON_SERVICES = {
+    name: spec
+    for name, spec in COMPOSE["services"].items()
+    if spec.get("image") == "newsmon:latest"
+}
+WORKERS = ("poller", "extractor", "rules", "notifier")
+
+
+def is_setting(env_name: str) -> bool:
+    """Does NEWSMON_SECTION__KEY (or its _FILE variant) name a field of the settings tree?"""
+    if not env_name.startswith(ENV_PREFIX):
+        return False
+    path = env_name[len(ENV_PREFIX) :].lower().removesuffix("_file").split(ENV_DELIMITER.lower())
+    model: Any = Settings
+    for part in path:
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            return False
+        field = model.model_fields.get(part)
+        if field is None:
+            return False
+        model = field.annotation
+    return not (isinstance(model, type) and issubclass(model, BaseModel))
+
+
+def test_every_worker_has_a_service() -> None:
+    commands = {spec["command"][0] for spec in NEWSMON_SERVICES.values()}
+    assert set(WORKERS) <= commands
+    assert "topics" in commands
+
+
+@pytest.mark.parametrize("service", sorted(NEWSMON_SERVICES))
+def test_service_command_exists_in_the_cli(service: str) -> None:
+    command = NEWSMON_SERVICES[service]["command"]
+    try:
+        args = build_parser().parse_args(command)
+    except SystemExit as exc:
+        pytest.fail(
+            f"service {service}: `newsmon {' '.join(command)}` is not a valid command ({exc})"
+        )
+    assert callable(args.func)
+
+
+@pytest.mark.parametrize("service", sorted(NEWSMON_SERVICES))
+def test_service_environment_names_real_settings(service: str) -> None:
+    env = NEWSMON_SERVICES[service].get("environment", {})
+    unknown = [name for name in env if not is_setting(name)]
+    assert unknown == [], f"service {service}: not settings: {unknown}"
+
+
+def test_env_example_and_dockerfile_name_real_settings() -> None:
+    text = (ROOT / ".env.example").read_text() + (ROOT / "deploy" / "Dockerfile").read_text()
+    names = set(re.findall(r"\b(NEWSMON_[A-Z_]+)=", text))
+    assert names, "no NEWSMON_ variables found"
+    assert sorted(n for n in names if not is_setting(n)) == []
+
+
+def test_is_setting_rejects_typos() -> None:
+    assert is_setting("NEWSMON_KAFKA__BOOTSTRAP_SERVERS")
+    assert is_setting("NEWSMON_KAFKA__SASL_PASSWORD_FILE")
+    assert not is_setting("NEWSMON_KAFKA__BOOTSTRAP_SERVER")
+    assert not is_setting("NEWSMON_KAFKA")
+
+
+def test_workers_with_state_mount_a_volume() -> None:
+    for name in ("poller", "rules", "notifier"):
+        spec = NEWSMON_SERVICES[name]
+        state_dir = spec["command"][spec["command"].index("--state-dir") + 1]
+        assert any(v.endswith(":" + state_dir) for v in spec["volumes"]), name
