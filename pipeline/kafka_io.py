@@ -16,7 +16,13 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import (
+    ConsumerRebalanceListener,
+    KafkaAdminClient,
+    KafkaConsumer,
+    KafkaProducer,
+    TopicPartition,
+)
 from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 from kafka.structs import OffsetAndMetadata
@@ -429,3 +435,215 @@ class StageRunner:
         finally:
             self.consumer.close(autocommit=False)
         log.info("stage stopped stage=%s", self.stage.name)
+
+
+# --- poller: state-topic tail and group membership (used by pipeline.poller.kafka_state) ---
+
+
+def partition_for_key(key: str | bytes, partitions: int) -> int:
+    """The partition the producer's default partitioner picks for `key` (murmur2, as in Java)."""
+    from kafka.partitioner.default import murmur2
+
+    return int(murmur2(_encode_key(key)) & 0x7FFFFFFF) % partitions
+
+
+def partition_count(settings: KafkaSettings, topic: str) -> int:
+    consumer = KafkaConsumer(
+        bootstrap_servers=settings.bootstrap_servers,
+        client_id=f"{settings.client_id}-meta",
+        **_security(settings),
+    )
+    try:
+        return len(consumer.partitions_for_topic(topic) or ())
+    finally:
+        consumer.close()
+
+
+class TopicTail:
+    """Every partition of a topic from its start, then, on each `read_new`, what was added."""
+
+    def __init__(self, settings: KafkaSettings, topic: str) -> None:
+        self._consumer = KafkaConsumer(
+            bootstrap_servers=settings.bootstrap_servers,
+            enable_auto_commit=False,
+            client_id=f"{settings.client_id}-tail",
+            **_security(settings),
+        )
+        known = sorted(self._consumer.partitions_for_topic(topic) or ())
+        self._partitions = [TopicPartition(topic, p) for p in known]
+        self._consumer.assign(self._partitions)
+        self._consumer.seek_to_beginning(*self._partitions)
+
+    def read_new(self, timeout: float = 30.0) -> list[Message]:
+        """Records up to the end offsets as of this call; `Retryable` if the broker is too slow."""
+        if not self._partitions:
+            return []
+        ends = self._consumer.end_offsets(self._partitions)
+        pending = {tp for tp in self._partitions if self._consumer.position(tp) < ends[tp]}
+        messages: list[Message] = []
+        deadline = time.monotonic() + timeout
+        while pending:
+            if time.monotonic() > deadline:
+                raise Retryable("state topic not read to its end in time", reason="state_read")
+            for tp, records in self._consumer.poll(timeout_ms=500).items():
+                messages.extend(_to_message(r) for r in records)
+                if self._consumer.position(tp) >= ends[tp]:
+                    pending.discard(tp)
+        return messages
+
+    def close(self) -> None:
+        self._consumer.close()
+
+
+class GroupMembership:
+    """Joins a consumer group on a topic only to be handed partitions; it reads no records.
+
+    A background thread keeps polling (with every partition paused) so the
+    member stays in the group; `on_revoked` runs before partitions move away,
+    so the owner can finish what it holds first (keep it shorter than the session timeout).
+    """
+
+    def __init__(
+        self,
+        settings: KafkaSettings,
+        topic: str,
+        group_id: str,
+        on_revoked: Callable[[set[int]], None],
+    ) -> None:
+        self._assigned: frozenset[int] = frozenset()
+        self._on_revoked = on_revoked
+        self._stop = threading.Event()
+        self._consumer = KafkaConsumer(
+            bootstrap_servers=settings.bootstrap_servers,
+            group_id=group_id,
+            client_id=f"{settings.client_id}-member",
+            enable_auto_commit=False,
+            session_timeout_ms=int(settings.session_timeout_seconds * 1000),
+            heartbeat_interval_ms=int(settings.session_timeout_seconds * 1000 / 3),
+            max_poll_interval_ms=int(settings.max_poll_interval_seconds * 1000),
+            **_security(settings),
+        )
+        self._consumer.subscribe([topic], listener=_MembershipListener(self))
+        self._thread = threading.Thread(target=self._run, name="poller-membership", daemon=True)
+        self._thread.start()
+
+    def assigned(self) -> frozenset[int]:
+        return self._assigned
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._consumer.poll(timeout_ms=500)
+                unpaused = self._consumer.assignment() - self._consumer.paused()
+                if unpaused:
+                    self._consumer.pause(*unpaused)
+            except KafkaError as exc:
+                log.warning("group membership poll failed error=%s", exc)
+                self._stop.wait(1.0)
+
+    def _revoked(self, partitions: set[int]) -> None:
+        self._assigned = frozenset()
+        log.info("partitions revoked partitions=%s", sorted(partitions))
+        self._on_revoked(partitions)
+
+    def _granted(self, partitions: set[int]) -> None:
+        self._assigned = frozenset(partitions)
+        log.info("partitions assigned partitions=%s", sorted(partitions))
+
+    def close(self) -> None:
+        """Leave the group at once, so the partitions move to the other replicas."""
+        self._stop.set()
+        self._thread.join(timeout=10)
+        self._consumer.close(autocommit=False)
+
+
+class _MembershipListener(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, membership: GroupMembership) -> None:
+        self._membership = membership
+
+    def on_partitions_revoked(self, revoked: Any) -> None:
+        self._membership._revoked({tp.partition for tp in revoked})
+
+    def on_partitions_assigned(self, assigned: Any) -> None:
+        self._membership._granted({tp.partition for tp in assigned})
+
+
+# --- notifier: a consumer whose records are settled out of order (delivery retries) ---------
+
+
+class OffsetConsumer:
+    """A group consumer for a runner that holds records and commits explicit offsets.
+
+    `on_revoked` gets the (topic, partition) pairs about to move away, before they
+    do, so the runner can commit what it settled and drop what it holds.
+    """
+
+    def __init__(
+        self,
+        settings: KafkaSettings,
+        topics: Sequence[str],
+        group_id: str,
+        name: str,
+        on_revoked: Callable[[set[tuple[str, int]]], None] | None = None,
+    ) -> None:
+        self._consumer = KafkaConsumer(
+            bootstrap_servers=settings.bootstrap_servers,
+            group_id=group_id,
+            client_id=f"{settings.client_id}-{name}",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=settings.max_poll_records,
+            session_timeout_ms=int(settings.session_timeout_seconds * 1000),
+            heartbeat_interval_ms=int(settings.session_timeout_seconds * 1000 / 3),
+            max_poll_interval_ms=int(settings.max_poll_interval_seconds * 1000),
+            **_security(settings),
+        )
+        self._consumer.subscribe(list(topics), listener=_RevokeListener(on_revoked))
+
+    def poll(self, timeout: float) -> list[Message]:
+        polled = self._consumer.poll(timeout_ms=int(timeout * 1000))
+        return [_to_message(r) for records in polled.values() for r in records]
+
+    def commit(self, offsets: dict[tuple[str, int], int]) -> bool:
+        """Commit next-offsets per partition; False if the group moved on (not an error)."""
+        if not offsets:
+            return True
+        try:
+            self._consumer.commit(
+                {TopicPartition(*tp): OffsetAndMetadata(o, "", -1) for tp, o in offsets.items()}
+            )
+        except KafkaError as exc:
+            log.warning("commit failed offsets=%s error=%s", offsets, exc)
+            return False
+        return True
+
+    def seek(self, offsets: dict[tuple[str, int], int]) -> None:
+        """Read these partitions again from these offsets (records released unsettled)."""
+        for (topic, partition), offset in offsets.items():
+            self._consumer.seek(TopicPartition(topic, partition), offset)
+
+    def pause(self) -> None:
+        assigned = self._consumer.assignment()
+        if assigned:
+            self._consumer.pause(*assigned)
+
+    def resume(self) -> None:
+        paused = self._consumer.paused()
+        if paused:
+            self._consumer.resume(*paused)
+
+    def close(self) -> None:
+        self._consumer.close(autocommit=False)
+
+
+class _RevokeListener(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, on_revoked: Callable[[set[tuple[str, int]]], None] | None) -> None:
+        self._on_revoked = on_revoked
+
+    def on_partitions_revoked(self, revoked: Any) -> None:
+        if self._on_revoked is not None and revoked:
+            self._on_revoked({(tp.topic, tp.partition) for tp in revoked})
+
+    def on_partitions_assigned(self, assigned: Any) -> None:
+        names = sorted((tp.topic, tp.partition) for tp in assigned)
+        log.info("partitions assigned partitions=%s", names)

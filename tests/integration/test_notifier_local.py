@@ -1,0 +1,122 @@
+"""The one-process mode: durable delivery with real HTTP on 127.0.0.1, no broker."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from notifier_receiver import Receiver, make_alert
+from standardwebhooks import Webhook
+
+from pipeline.config import Destination, NotifierSettings
+from pipeline.metrics import Metrics
+from pipeline.notifier.dispatch import Dispatcher
+from pipeline.notifier.journal import DeliveryJournal
+from pipeline.notifier.local import LocalDelivery
+
+pytestmark = pytest.mark.integration
+
+SECRET = "whsec_c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0"
+FAST_RETRIES = NotifierSettings(
+    backoff_initial_seconds=0.05, backoff_max_seconds=0.3, handoff_after_seconds=1.0,
+    timeout_seconds=2.0,
+)  # fmt: skip
+
+
+@pytest.fixture
+def receivers() -> Iterator[tuple[Receiver, Receiver]]:
+    flaky, steady = Receiver(), Receiver()
+    yield flaky, steady
+    flaky.close()
+    steady.close()
+
+
+def destinations(flaky: Receiver, steady: Receiver) -> list[Destination]:
+    fast = {"rate_per_second": 100.0, "burst": 10}
+    return [
+        Destination(id="flaky", type="webhook", url=flaky.url(), secret=SECRET, **fast),
+        Destination(id="steady", type="webhook", url=steady.url(), secret=SECRET, **fast),
+    ]
+
+
+def delivery(
+    dests: list[Destination], state: Path, settings: NotifierSettings = FAST_RETRIES
+) -> tuple[LocalDelivery, Dispatcher]:
+    stop = threading.Event()
+    dispatcher = Dispatcher(dests, settings, Metrics(), sleep=stop.wait)
+    return LocalDelivery(dispatcher, state, dispatcher.metrics), dispatcher
+
+
+def test_outage_delays_only_its_destination_and_survives_a_restart(
+    receivers: tuple[Receiver, Receiver], tmp_path: Path
+) -> None:
+    flaky, steady = receivers
+    flaky.always(503)
+    first, dispatcher = delivery(destinations(flaky, steady), tmp_path)
+    first.start()
+    for n in range(5):
+        assert first.submit(make_alert(n)) == 2
+    assert first.submit(make_alert(0)) == 0  # already pending: not queued twice
+    assert steady.wait_for(5, timeout=10)  # the healthy destination is not held up
+    assert first.pending() == 5
+    first.close()
+    dispatcher.close()
+    journal = DeliveryJournal(tmp_path / "notifier" / "pending.jsonl")
+    assert sorted(t.key for t in journal.open()) == [f"alert-{n:04d}/flaky" for n in range(5)]
+    journal.close()
+
+    flaky.always(200)
+    second, dispatcher = delivery(destinations(flaky, steady), tmp_path)
+    assert second.start() == 5
+    assert second.wait_idle(timeout=15)
+    second.close()
+    dispatcher.close()
+    ids = sorted(r.headers["webhook-id"] for r in flaky.accepted())
+    assert ids == [f"alert-{n:04d}" for n in range(5)]  # each exactly once
+    for request in flaky.accepted():
+        Webhook(SECRET).verify(request.body, request.headers)
+    assert len(steady.accepted()) == 5
+
+
+def test_permanent_failures_go_to_the_dead_letter_file(
+    receivers: tuple[Receiver, Receiver], tmp_path: Path
+) -> None:
+    flaky, steady = receivers
+    flaky.always(404)
+    local, dispatcher = delivery(destinations(flaky, steady), tmp_path)
+    local.start()
+    local.submit(make_alert(1))
+    assert local.wait_idle(timeout=10)
+    local.close()
+    dispatcher.close()
+    (line,) = (tmp_path / "notifier" / "dead-letters.jsonl").read_text().splitlines()
+    entry = json.loads(line)
+    assert entry["destination"] == "flaky"
+    assert entry["error"]["reason"] == "rejected"
+    assert json.loads(entry["alert"])["alert_id"] == "alert-0001"
+    assert (
+        dispatcher.metrics.registry.get_sample_value(
+            "newsmon_dead_letters_total", {"stage": "notifier", "reason": "rejected"}
+        )
+        == 1
+    )
+
+
+def test_close_is_prompt_while_a_destination_is_down(
+    receivers: tuple[Receiver, Receiver], tmp_path: Path
+) -> None:
+    flaky, steady = receivers
+    flaky.always(503)
+    local, dispatcher = delivery(destinations(flaky, steady), tmp_path)
+    local.start()
+    for n in range(20):
+        local.submit(make_alert(n))
+    time.sleep(0.5)
+    started = time.monotonic()
+    local.close()
+    dispatcher.close()
+    assert time.monotonic() - started < 3.0
