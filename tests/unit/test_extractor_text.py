@@ -1,0 +1,251 @@
+"""Main-text extraction: furniture stays out, bad input is rejected with a reason, quality holds."""
+
+from __future__ import annotations
+
+import html
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from pipeline.errors import ExtractionRejected
+from pipeline.extractor import text as text_module
+from pipeline.extractor.text import Article, extract_article
+from pipeline.extractor.text_decode import decode_html
+from pipeline.extractor.text_score import load_corpus, match_page, pooled, score
+
+ROOT = Path(__file__).resolve().parents[2]
+TESTDATA = ROOT / "tests" / "testdata"
+SEED_TEMPLATE = TESTDATA / "extraction" / "seed_page.html"
+BASELINE = TESTDATA / "extraction_baseline.json"
+URL = "https://harbourpost.example/world/musk-qin"
+
+STORY_SENTENCES = (
+    "foreign minister met with Tesla CEO Elon Musk on Tuesday",
+    "dangerous driving",
+    "Tesla was willing to expand its operations in China and was",
+    "opposed to unbundling,",
+    "a reference to fears that the world could split into multiple markets",
+    "Tesla did not respond to emailed requests for information about Musk",
+)
+FURNITURE = (
+    # trending sidebar and related stories, naming the story's own subjects
+    "Tesla recalls two million cars",
+    "Qin Gang removed as foreign minister",
+    "Tesla to build a second Shanghai plant",
+    "Qin Gang warns Washington",
+    "Megapack",
+    "Nvidia",
+    "Musk names a new Twitter chief",
+    "Trending",
+    "Most read",
+    "Related stories",
+    # menus, share tools, newsletter pitch, comment form and footer
+    "Front page",
+    "Tesla coverage",
+    "Qin Gang profile",
+    "Subscribe from",
+    "Share on",
+    "Morning Briefing",
+    "Please enter your comment!",
+    "Please enter your name here",
+    "incorrect email address",
+    "Leave a Reply",
+    "Post Comment",
+    "All rights reserved",
+    "Privacy policy",
+)
+
+
+def seed_story(shared_dir: Path) -> tuple[str, str, list[str]]:
+    """Title, standfirst and paragraphs of the seed story, without its scraped comment form."""
+    text = (shared_dir / "corpora" / "seed-story.txt").read_text(encoding="utf-8")
+    blocks = [line.strip() for line in text.splitlines() if line.strip()]
+    assert blocks[-2:] == ["Please enter your comment!", "Please enter your name here"]
+    return blocks[0], blocks[1], blocks[2:-2]
+
+
+def seed_page(shared_dir: Path) -> str:
+    title, standfirst, paragraphs = seed_story(shared_dir)
+    body = "\n".join(f"          <p>{html.escape(p, quote=False)}</p>" for p in paragraphs)
+    return (
+        SEED_TEMPLATE.read_text(encoding="utf-8")
+        .replace("{{title}}", html.escape(title))
+        .replace("{{standfirst}}", html.escape(standfirst, quote=False))
+        .replace("{{paragraphs}}", body)
+    )
+
+
+@pytest.fixture(scope="module")
+def seed_article(shared_dir: Path) -> Article:
+    return extract_article(seed_page(shared_dir), URL)
+
+
+# --- the seed page -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("sentence", STORY_SENTENCES)
+def test_the_seed_story_is_extracted(seed_article: Article, sentence: str) -> None:
+    assert sentence in seed_article.text
+
+
+@pytest.mark.parametrize("furniture", FURNITURE)
+def test_page_furniture_stays_out_of_the_text(seed_article: Article, furniture: str) -> None:
+    assert furniture not in seed_article.text
+
+
+def test_the_seed_text_is_the_story_and_only_the_story(
+    seed_article: Article, shared_dir: Path
+) -> None:
+    _, standfirst, paragraphs = seed_story(shared_dir)
+    counts = match_page("\n".join([standfirst, *paragraphs]), seed_article.text)
+    assert (counts.precision, counts.recall) == (1.0, 1.0), counts
+    assert seed_article.text.split("\n")[1:] == paragraphs, "one paragraph per line"
+
+
+def test_the_seed_metadata_is_read(seed_article: Article, shared_dir: Path) -> None:
+    title, _, _ = seed_story(shared_dir)
+    assert seed_article == Article(seed_article.text, title, "Wei Chen", "2023-05-30", "en")
+
+
+def test_bytes_are_decoded_by_the_declared_charset(shared_dir: Path) -> None:
+    page = seed_page(shared_dir).replace('charset="utf-8"', 'charset="windows-1252"')
+    article = extract_article(page.encode("cp1252", errors="replace"), URL)
+    assert "China\u2019s foreign minister met with Tesla CEO" in article.text  # curly apostrophe
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        ("<p>caf\u00e9 \u2014 na\u00efve</p>".encode(), "<p>caf\u00e9 \u2014 na\u00efve</p>"),
+        ("<p>\u00e9t\u00e9</p>".encode("utf-16"), "<p>\u00e9t\u00e9</p>"),  # with a BOM
+        (b'<meta charset="iso-8859-1"><p>\x93caf\xe9\x94</p>', "\u201ccaf\u00e9\u201d</p>"),
+        (
+            b"<meta charset='koi8-r'><p>\xf0\xd2\xc9\xd7\xc5\xd4</p>",
+            "\u041f\u0440\u0438\u0432\u0435\u0442</p>",
+        ),
+        (b'<meta charset="no-such-charset"><p>ok \xff</p>', '"no-such-charset"><p>ok '),
+    ],
+    ids=["utf-8", "utf-16-bom", "latin-1-as-windows-1252", "koi8-r", "unknown-charset"],
+)
+def test_decoding(data: bytes, expected: str) -> None:
+    assert expected in decode_html(data)
+
+
+# --- rejections --------------------------------------------------------------------------
+
+FILLER = "<p>" + "A sentence of ordinary story text, long enough to count. " * 3 + "</p>"
+
+
+@pytest.mark.parametrize(
+    ("page", "reason"),
+    [
+        (b"", "empty"),
+        ("", "empty"),
+        (" \n\t \r\n", "empty"),
+        (b"   \n", "empty"),
+        (b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<< /Type /Catalog >>\nendobj\n" * 40, "not_html"),
+        (b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 20, "not_html"),
+        (bytes(range(256)) * 40, "not_html"),
+        (b"\x00" * 4096, "not_html"),
+        ("Plain text with no markup at all. " * 40, "not_html"),
+        ("<html><body><p>Too short to be a story.</p></body></html>", "too_short"),
+        ("<html><head><title>Only a title</title></head><body></body></html>", "too_short"),
+        ("<html><body><nav>" + FILLER * 3 + "</nav></body></html>", "too_short"),
+        (
+            "<html><body>" + "<div><a href='/x'>link</a></div>" * 30_000 + "</body></html>",
+            "too_large",
+        ),
+    ],
+    ids=[
+        "empty-bytes",
+        "empty-str",
+        "whitespace",
+        "whitespace-bytes",
+        "pdf",
+        "png",
+        "binary-garbage",
+        "nul-bytes",
+        "plain-text",
+        "short-page",
+        "no-body-text",
+        "only-furniture",
+        "too-many-elements",
+    ],
+)
+def test_rejections_carry_a_reason(page: str | bytes, reason: str) -> None:
+    with pytest.raises(ExtractionRejected) as caught:
+        extract_article(page)
+    assert caught.value.reason == reason
+
+
+def test_min_chars_decides_what_is_too_short() -> None:
+    page = f"<html><body><article>{FILLER * 2}</article></body></html>"
+    assert len(extract_article(page, min_chars=100).text) > 100
+    with pytest.raises(ExtractionRejected, match="need 10000") as caught:
+        extract_article(page, min_chars=10_000)
+    assert caught.value.reason == "too_short"
+
+
+def _fail(*_args: object) -> None:
+    raise RecursionError("maximum recursion depth exceeded")
+
+
+def test_a_library_failure_is_a_rejection_not_a_crash(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(text_module, "prune_furniture", _fail)
+    with pytest.raises(ExtractionRejected) as caught:
+        extract_article(f"<html><body>{FILLER * 3}</body></html>")
+    assert caught.value.reason == "extraction_error"
+
+
+def test_unreadable_metadata_does_not_cost_the_text(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(text_module, "read_meta", _fail)
+    article = extract_article(f"<html><body>{FILLER * 3}</body></html>")
+    assert (article.title, article.date, len(article.text) > 200) == (None, None, True)
+
+
+@pytest.mark.parametrize(
+    "page",
+    [
+        "<html><body>"
+        + '<div class="x"><span>junk junk</span><a href="/a">link</a></div>' * 80_000,
+        "<html><body><p>" + "junk " * 1_000_000 + "</p></body></html>",
+        "<html><body>" + "<div>" * 300_000 + FILLER + "</div>" * 300_000 + "</body></html>",
+        "<html><body>" + "<p><b><i>junk</b></p></i>&amp;&#xFFFFFF;<<>>" * 100_000,
+    ],
+    ids=["many-elements", "one-huge-paragraph", "deep-nesting", "broken-tags"],
+)
+def test_five_megabytes_of_junk_end_quickly_in_an_answer(page: str) -> None:
+    assert len(page) >= 2_500_000
+    start = time.process_time()
+    try:
+        article = extract_article(page.encode())
+    except ExtractionRejected as rejected:
+        assert rejected.reason in {"too_large", "too_short"}
+    else:
+        assert article.text
+    assert time.process_time() - start < 10
+
+
+# --- quality on the scored corpus ------------------------------------------------------------
+
+
+def test_quality_on_the_corpus_stays_above_the_pinned_floors(shared_dir: Path) -> None:
+    corpus = shared_dir / "corpora" / "article-extraction"
+    if not (corpus / "ground-truth.json").is_file():
+        pytest.fail(f"extraction corpus missing at {corpus}: the quality gate cannot run")
+    pages = load_corpus(corpus)
+    counts = [match_page(page.truth, _text_or_empty(page.html, page.url)) for page in pages]
+    floors = json.loads(BASELINE.read_text(encoding="utf-8"))
+    for name, result in (("benchmark", score(counts)), ("pooled", pooled(counts))):
+        achieved = {"f1": result.f1, "precision": result.precision, "recall": result.recall}
+        for metric, floor in floors[name].items():
+            assert achieved[metric] >= floor, f"{name} {metric} {achieved[metric]:.4f} < {floor}"
+
+
+def _text_or_empty(page: bytes, url: str) -> str:
+    try:
+        return extract_article(page, url).text
+    except ExtractionRejected:
+        return ""
