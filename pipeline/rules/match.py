@@ -1,0 +1,258 @@
+"""Story + compiled rules -> the rules that fire, with where they matched. Pure.
+
+A story is scanned once per field and automaton, whatever the number of rules;
+each automaton hit names the terms that share its key. That first pass only
+notes the hits. Only rules with a hit on one of their `terms` are then looked
+at, cheapest check first: the story filters (sources, topics), then their
+hits are placed (char offsets, the separators of a phrase), then `none`,
+`all`, and last the entity check, which asks whether the matched words lie
+inside a mention of an entity of one of the rule's types (Tesla the ORG, not
+Nikola Tesla the PERSON). So `all`/`none` terms that occur in a story cost
+next to nothing for rules whose watch terms do not.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from pipeline.config import Rule
+from pipeline.models import EnrichedStory, MatchedTerm, TextField
+from pipeline.rules.compile import CompiledRules, Stream, TermSpec
+from pipeline.rules.tokens import FieldWords, gap_kind
+
+FIELDS: tuple[TextField, ...] = ("title", "summary", "text")
+MAX_MATCHED_TERMS = 10
+_SPACES = re.compile(r"\s+")
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """A term found in a field, at char offsets into that field."""
+
+    spec: TermSpec
+    field: TextField
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class RuleMatch:
+    """A rule that fires on a story: the first hit of each of its `terms` in each field (what
+    an alert shows), in field and text order."""
+
+    rule: Rule
+    hits: tuple[Hit, ...]
+
+
+class _FieldScan:
+    """One field's word streams, built once; places raw automaton hits in the field's text."""
+
+    def __init__(self, field: TextField, text: str) -> None:
+        self.field = field
+        self.text = text
+        self.words = FieldWords(text)
+        self._streams: dict[Stream, str] = {}
+
+    def stream(self, kind: Stream) -> str:
+        if kind not in self._streams:
+            words = self.words.surface if kind == "surface" else self.words.stems()
+            self._streams[kind] = f" {words} "
+        return self._streams[kind]
+
+    def place(self, spec: TermSpec, at: int) -> Hit | None:
+        """The hit whose key starts at stream offset `at`, if its words are separated as the
+        term's are (so "Qin. Gang" is not "Qin Gang", but "US-China" is "US China")."""
+        starts, ends = self.words.spans()
+        first = self.stream(spec.stream).count(" ", 0, at)
+        last = first + spec.length - 1
+        for k, want in enumerate(spec.gaps, start=first):
+            if gap_kind(self.text[ends[k] : starts[k + 1]]) != want:
+                return None
+        return Hit(spec, self.field, starts[first], ends[last])
+
+
+# Where each automaton key was found: the field, and the offset of the key in its stream.
+_KeyHits = dict[int, list[tuple[_FieldScan, int]]]
+
+
+def _scan(story: EnrichedStory, compiled: CompiledRules) -> tuple[_KeyHits, set[int]]:
+    """(hits by key id, the rules whose watch terms were hit): one pass per field and stream."""
+    found: _KeyHits = defaultdict(list)
+    candidates: set[int] = set()
+    for field in FIELDS:
+        scan = _FieldScan(field, getattr(story, field))
+        if not scan.words.surface:
+            continue
+        for kind, automaton in compiled.automata.items():
+            length: int
+            key_id: int
+            watchers: tuple[int, ...]
+            for end, (length, key_id, watchers) in automaton.iter(scan.stream(kind)):
+                found[key_id].append((scan, end - length + 1))
+                if watchers:
+                    candidates.update(watchers)
+    return found, candidates
+
+
+def match_story(story: EnrichedStory, compiled: CompiledRules) -> list[RuleMatch]:
+    """The rules that fire on the story, in rule-file order."""
+    found, candidates = _scan(story, compiled)
+    entities = _EntitySpans(story)
+    matches = []
+    for rule_index in sorted(candidates):
+        rule = compiled.rules[rule_index]
+        hits = _rule_hits(rule, compiled.terms[rule_index], found, story, entities)
+        if hits:
+            matches.append(RuleMatch(rule, tuple(hits)))
+    return matches
+
+
+def _rule_hits(
+    rule: Rule,
+    terms: tuple[TermSpec, ...],
+    found: _KeyHits,
+    story: EnrichedStory,
+    entities: _EntitySpans,
+) -> list[Hit]:
+    """The watch-term hits that make the rule fire, or none when a filter or condition says no."""
+    if not (source_allowed(rule, story) and topic_allowed(rule, story)):
+        return []
+    placed = _Placer(rule, found)
+    if any(placed.occurs(spec) for spec in terms if spec.kind == "none"):
+        return []
+    if not all(placed.occurs(spec) for spec in terms if spec.kind == "all"):
+        return []
+    accept = (lambda hit: entities.covers(hit, rule.entity_types)) if rule.entity_types else None
+    hits = [hit for spec in terms if spec.kind == "any" for hit in placed.firsts(spec, accept)]
+    return sorted(hits, key=lambda h: (FIELDS.index(h.field), h.start, h.end))
+
+
+class _Placer:
+    """A rule's raw hits placed in the text, in the rule's fields only."""
+
+    def __init__(self, rule: Rule, found: _KeyHits) -> None:
+        self.fields = rule.fields
+        self.found = found
+
+    def _placed(self, spec: TermSpec) -> Iterator[Hit]:
+        for scan, at in self.found.get(spec.key_id, ()):
+            if scan.field in self.fields:
+                hit = scan.place(spec, at)
+                if hit is not None:
+                    yield hit
+
+    def occurs(self, spec: TermSpec) -> bool:
+        """Does the term occur at least once? (stops at the first occurrence)"""
+        return next(self._placed(spec), None) is not None
+
+    def firsts(self, spec: TermSpec, accept: Callable[[Hit], bool] | None) -> list[Hit]:
+        """The first accepted occurrence of the term in each field: all that an alert shows,
+        so a term repeated through a long text is placed only until it counts."""
+        firsts: dict[str, Hit] = {}
+        for scan, at in self.found.get(spec.key_id, ()):
+            if scan.field in firsts or scan.field not in self.fields:
+                continue
+            hit = scan.place(spec, at)
+            if hit is not None and (accept is None or accept(hit)):
+                firsts[scan.field] = hit
+        return list(firsts.values())
+
+
+def source_allowed(rule: Rule, story: EnrichedStory) -> bool:
+    """`sources` names feeds (as in feeds.yaml) or sites ('reuters.com' covers www.reuters.com)."""
+    if not rule.sources:
+        return True
+    host = (urlsplit(story.url).hostname or "").casefold()
+    for source in (s.casefold() for s in rule.sources):
+        if source == story.feed.casefold() or host == source or host.endswith("." + source):
+            return True
+    return False
+
+
+def topic_allowed(rule: Rule, story: EnrichedStory) -> bool:
+    if not rule.topics:
+        return True
+    wanted = {t.casefold() for t in rule.topics}
+    return any(t.topic.casefold() in wanted for t in story.topics)
+
+
+_DETERMINER = re.compile(r"^\s*(?:the|a|an)\b", re.IGNORECASE)
+_POSSESSIVE = re.compile(r"['\u2019]s?\s*$")
+
+
+def heads_name(prefix: str) -> bool:
+    """True when the entity text before a match adds no other name word to it.
+
+    A determiner ("The Tesla board") or a possessor ("Musk's Tesla") may precede the
+    match; a capitalised word ("Nikola Tesla") makes it part of another name.
+    """
+    rest = _DETERMINER.sub("", prefix)
+    if not rest.strip() or _POSSESSIVE.search(rest):
+        return True
+    return not any(word[:1].isupper() for word in rest.split())
+
+
+class _EntitySpans:
+    """The story's entity mentions per field, built only if a rule with entity_types needs them."""
+
+    def __init__(self, story: EnrichedStory) -> None:
+        self._story = story
+        self._spans: dict[str, list[tuple[int, int, str]]] | None = None
+
+    def covers(self, hit: Hit, labels: list[str]) -> bool:
+        """The hit lies in an entity of a wanted type and heads its name.
+
+        "Tesla" in the ORG "Tesla Inc." or "Musk's Tesla" counts; in "Nikola Tesla" or
+        "the Nikola Tesla Museum" (which small NER models also call ORG) it is the tail
+        of another name and does not.
+        """
+        text: str = getattr(self._story, hit.field)
+        return any(
+            s <= hit.start and hit.end <= e and label in labels and heads_name(text[s : hit.start])
+            for s, e, label in self._index().get(hit.field, [])
+        )
+
+    def _index(self) -> dict[str, list[tuple[int, int, str]]]:
+        if self._spans is None:
+            self._spans = defaultdict(list)
+            for entity in self._story.entities:
+                for m in entity.mentions:
+                    self._spans[m.field].append((m.start, m.end, entity.label.upper()))
+        return self._spans
+
+
+def matched_terms(match: RuleMatch, story: EnrichedStory, width: int) -> list[MatchedTerm]:
+    """The first hit of each term in each field, with a snippet that marks it."""
+    seen: set[tuple[str, str]] = set()
+    terms = []
+    for hit in match.hits:
+        if (hit.spec.term, hit.field) in seen:
+            continue
+        seen.add((hit.spec.term, hit.field))
+        text = getattr(story, hit.field)
+        terms.append(
+            MatchedTerm(
+                term=hit.spec.term,
+                field=hit.field,
+                matched_text=text[hit.start : hit.end],
+                snippet=snippet(text, hit.start, hit.end, width),
+            )
+        )
+    return terms[:MAX_MATCHED_TERMS]
+
+
+def snippet(text: str, start: int, end: int, width: int) -> str:
+    """About `width` chars around text[start:end], cut between words, the match marked **so**."""
+    side = max((width - (end - start)) // 2, 10)
+    a, b = max(0, start - side), min(len(text), end + side)
+    left, right = _SPACES.sub(" ", text[a:start]), _SPACES.sub(" ", text[end:b])
+    if a > 0 and not text[a - 1].isspace():
+        left = left[left.find(" ") + 1 :] if " " in left else left
+    if b < len(text) and not text[b].isspace():
+        right = right[: right.rfind(" ")] if " " in right else right
+    marked = f"{left}**{_SPACES.sub(' ', text[start:end])}**{right}".strip()
+    return ("…" if a > 0 else "") + marked + ("…" if b < len(text) else "")

@@ -1,0 +1,94 @@
+"""The thin runner around the engine: EnrichedStory records in, Alert records out.
+
+Alerts are keyed by `alert_id`: a re-published alert (after a crash, see
+`store.py`) lands in the same partition as its first copy, so a notifier
+replica that owns that partition can drop it with only its own memory of ids.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+
+from pipeline.errors import PipelineError, Retryable
+from pipeline.kafka_io import Message, Output, Result, StageRunner
+from pipeline.models import Alert, EnrichedStory, decode
+from pipeline.rules.engine import RulesEngine
+from pipeline.rules.store import SourcePosition
+
+log = logging.getLogger(__name__)
+
+
+def alert_output(topic: str, alert: Alert) -> Output:
+    return Output(topic, key=alert.alert_id, value=alert.to_bytes())
+
+
+class RulesStage:
+    """A `Stage` for `StageRunner`; run it with `chunk_size=1` (see `handle_batch`)."""
+
+    name = "rules"
+
+    def __init__(self, engine: RulesEngine, alerts_topic: str) -> None:
+        self.engine = engine
+        self.alerts_topic = alerts_topic
+
+    def handle_batch(self, messages: Sequence[Message]) -> Sequence[Result]:
+        """Confirm what is committed, then handle each story.
+
+        The runner commits a chunk before it hands over the next, so every record
+        of a partition before the first one seen here was committed, and with it
+        the alerts it produced. With chunks of one record that holds even when the
+        runner re-handles a record after an error.
+        """
+        for (topic, partition), offset in _first_offsets(messages).items():
+            self.engine.confirm_before(topic, partition, offset)
+        return [self._handle(message) for message in messages]
+
+    def _handle(self, message: Message) -> Result:
+        try:
+            story = decode(EnrichedStory, message.value)
+            position = SourcePosition(message.topic, message.partition, message.offset)
+            alerts = self.engine.process(story, position)
+        except PipelineError as exc:
+            return exc
+        return [alert_output(self.alerts_topic, alert) for alert in alerts]
+
+
+def _first_offsets(messages: Sequence[Message]) -> dict[tuple[str, int], int]:
+    first: dict[tuple[str, int], int] = {}
+    for m in messages:
+        key = (m.topic, m.partition)
+        first[key] = min(first.get(key, m.offset), m.offset)
+    return first
+
+
+def run_worker(runner: StageRunner, stage: RulesStage, stop: threading.Event) -> None:
+    """Poll and handle until stopped; between polls, send the digests whose window closed
+    and pick up a changed rules file.
+
+    Digests go out here rather than as the output of some record so that they
+    are sent even when no further story arrives; likewise a SIGHUP takes effect
+    (and is logged) on an idle stream, not only when the next story comes.
+    """
+
+    def publish(alerts: Sequence[Alert]) -> None:
+        runner.producer.publish([alert_output(stage.alerts_topic, a) for a in alerts])
+
+    try:
+        while not stop.is_set():
+            runner.run_once()
+            send_digests(stage.engine, publish)
+            stage.engine.reload_if_due()
+    finally:
+        runner.close()
+        stage.engine.close()
+
+
+def send_digests(engine: RulesEngine, publish: Callable[[Sequence[Alert]], None]) -> int:
+    """Digests that cannot be published now stay held and are tried again on the next call."""
+    try:
+        return engine.emit_due_digests(publish)
+    except Retryable as exc:
+        log.error("digest publish failed, will retry error=%s", exc)
+        return 0

@@ -1,0 +1,96 @@
+"""The rules worker (`RulesStage` run by the real `StageRunner`) in its own process, for kill tests.
+
+`--hang-before-commit` makes it stop for good after the first chunk's alerts are
+published and before its offset is committed (it writes "published" to `--log`
+first), so a test can kill -9 it in exactly that window. `--exit-when-idle`
+stops it once nothing has arrived for a few seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from pipeline.config import KafkaSettings, RulesSettings
+from pipeline.kafka_io import Message, Result, StageRunner
+from pipeline.metrics import Metrics
+from pipeline.rules.engine import STORE_FILE, RulesEngine
+from pipeline.rules.stage import RulesStage, run_worker
+from pipeline.rules.store import AlertStore
+from pipeline.runtime import stop_event
+
+
+class HangBeforeCommit(StageRunner):
+    log_path: Path
+
+    def _commit(self, chunk: list[Message]) -> None:
+        with self.log_path.open("a") as log:
+            log.write("published\n")
+        time.sleep(3600)
+
+
+class IdleExit:
+    """Stop once nothing arrived for `quiet` seconds, after a grace period to join the group."""
+
+    def __init__(self, stop: threading.Event, quiet: float = 3.0, grace: float = 8.0) -> None:
+        self.stop, self.quiet, self.grace = stop, quiet, grace
+        self.started = time.monotonic()
+        self.idle_since: float | None = None
+
+    def __call__(self) -> None:
+        now = time.monotonic()
+        self.idle_since = self.idle_since or now
+        if now - self.started > self.grace and now - self.idle_since > self.quiet:
+            self.stop.set()
+
+    def reset(self) -> None:
+        self.idle_since = None
+
+
+class WatchedStage(RulesStage):
+    """Tells the idle timer that records are still arriving."""
+
+    on_record: IdleExit | None = None
+
+    def handle_batch(self, messages: Sequence[Message]) -> Sequence[Result]:
+        if self.on_record is not None:
+            self.on_record.reset()
+        return super().handle_batch(messages)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--settings", required=True, help="KafkaSettings as JSON")
+    parser.add_argument("--rules", type=Path, required=True)
+    parser.add_argument("--state-dir", type=Path, required=True)
+    parser.add_argument("--log", type=Path, required=True)
+    parser.add_argument("--hang-before-commit", action="store_true")
+    parser.add_argument("--exit-when-idle", action="store_true")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr)
+    settings = KafkaSettings.model_validate(json.loads(args.settings))
+    metrics = Metrics()
+    stop = stop_event()
+    store = AlertStore(args.state_dir / STORE_FILE)
+    engine = RulesEngine(args.rules, RulesSettings(), store, metrics)
+    stage = WatchedStage(engine, settings.topics.alerts)
+    runner_class = HangBeforeCommit if args.hang_before_commit else StageRunner
+    on_idle = IdleExit(stop) if args.exit_when_idle else None
+    stage.on_record = on_idle
+    runner = runner_class(
+        stage, settings, [settings.topics.enriched], metrics, stop, chunk_size=1, on_idle=on_idle
+    )
+    if isinstance(runner, HangBeforeCommit):
+        runner.log_path = args.log
+    run_worker(runner, stage, stop)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
