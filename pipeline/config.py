@@ -262,7 +262,7 @@ class _EnvSource(EnvSettingsSource):
 
     def __init__(self, settings_cls: type[BaseSettings]) -> None:
         super().__init__(settings_cls)
-        self.env_vars = {k: v for k, v in self.env_vars.items() if not k.endswith("_file")}
+        self.env_vars = {k: v for k, v in self.env_vars.items() if not _is_secret_file_variable(k)}
 
 
 class _FileEnvSource(PydanticBaseSettingsSource):
@@ -277,6 +277,8 @@ class _FileEnvSource(PydanticBaseSettingsSource):
             upper = name.upper()
             if not (upper.startswith(ENV_PREFIX) and upper.endswith("_FILE")):
                 continue
+            if not _is_secret_file_variable(name):
+                continue
             keys = upper[len(ENV_PREFIX) : -len("_FILE")].lower().split(ENV_DELIMITER)
             try:
                 secret = Path(path).read_text(encoding="utf-8").strip()
@@ -284,6 +286,21 @@ class _FileEnvSource(PydanticBaseSettingsSource):
                 raise ConfigError([f"{name}: cannot read {path}: {exc.strerror}"]) from exc
             _set_nested(values, keys, secret)
         return values
+
+
+def _is_secret_file_variable(name: str) -> bool:
+    """`NEWSMON_A__B_FILE` names a file holding a.b, unless a.b_file is itself a setting."""
+    lower = name.lower()
+    if not (lower.startswith(ENV_PREFIX.lower()) and lower.endswith("_file")):
+        return False
+    model: Any = Settings
+    for key in lower[len(ENV_PREFIX) :].split(ENV_DELIMITER.lower()):
+        is_model = isinstance(model, type) and issubclass(model, BaseModel)
+        field = model.model_fields.get(key) if is_model else None
+        if field is None:
+            return True
+        model = field.annotation
+    return False
 
 
 def _set_nested(target: dict[str, Any], keys: list[str], value: Any) -> None:

@@ -140,3 +140,11 @@ def test_cli_overrides_beat_env(files: dict[str, Path], monkeypatch: pytest.Monk
 )
 def test_durations(text: object, seconds: float) -> None:
     assert parse_duration(text) == seconds
+
+
+def test_a_setting_named_file_is_not_mistaken_for_a_secret_file(
+    files: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NEWSMON_NLP__TOPICS_FILE", "elsewhere/topics.yaml")
+    config = load(files)
+    assert str(config.settings.nlp.topics_file) == "elsewhere/topics.yaml"  # type: ignore[attr-defined]

@@ -1,0 +1,88 @@
+"""`newsmon extractor` (the Kafka worker) and `newsmon enrich` (the same enrichment offline)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+from pipeline.cli_common import add_config_options, load_from_args
+from pipeline.config import Config
+from pipeline.errors import ConfigError
+from pipeline.extractor.entities import check_installed
+from pipeline.extractor.topics import load_taxonomy
+from pipeline.metrics import Metrics
+from pipeline.runtime import setup_logging, start_metrics, stop_event
+
+log = logging.getLogger(__name__)
+
+
+def check_extractor(config: Config) -> None:
+    """`newsmon check-config`: the topic taxonomy is valid and every NER model is installed.
+
+    Problems of both are reported together, each naming its file or setting.
+    """
+    nlp = config.settings.nlp
+    checks: list[Callable[[], object]] = [lambda: load_taxonomy(nlp.topics_file)]
+    checks += [partial(check_installed, name, language) for language, name in nlp.models.items()]
+    problems: list[str] = []
+    for check in checks:
+        try:
+            check()
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise ConfigError(problems)
+
+
+CONFIG_CHECKS = [check_extractor]
+
+
+def cmd_extractor(args: argparse.Namespace) -> int:
+    from pipeline.extractor.runner import run_extractor
+
+    settings = load_from_args(args).settings
+    setup_logging(settings.log)
+    metrics = Metrics()
+    stop = stop_event()
+    start_metrics(settings, metrics)
+    run_extractor(settings, metrics, stop)
+    return 0
+
+
+def cmd_enrich(args: argparse.Namespace) -> int:
+    """Exit status 1 when any input line was rejected (the others are still written)."""
+    from pipeline.extractor.enrich import Enricher
+    from pipeline.extractor.offline import enrich_stream
+
+    overrides: dict[str, Any] = {}
+    if args.batch_size is not None:
+        overrides["nlp"] = {"batch_size": args.batch_size}
+    settings = load_from_args(args, **overrides).settings
+    setup_logging(settings.log)
+    enricher = Enricher.from_settings(settings)
+    done, rejected = enrich_stream(
+        enricher, sys.stdin, sys.stdout, sys.stderr, batch_size=settings.nlp.batch_size
+    )
+    log.info("enrich finished enriched=%s rejected=%s", done, rejected)
+    return 1 if rejected else 0
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    worker = sub.add_parser(
+        "extractor",
+        help="Kafka worker: raw stories in, enriched stories (text, entities, topics) out",
+    )
+    add_config_options(worker)
+    worker.set_defaults(func=cmd_extractor)
+
+    offline = sub.add_parser(
+        "enrich",
+        help="enrich JSON lines {url, html, title?, summary?} from stdin to stdout, no broker",
+    )
+    add_config_options(offline)
+    offline.add_argument("--batch-size", type=int, default=None, help="stories per NER batch")
+    offline.set_defaults(func=cmd_enrich)

@@ -1,0 +1,287 @@
+"""The extractor's transform: a RawStory and what fetching its page gave, to an EnrichedStory.
+
+No sockets here: pages arrive already fetched (or failed), so the Kafka worker,
+`newsmon run` and `newsmon enrich` share this code and tests feed it bytes. A
+story is never lost to its page: a timeout, a PDF, a 404, a paywall or a page
+with too little text all fall back to the feed's title and summary, and
+`fallback_reason` says why.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from spacy.language import Language
+
+from pipeline.config import ExtractionSettings, NlpSettings, Settings
+from pipeline.errors import ExtractionRejected
+from pipeline.extractor.entities import Found, fold_entities, load_ner, recognise
+from pipeline.extractor.text import Article, extract_article
+from pipeline.extractor.topics import Taxonomy, load_taxonomy, score_topics
+from pipeline.metrics import Metrics
+from pipeline.models import EnrichedStory, Entity, RawStory, TextField, TextSource, utcnow
+
+log = logging.getLogger(__name__)
+
+# Content types that are certainly not a page of text; anything else is sniffed by extraction.
+_NOT_HTML_PREFIXES = (
+    "image/", "audio/", "video/", "font/", "application/pdf", "application/zip",
+    "application/vnd.", "application/msword",
+)  # fmt: skip
+_NOT_HTML_TYPES = frozenset({"application/json", "text/csv", "text/calendar"})
+
+
+@dataclass(frozen=True)
+class FetchedPage:
+    """A page body as fetched; `content_type` as the server declared it (may be empty)."""
+
+    body: bytes | str
+    content_type: str = ""
+    url: str = ""
+
+
+@dataclass(frozen=True)
+class PageFailed:
+    """Fetching the page failed; `reason` is the error's fixed token (timeout, too_large...)."""
+
+    reason: str
+    detail: str = ""
+
+
+PageOutcome = FetchedPage | PageFailed
+
+
+@dataclass(frozen=True)
+class StoryText:
+    """The text chosen for a story, and where it came from."""
+
+    title: str
+    text: str
+    source: TextSource
+    fallback_reason: str | None = None
+    author: str | None = None
+    language: str | None = None
+
+
+# --- choosing the text -------------------------------------------------------------------
+
+
+def is_html_type(content_type: str) -> bool:
+    """False only for types that cannot be a page of text; missing or vague types are sniffed."""
+    media = content_type.split(";", 1)[0].strip().lower()
+    return not (media.startswith(_NOT_HTML_PREFIXES) or media in _NOT_HTML_TYPES)
+
+
+def choose_text(story: RawStory, outcome: PageOutcome, *, min_chars: int) -> StoryText:
+    """The page's article text when it has enough, otherwise the feed's title and summary."""
+    if isinstance(outcome, PageFailed):
+        return fallback_text(story, outcome.reason)
+    if not is_html_type(outcome.content_type):
+        return fallback_text(story, "not_html")
+    try:
+        article = extract_article(outcome.body, outcome.url or story.url, min_chars=min_chars)
+    except ExtractionRejected as exc:
+        return fallback_text(story, exc.reason)
+    return full_text(story, article)
+
+
+def full_text(story: RawStory, article: Article) -> StoryText:
+    return StoryText(
+        title=story.title or article.title or "",
+        text=article.text,
+        source="full_text",
+        author=article.author,
+        language=normalise_language(article.language) or normalise_language(story.language),
+    )
+
+
+def fallback_text(story: RawStory, reason: str) -> StoryText:
+    """Title and summary stand in for the article, so rules still see what the feed said."""
+    parts = [p.strip() for p in (story.title, story.summary) if p.strip()]
+    return StoryText(
+        title=story.title,
+        text="\n\n".join(parts),
+        source="summary_fallback",
+        fallback_reason=reason,
+        language=normalise_language(story.language),
+    )
+
+
+def normalise_language(code: str | None) -> str | None:
+    """'en-US', 'EN_gb' and 'en' are all 'en': models are configured per base language."""
+    if not code or not code.strip():
+        return None
+    return code.strip().replace("_", "-").split("-", 1)[0].lower()
+
+
+# --- NER inputs and the story ----------------------------------------------------------------
+
+
+def ner_fields(story: RawStory, chosen: StoryText) -> list[tuple[TextField, str]]:
+    """Title and article text; on fallback title and summary (the text is just those two)."""
+    body: TextField = "text" if chosen.source == "full_text" else "summary"
+    body_text = chosen.text if body == "text" else story.summary
+    pairs: list[tuple[TextField, str]] = [("title", chosen.title), (body, body_text)]
+    return [(field, text) for field, text in pairs if text]
+
+
+def build_story(
+    story: RawStory,
+    chosen: StoryText,
+    entities: Sequence[Entity],
+    taxonomy: Taxonomy,
+    enriched_at: datetime,
+) -> EnrichedStory:
+    topics = score_topics(
+        taxonomy, title=chosen.title, text=chosen.text, entities=entities, categories=story.tags
+    )
+    return EnrichedStory(
+        id=story.id,
+        url=story.url,
+        title=chosen.title,
+        summary=story.summary,
+        text=chosen.text,
+        text_source=chosen.source,
+        fallback_reason=chosen.fallback_reason,
+        author=chosen.author,
+        language=chosen.language,
+        published=story.published,
+        first_seen=story.first_seen,
+        enriched_at=enriched_at,
+        feed=story.feed,
+        tags=story.tags,
+        entities=list(entities),
+        topics=topics,
+    )
+
+
+# --- the enricher -------------------------------------------------------------------------
+
+
+class Enricher:
+    """Everything the CPU-bound part of the stage needs, loaded once per process.
+
+    The Kafka worker, `newsmon enrich` and each process of `newsmon run` hold one
+    and call `enrich_batch`; NER runs once per language over the whole batch.
+    """
+
+    def __init__(
+        self,
+        nlp: NlpSettings,
+        extraction: ExtractionSettings,
+        *,
+        metrics: Metrics | None = None,
+        taxonomy: Taxonomy | None = None,
+        models: Mapping[str, Language] | None = None,
+    ) -> None:
+        self.nlp_settings = nlp
+        self.min_chars = extraction.min_text_chars
+        self.metrics = metrics
+        self.taxonomy = taxonomy if taxonomy is not None else load_taxonomy(nlp.topics_file)
+        self.models = dict(models) if models is not None else load_models(nlp.models)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, metrics: Metrics | None = None) -> Enricher:
+        return cls(settings.nlp, settings.extraction, metrics=metrics)
+
+    def enrich(self, story: RawStory, outcome: PageOutcome) -> EnrichedStory:
+        return self.enrich_batch([(story, outcome)])[0]
+
+    def enrich_batch(self, items: Sequence[tuple[RawStory, PageOutcome]]) -> list[EnrichedStory]:
+        """One EnrichedStory per item, in order."""
+        chosen = [self._choose(story, outcome) for story, outcome in items]
+        stories = [story for story, _ in items]
+        entities = self._entities(stories, chosen)
+        now = utcnow()
+        enriched = [
+            build_story(story, text, found, self.taxonomy, now)
+            for story, text, found in zip(stories, chosen, entities, strict=True)
+        ]
+        if self.metrics is not None:
+            for story in enriched:
+                count_story(self.metrics, story)
+        return enriched
+
+    def _choose(self, story: RawStory, outcome: PageOutcome) -> StoryText:
+        started = time.perf_counter()
+        try:
+            chosen = choose_text(story, outcome, min_chars=self.min_chars)
+        except Exception:
+            # A parser crash on one odd page must not cost the story: fall back and say so.
+            log.exception("extraction crashed story_id=%s feed=%s", story.id, story.feed)
+            chosen = fallback_text(story, "extractor_error")
+        if isinstance(outcome, FetchedPage) and self.metrics is not None:
+            self.metrics.extraction_seconds.observe(time.perf_counter() - started)
+        if chosen.fallback_reason is not None:
+            log.info(
+                "summary fallback story_id=%s feed=%s reason=%s",
+                story.id, story.feed, chosen.fallback_reason,
+            )  # fmt: skip
+        return chosen
+
+    def _entities(
+        self, stories: Sequence[RawStory], chosen: Sequence[StoryText]
+    ) -> list[list[Entity]]:
+        fields = [ner_fields(story, text) for story, text in zip(stories, chosen, strict=True)]
+        found: list[list[tuple[TextField, Sequence[Found]]]] = [[] for _ in stories]
+        for language, indexes in _by_language(chosen, self.nlp_settings.default_language):
+            nlp = self.models.get(language)
+            if nlp is not None:
+                self._recognise(nlp, indexes, fields, found)
+        return [fold_entities(story_found) for story_found in found]
+
+    def _recognise(
+        self,
+        nlp: Language,
+        indexes: Sequence[int],
+        fields: Sequence[list[tuple[TextField, str]]],
+        found: list[list[tuple[TextField, Sequence[Found]]]],
+    ) -> None:
+        """One `nlp.pipe` over all fields of the stories at `indexes`; spans go back in place."""
+        places = [(i, field) for i in indexes for field, _ in fields[i]]
+        texts = [text for i in indexes for _, text in fields[i]]
+        started = time.perf_counter()
+        spans = recognise(
+            nlp,
+            texts,
+            batch_size=self.nlp_settings.batch_size,
+            max_chars=self.nlp_settings.max_chars,
+        )
+        per_story = (time.perf_counter() - started) / max(len(indexes), 1)
+        for (i, field), story_spans in zip(places, spans, strict=True):
+            found[i].append((field, story_spans))
+        if self.metrics is not None:
+            for _ in indexes:
+                self.metrics.ner_seconds.observe(per_story)
+
+
+def count_story(metrics: Metrics, story: EnrichedStory) -> None:
+    """Outcome, text length and entity count of one enriched story (public so a process pool's
+    parent can count what its children enriched)."""
+    metrics.stories_enriched.labels(story.text_source).inc()
+    metrics.text_chars.observe(len(story.text))
+    metrics.entities_per_story.observe(len(story.entities))
+
+
+def _by_language(
+    chosen: Sequence[StoryText], default: str | None
+) -> Iterator[tuple[str, list[int]]]:
+    groups: dict[str, list[int]] = {}
+    for index, text in enumerate(chosen):
+        groups.setdefault(text.language or default or "", []).append(index)
+    yield from groups.items()
+
+
+def load_models(models: Mapping[str, str]) -> dict[str, Language]:
+    """One NER pipeline per configured language; the same package is loaded once."""
+    loaded: dict[str, Language] = {}
+    by_name: dict[str, Language] = {}
+    for language, name in models.items():
+        if name not in by_name:
+            by_name[name] = load_ner(name, language=language)
+        loaded[normalise_language(language) or language] = by_name[name]
+    return loaded

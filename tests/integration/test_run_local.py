@@ -1,0 +1,120 @@
+"""`newsmon run --once`: the whole pipeline in one process, against loopback HTTP only."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import standardwebhooks
+from newsroom import SEED_RULES, Newsroom
+from notifier_receiver import Receiver
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+SECRET = "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+
+@pytest.fixture
+def newsroom(shared_dir: Path) -> Iterator[Newsroom]:
+    site = Newsroom(shared_dir)
+    yield site
+    site.close()
+
+
+def newsmon_run(feeds: Path, state: Path, hook: str, *extra: str) -> list[str]:
+    return [
+        sys.executable, "-m", "pipeline.cli", "run", "--allow-private-networks",
+        "--config", str(ROOT / "configs" / "newsmon.yaml"), "--rules", str(ROOT / "configs" / "rules.yaml"),
+        "--feeds", str(feeds), "--state-dir", str(state),
+        "--webhook", hook, "--webhook-secret", SECRET, *extra,
+    ]  # fmt: skip
+
+
+def child_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSMON_")}
+    env["NEWSMON_METRICS__PORT"] = "0"
+    env["NEWSMON_EXTRACTION__WORKERS"] = "1"
+    return env
+
+
+def verified_alerts(receiver: Receiver) -> list[dict[str, object]]:
+    webhook = standardwebhooks.Webhook(SECRET)
+    alerts = []
+    for request in receiver.requests:
+        assert request.ok
+        webhook.verify(request.body, request.headers)
+        assert request.headers["webhook-id"] == request.json()["alert_id"]
+        alerts.append(request.json())
+    return alerts
+
+
+def test_run_once_delivers_exactly_the_three_seed_alerts_signed(
+    newsroom: Newsroom, tmp_path: Path
+) -> None:
+    receiver = Receiver()
+    feeds = newsroom.write_feeds_file(tmp_path)
+    command = newsmon_run(feeds, tmp_path / "state", receiver.url(), "--once")
+
+    done = subprocess.run(
+        command, env=child_env(), capture_output=True, text=True, timeout=300, cwd=ROOT
+    )
+
+    assert done.returncode == 0, done.stderr[-3000:]
+    alerts = verified_alerts(receiver)
+    assert sorted(a["rule_id"] for a in alerts) == sorted(SEED_RULES)
+    assert len({a["alert_id"] for a in alerts}) == 3
+    assert "Tesla (the company)" in done.stdout and "**unbundling**" in done.stdout
+
+    again = subprocess.run(
+        command, env=child_env(), capture_output=True, text=True, timeout=300, cwd=ROOT
+    )
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert len(receiver.requests) == 3, "a second run delivered again"
+
+
+def test_kill_9_mid_run_then_restart_loses_no_alert_and_repeats_none(
+    newsroom: Newsroom, tmp_path: Path
+) -> None:
+    receiver = Receiver()
+    receiver.answer = lambda path, headers: (503, {"Retry-After": "1"})
+    feeds = newsroom.write_feeds_file(tmp_path)
+    state = tmp_path / "state"
+    worker = subprocess.Popen(
+        newsmon_run(feeds, state, receiver.url()), env=child_env(), cwd=ROOT,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while not receiver.requests and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert receiver.requests, "no delivery attempt before the kill"
+    worker.send_signal(signal.SIGKILL)
+    worker.wait(timeout=10)
+    receiver.requests.clear()
+    receiver.answer = lambda path, headers: (200, {})
+
+    done = subprocess.run(
+        newsmon_run(feeds, state, receiver.url(), "--once"), check=False, env=child_env(),
+        capture_output=True, text=True, timeout=300, cwd=ROOT,
+    )  # fmt: skip
+
+    assert done.returncode == 0, done.stderr[-3000:]
+    alerts = verified_alerts(receiver)
+    assert sorted(a["rule_id"] for a in alerts) == sorted(SEED_RULES)
+
+
+def test_demo_shows_the_seed_alerts_without_internet(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "demo"], check=False, env=child_env(),
+        capture_output=True, text=True, timeout=300, cwd=ROOT,
+    )  # fmt: skip
+
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "3 alerts (qin-gang, tesla, unbundling)" in done.stderr
+    assert "Nikola" not in done.stdout
