@@ -23,7 +23,7 @@ STAGE_COMMANDS = (
     "pipeline.extractor.commands",
     "pipeline.rules.commands",
     "pipeline.notifier.commands",
-    "pipeline.local",
+    "pipeline.run_command",
 )
 
 

@@ -13,7 +13,6 @@ a `kill -9` anywhere loses nothing; a restart resumes where the files say.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 import threading
@@ -22,9 +21,8 @@ from collections.abc import Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing import get_context
-from typing import Any, TextIO
+from typing import TextIO
 
-from pipeline.cli_common import add_config_options, load_from_args
 from pipeline.config import Config, Settings
 from pipeline.errors import PipelineError
 from pipeline.extractor.enrich import Enricher, PageOutcome, count_story
@@ -33,7 +31,6 @@ from pipeline.local_queue import LocalQueue, Queued
 from pipeline.metrics import Metrics
 from pipeline.models import Alert, EnrichedStory, RawStory, decode
 from pipeline.notifier.dispatch import Dispatcher
-from pipeline.notifier.flags import add_destination_options, apply_destination_flags
 from pipeline.notifier.local import LocalDelivery
 from pipeline.poller.runner import FeedPoller
 from pipeline.poller.state import SqliteStateStore
@@ -323,28 +320,6 @@ def print_alert(alert: Alert, out: TextIO) -> None:
     out.flush()
 
 
-# --- commands ----------------------------------------------------------------------------------
-
-
-def add_run_options(parser: argparse.ArgumentParser) -> None:
-    add_config_options(parser)
-    add_destination_options(parser)
-    parser.add_argument(
-        "--once", action="store_true",
-        help="poll every feed once, process every new story, deliver every alert, exit",
-    )  # fmt: skip
-    parser.add_argument(
-        "--allow-private-networks", action="store_true",
-        help="let feeds and pages live on private/loopback addresses (intranets, tests)",
-    )  # fmt: skip
-
-
-def load_run_config(args: argparse.Namespace, **overrides: Any) -> Config:
-    if args.allow_private_networks:
-        overrides.setdefault("http", {})["allow_private_networks"] = True
-    return apply_destination_flags(args, load_from_args(args, **overrides))
-
-
 def run_pipeline(config: Config, *, once: bool, out: TextIO = sys.stdout) -> RunReport:
     from pipeline.runtime import setup_logging, start_metrics, stop_event
 
@@ -358,23 +333,3 @@ def run_pipeline(config: Config, *, once: bool, out: TextIO = sys.stdout) -> Run
     finally:
         if server is not None:
             server.shutdown()
-
-
-def cmd_run(args: argparse.Namespace) -> int:
-    config = load_run_config(args)
-    report = run_pipeline(config, once=args.once)
-    print(
-        f"done: {report.stories} new stories, {report.enriched} enriched, "
-        f"{len(report.alerts)} alerts, {report.dead_letters} dead letters",
-        file=sys.stderr,
-    )
-    return 0
-
-
-def register(sub: Any) -> None:
-    run = sub.add_parser("run", help="the whole pipeline in one process, no broker")
-    add_run_options(run)
-    run.set_defaults(func=cmd_run)
-    from pipeline.demo.command import register as register_demo
-
-    register_demo(sub)

@@ -33,7 +33,8 @@ def write_demo_feeds(site: DemoSite, folder: Path) -> Path:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from pipeline.local import load_run_config, run_pipeline
+    from pipeline.local import run_pipeline
+    from pipeline.run_command import load_run_config
 
     site = DemoSite().start()
     with tempfile.TemporaryDirectory(prefix="newsmon-demo-") as scratch:

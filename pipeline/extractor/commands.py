@@ -12,7 +12,6 @@ from typing import Any
 from pipeline.cli_common import add_config_options, load_from_args
 from pipeline.config import Config
 from pipeline.errors import ConfigError
-from pipeline.extractor.entities import check_installed
 from pipeline.extractor.topics import load_taxonomy
 from pipeline.metrics import Metrics
 from pipeline.runtime import setup_logging, start_metrics, stop_event
@@ -25,6 +24,8 @@ def check_extractor(config: Config) -> None:
 
     Problems of both are reported together, each naming its file or setting.
     """
+    from pipeline.extractor.entities import check_installed  # spaCy: only when checking
+
     nlp = config.settings.nlp
     checks: list[Callable[[], object]] = [lambda: load_taxonomy(nlp.topics_file)]
     checks += [partial(check_installed, name, language) for language, name in nlp.models.items()]
