@@ -45,7 +45,10 @@ CONFIG_CHECKS = [check_extractor]
 def cmd_extractor(args: argparse.Namespace) -> int:
     from pipeline.extractor.runner import run_extractor
 
-    settings = load_from_args(args).settings
+    overrides: dict[str, Any] = {}
+    if args.allow_private_networks:
+        overrides["http"] = {"allow_private_networks": True}
+    settings = load_from_args(args, **overrides).settings
     setup_logging(settings.log)
     metrics = Metrics()
     stop = stop_event()
@@ -78,6 +81,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="Kafka worker: raw stories in, enriched stories (text, entities, topics) out",
     )
     add_config_options(worker)
+    worker.add_argument(
+        "--allow-private-networks",
+        action="store_true",
+        help="let article pages live on private/loopback addresses (intranets, tests)",
+    )
     worker.set_defaults(func=cmd_extractor)
 
     offline = sub.add_parser(
