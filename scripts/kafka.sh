@@ -39,7 +39,6 @@ start() {
   if [ -f "$dir/broker.pid" ] && kill -0 "$(cat "$dir/broker.pid")" 2>/dev/null; then
     echo "kafka.sh: already running in $dir (pid $(cat "$dir/broker.pid"))" >&2; return
   fi
-  rm -rf "$dir/data"
   cat > "$dir/server.properties" <<PROPS
 process.roles=broker,controller
 node.id=1
@@ -62,9 +61,11 @@ auto.create.topics.enable=false
 PROPS
   local java_opts=(-Xms256m -Xmx768m -XX:+UseG1GC -Djava.awt.headless=true
     -Dorg.slf4j.simpleLogger.defaultLogLevel=warn)
-  java "${java_opts[@]}" -cp "$LIB/*" kafka.tools.StorageTool format \
-    -t "$(java -cp "$LIB/*" kafka.tools.StorageTool random-uuid 2>/dev/null)" \
-    -c "$dir/server.properties" > "$dir/format.log" 2>&1
+  if [ ! -f "$dir/data/meta.properties" ]; then  # format once; a restart keeps the data
+    java "${java_opts[@]}" -cp "$LIB/*" kafka.tools.StorageTool format \
+      -t "$(java -cp "$LIB/*" kafka.tools.StorageTool random-uuid 2>/dev/null)" \
+      -c "$dir/server.properties" > "$dir/format.log" 2>&1
+  fi
   nohup java "${java_opts[@]}" -cp "$LIB/*" kafka.Kafka "$dir/server.properties" \
     > "$dir/broker.log" 2>&1 < /dev/null &
   echo $! > "$dir/broker.pid"
