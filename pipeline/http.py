@@ -395,10 +395,12 @@ class SafeFetcher:
         accept: str = FEED_ACCEPT,
         max_bytes: int | None = None,
         timeout: float | None = None,
+        wanted: Callable[[str], bool] | None = None,
     ) -> Fetched:
         """GET `url` (conditionally when `validators` are given); the time limit covers all hops.
 
-        Waiting for a free connection slot does not count against the time limit.
+        Waiting for a free connection slot does not count against the time limit. A body
+        whose Content-Type `wanted` refuses is not downloaded (FetchError "unwanted_type").
         """
         host = _checked_host(url)
         async with self._slots, self._hosts.hold(host):
@@ -406,7 +408,11 @@ class SafeFetcher:
             try:
                 async with asyncio.timeout(timeout or self._settings.timeout_seconds):
                     return await self._follow(
-                        url, validators or Validators(), accept, max_bytes or self._max_bytes
+                        url,
+                        validators or Validators(),
+                        accept,
+                        max_bytes or self._max_bytes,
+                        wanted,
                     )
             except TimeoutError as exc:
                 raise FetchTimeout(f"no complete answer from {host} in time") from exc
@@ -417,7 +423,14 @@ class SafeFetcher:
                         time.monotonic() - started
                     )
 
-    async def _follow(self, url: str, validators: Validators, accept: str, limit: int) -> Fetched:
+    async def _follow(
+        self,
+        url: str,
+        validators: Validators,
+        accept: str,
+        limit: int,
+        wanted: Callable[[str], bool] | None = None,
+    ) -> Fetched:
         started = time.monotonic()
         headers = {"Accept": accept, **validators.request_headers()}
         for _hop in range(self._settings.max_redirects + 1):
@@ -430,6 +443,7 @@ class SafeFetcher:
                     _checked_host(url)
                     log.debug("redirected to %s", url)
                     continue
+                _refuse_unwanted(response, wanted)
                 body = await self._read(response, limit)
             finally:
                 await response.aclose()
@@ -464,6 +478,12 @@ class SafeFetcher:
         except httpx.TransportError as exc:
             raise Retryable(f"body read failed: {exc}", reason="network") from exc
         return b"".join(chunks)
+
+
+def _refuse_unwanted(response: httpx.Response, wanted: Callable[[str], bool] | None) -> None:
+    content_type = response.headers.get("content-type", "")
+    if wanted is not None and response.status_code == 200 and not wanted(content_type):
+        raise FetchError(f"content type {content_type!r} not wanted", reason="unwanted_type")
 
 
 def _checked_host(url: str) -> str:
@@ -509,13 +529,15 @@ def fetch_sync(
     timeout: float | None = None,
     metrics: Metrics | None = None,
     kind: str = "page",
+    wanted: Callable[[str], bool] | None = None,
 ) -> Fetched:
     """One fetch from synchronous code (a worker thread or process); not inside an event loop."""
 
     async def once() -> Fetched:
         async with SafeFetcher(settings, metrics=metrics, kind=kind) as fetcher:
             return await fetcher.fetch(
-                url, validators=validators, accept=accept, max_bytes=max_bytes, timeout=timeout
-            )
+                url, validators=validators, accept=accept, max_bytes=max_bytes, timeout=timeout,
+                wanted=wanted,
+            )  # fmt: skip
 
     return asyncio.run(once())

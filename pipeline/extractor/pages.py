@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 from pipeline.config import HttpSettings
 from pipeline.errors import PipelineError
-from pipeline.extractor.enrich import FetchedPage, PageFailed, PageOutcome
+from pipeline.extractor.enrich import FetchedPage, PageFailed, PageOutcome, is_html_type
 from pipeline.http import PAGE_ACCEPT, SafeFetcher
 from pipeline.metrics import Metrics
 
@@ -46,10 +46,13 @@ async def fetch_pages(
 async def fetch_page(fetcher: SafeFetcher, url: str, *, max_bytes: int) -> PageOutcome:
     """The page, or why there is none: a failed fetch is an outcome, not an error."""
     try:
-        fetched = await fetcher.fetch(url, accept=PAGE_ACCEPT, max_bytes=max_bytes)
+        fetched = await fetcher.fetch(
+            url, accept=PAGE_ACCEPT, max_bytes=max_bytes, wanted=is_html_type
+        )
     except PipelineError as exc:
         log.debug("page fetch failed host=%s reason=%s error=%s", _host(url), exc.reason, exc)
-        return PageFailed(exc.reason, str(exc))
+        reason = "not_html" if exc.reason == "unwanted_type" else exc.reason
+        return PageFailed(reason, str(exc))
     return FetchedPage(fetched.body, fetched.headers.get("content-type", ""), fetched.url)
 
 

@@ -143,7 +143,7 @@ def test_pages_of_a_batch_are_fetched_together(site: str) -> None:
     seed, pdf, missing = outcomes[3:]
     assert isinstance(seed, FetchedPage) and isinstance(seed.body, bytes)
     assert b"Qin Gang" in seed.body
-    assert isinstance(pdf, FetchedPage) and pdf.content_type == "application/pdf"
+    assert isinstance(pdf, PageFailed) and pdf.reason == "not_html"  # refused before its body
     assert isinstance(missing, PageFailed) and missing.reason == "http_4xx"
 
 

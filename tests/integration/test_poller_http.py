@@ -94,6 +94,19 @@ def test_a_50_mb_body_is_refused_without_reading_it(server: FeedServer) -> None:
     assert server.bytes_sent < 10_000_000
 
 
+def test_an_unwanted_content_type_is_refused_before_its_body(server: FeedServer) -> None:
+    pdf = Route(
+        b"%PDF-1.7" + b"x" * 20_000_000,
+        headers={"Content-Type": "application/pdf"},
+        chunked_size=65_536,
+    )
+    server.route("/report.pdf", pdf)
+    with pytest.raises(FetchError) as caught:
+        fetch_sync(LOOPBACK, server.url("/report.pdf"), wanted=lambda t: t.startswith("text/html"))
+    assert caught.value.reason == "unwanted_type"
+    assert server.bytes_sent < 5_000_000
+
+
 def test_a_gzip_bomb_is_refused(server: FeedServer) -> None:
     server.route("/bomb", Route(b"\0" * 30_000_000, gzip=True))
     with pytest.raises(ResponseTooLarge):
