@@ -83,3 +83,16 @@ def test_workers_with_state_mount_a_volume() -> None:
         spec = NEWSMON_SERVICES[name]
         state_dir = spec["command"][spec["command"].index("--state-dir") + 1]
         assert any(v.endswith(":" + state_dir) for v in spec["volumes"]), name
+
+
+def test_workers_restart_and_have_a_health_check_on_the_metrics_port() -> None:
+    for name in WORKERS:
+        spec = NEWSMON_SERVICES[name]
+        assert spec["restart"] == "unless-stopped", name
+        probe = " ".join(spec["healthcheck"]["test"])
+        assert f":{spec['environment']['NEWSMON_METRICS__PORT']}/healthz" in probe, name
+
+
+def test_extractor_can_be_scaled() -> None:
+    spec = NEWSMON_SERVICES["extractor"]
+    assert "container_name" not in spec and "ports" not in spec
