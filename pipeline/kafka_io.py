@@ -259,6 +259,7 @@ class StageRunner:
         group_id: str | None = None,
         chunk_size: int = 1,
         on_idle: Callable[[], None] | None = None,
+        on_round: Callable[[], None] | None = None,
     ) -> None:
         self.stage = stage
         self.settings = settings
@@ -268,6 +269,7 @@ class StageRunner:
         self.group_id = group_id or f"{settings.group_prefix}-{stage.name}"
         self.chunk_size = chunk_size
         self.on_idle = on_idle
+        self.on_round = on_round
         self.producer = Producer(settings)
         self.consumer = self._consumer()
         self._lag_checked = 0.0
@@ -302,6 +304,8 @@ class StageRunner:
     def run_once(self, timeout: float | None = None) -> int:
         """One poll and everything it brought; returns how many records were settled."""
         wait = self.settings.poll_timeout_seconds if timeout is None else timeout
+        if self.on_round is not None:
+            self.on_round()
         polled = self.consumer.poll(timeout_ms=int(wait * 1000))
         messages = [_to_message(r) for records in polled.values() for r in records]
         self._refresh_lag()

@@ -251,7 +251,8 @@ def serve_metrics(
     metrics: Metrics, host: str, port: int, health: Any = None
 ) -> ThreadingHTTPServer:
     """Serve `/metrics` and `/healthz` on a daemon thread; port 0 picks a free one."""
-    handler = type("MetricsHandler", (_Handler,), {"metrics": metrics, "health": health})
+    probe = staticmethod(health) if health is not None else None  # a function must not bind
+    handler = type("MetricsHandler", (_Handler,), {"metrics": metrics, "health": probe})
     server = ThreadingHTTPServer((host, port), handler)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()

@@ -7,6 +7,7 @@ import logging
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable
 from http.server import ThreadingHTTPServer
 from typing import Any
@@ -70,3 +71,21 @@ def start_metrics(
     server = serve_metrics(metrics, settings.metrics.host, settings.metrics.port, health)
     log.info("metrics listening host=%s port=%s", settings.metrics.host, server.server_address[1])
     return server
+
+
+class Liveness:
+    """`/healthz` of a worker: healthy while its loop keeps going round.
+
+    A worker stuck longer than `max_silence` (a hung handler, a dead loop) answers 503
+    so the orchestrator restarts it; its uncommitted records are then redelivered.
+    """
+
+    def __init__(self, max_silence: float) -> None:
+        self.max_silence = max_silence
+        self._beat_at = time.monotonic()
+
+    def beat(self) -> None:
+        self._beat_at = time.monotonic()
+
+    def __call__(self) -> bool:
+        return time.monotonic() - self._beat_at < self.max_silence

@@ -14,7 +14,7 @@ from pipeline.config import Config
 from pipeline.errors import ConfigError
 from pipeline.extractor.topics import load_taxonomy
 from pipeline.metrics import Metrics
-from pipeline.runtime import setup_logging, start_metrics, stop_event
+from pipeline.runtime import Liveness, setup_logging, start_metrics, stop_event
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +52,9 @@ def cmd_extractor(args: argparse.Namespace) -> int:
     setup_logging(settings.log)
     metrics = Metrics()
     stop = stop_event()
-    start_metrics(settings, metrics)
-    run_extractor(settings, metrics, stop)
+    liveness = Liveness(settings.kafka.max_poll_interval_seconds)
+    start_metrics(settings, metrics, health=liveness)
+    run_extractor(settings, metrics, stop, on_round=liveness.beat)
     return 0
 
 

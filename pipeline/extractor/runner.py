@@ -9,7 +9,7 @@ the consumer group: each gets its share of the raw topic's partitions.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from pipeline.config import Settings, TopicNames
 from pipeline.errors import PipelineError
@@ -56,7 +56,12 @@ class ExtractorStage:
             return exc
 
 
-def run_extractor(settings: Settings, metrics: Metrics, stop: threading.Event) -> None:
+def run_extractor(
+    settings: Settings,
+    metrics: Metrics,
+    stop: threading.Event,
+    on_round: Callable[[], None] | None = None,
+) -> None:
     """The worker as `newsmon extractor` runs it, until `stop` is set.
 
     Models and the taxonomy load before the consumer joins its group, so a bad
@@ -68,6 +73,7 @@ def run_extractor(settings: Settings, metrics: Metrics, stop: threading.Event) -
         stage = ExtractorStage(enricher, pages, settings.kafka.topics, metrics)
         topics = [settings.kafka.topics.raw]
         runner = StageRunner(
-            stage, settings.kafka, topics, metrics, stop, chunk_size=settings.nlp.batch_size
-        )
+            stage, settings.kafka, topics, metrics, stop,
+            chunk_size=settings.nlp.batch_size, on_round=on_round,
+        )  # fmt: skip
         runner.run()

@@ -36,7 +36,7 @@ def cmd_rules(args: argparse.Namespace) -> int:
     from pipeline.kafka_io import StageRunner
     from pipeline.rules.engine import open_engine, reload_on_sighup
     from pipeline.rules.stage import RulesStage, run_worker
-    from pipeline.runtime import setup_logging, start_metrics, stop_event
+    from pipeline.runtime import Liveness, setup_logging, start_metrics, stop_event
 
     config = load_from_args(args)
     settings = config.settings
@@ -45,10 +45,14 @@ def cmd_rules(args: argparse.Namespace) -> int:
     engine = open_engine(config, metrics)
     reload_on_sighup(engine)
     stop = stop_event()
-    start_metrics(settings, metrics)
+    liveness = Liveness(settings.kafka.max_poll_interval_seconds)
+    start_metrics(settings, metrics, health=liveness)
     topics = settings.kafka.topics
     stage = RulesStage(engine, topics.alerts)
-    runner = StageRunner(stage, settings.kafka, [topics.enriched], metrics, stop, chunk_size=1)
+    runner = StageRunner(
+        stage, settings.kafka, [topics.enriched], metrics, stop,
+        chunk_size=1, on_round=liveness.beat,
+    )  # fmt: skip
     log.info(
         "rules worker started rules=%s state_dir=%s", len(engine.compiled.rules), config.state_dir
     )

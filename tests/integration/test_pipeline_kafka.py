@@ -122,6 +122,9 @@ def test_four_workers_deliver_exactly_the_three_seed_alerts(
         assert total(notifier, "newsmon_end_to_end_seconds_count") == 3
         for samples in (poller, extractor, rules, notifier):
             assert total(samples, "newsmon_dead_letters_total") == 0
+        for name, port in ports.items():
+            health = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5)
+            assert health.status_code == 200, name
     finally:
         for process in processes.values():
             process.send_signal(signal.SIGTERM)
