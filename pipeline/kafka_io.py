@@ -93,6 +93,61 @@ def _encode_key(key: str | bytes | None) -> bytes | None:
     return key.encode("utf-8") if isinstance(key, str) else key
 
 
+TOPIC_WAIT_SECONDS = 60.0
+
+
+def group_consumer(
+    settings: KafkaSettings,
+    group_id: str,
+    name: str,
+    topics: Sequence[str],
+    listener: Any = None,
+    **options: Any,
+) -> KafkaConsumer:
+    """A consumer in `group_id`, subscribed to `topics` once the broker knows all of them.
+
+    Subscribing before a just-created topic's metadata is known gives an empty
+    assignment that kafka-python only repairs on its next metadata refresh; waiting
+    first (and refreshing every 30 s) avoids a worker that sits idle for minutes.
+    A topic that never appears is a clear error: run `newsmon topics create`.
+    """
+    consumer = KafkaConsumer(
+        bootstrap_servers=settings.bootstrap_servers,
+        group_id=group_id,
+        client_id=f"{settings.client_id}-{name}",
+        enable_auto_commit=False,
+        session_timeout_ms=int(settings.session_timeout_seconds * 1000),
+        heartbeat_interval_ms=int(settings.session_timeout_seconds * 1000 / 3),
+        max_poll_interval_ms=int(settings.max_poll_interval_seconds * 1000),
+        metadata_max_age_ms=30_000,
+        **options,
+        **_security(settings),
+    )
+    try:
+        _await_topics(consumer, topics)
+    except PipelineError:
+        consumer.close()
+        raise
+    consumer.subscribe(list(topics), listener=listener)
+    return consumer
+
+
+def _await_topics(consumer: KafkaConsumer, topics: Sequence[str]) -> None:
+    deadline = time.monotonic() + TOPIC_WAIT_SECONDS
+    missing = list(topics)
+    while missing:
+        missing = [t for t in missing if not consumer.partitions_for_topic(t)]
+        if not missing:
+            return
+        if time.monotonic() > deadline:
+            raise PipelineError(
+                f"topics {missing} not found on {consumer.config['bootstrap_servers']}: "
+                "run `newsmon topics create`",
+                reason="no_topic",
+            )
+        time.sleep(0.5)
+
+
 class Producer:
     """An idempotent producer (acks=all) whose `publish` returns only once all is acknowledged."""
 
@@ -275,20 +330,10 @@ class StageRunner:
         self._lag_checked = 0.0
 
     def _consumer(self) -> KafkaConsumer:
-        s = self.settings
-        return KafkaConsumer(
-            *self.topics,
-            bootstrap_servers=s.bootstrap_servers,
-            group_id=self.group_id,
-            client_id=f"{s.client_id}-{self.stage.name}",
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            max_poll_records=s.max_poll_records,
-            session_timeout_ms=int(s.session_timeout_seconds * 1000),
-            heartbeat_interval_ms=int(s.session_timeout_seconds * 1000 / 3),
-            max_poll_interval_ms=int(s.max_poll_interval_seconds * 1000),
-            **_security(s),
-        )
+        return group_consumer(
+            self.settings, self.group_id, self.stage.name, self.topics,
+            auto_offset_reset="earliest", max_poll_records=self.settings.max_poll_records,
+        )  # fmt: skip
 
     def run(self) -> None:
         """Until `stop` is set: poll, handle, publish, commit. Leaves the group cleanly."""
@@ -517,17 +562,9 @@ class GroupMembership:
         self._assigned: frozenset[int] = frozenset()
         self._on_revoked = on_revoked
         self._stop = threading.Event()
-        self._consumer = KafkaConsumer(
-            bootstrap_servers=settings.bootstrap_servers,
-            group_id=group_id,
-            client_id=f"{settings.client_id}-member",
-            enable_auto_commit=False,
-            session_timeout_ms=int(settings.session_timeout_seconds * 1000),
-            heartbeat_interval_ms=int(settings.session_timeout_seconds * 1000 / 3),
-            max_poll_interval_ms=int(settings.max_poll_interval_seconds * 1000),
-            **_security(settings),
+        self._consumer = group_consumer(
+            settings, group_id, "member", [topic], listener=_MembershipListener(self)
         )
-        self._consumer.subscribe([topic], listener=_MembershipListener(self))
         self._thread = threading.Thread(target=self._run, name="poller-membership", daemon=True)
         self._thread.start()
 
@@ -590,19 +627,10 @@ class OffsetConsumer:
         name: str,
         on_revoked: Callable[[set[tuple[str, int]]], None] | None = None,
     ) -> None:
-        self._consumer = KafkaConsumer(
-            bootstrap_servers=settings.bootstrap_servers,
-            group_id=group_id,
-            client_id=f"{settings.client_id}-{name}",
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            max_poll_records=settings.max_poll_records,
-            session_timeout_ms=int(settings.session_timeout_seconds * 1000),
-            heartbeat_interval_ms=int(settings.session_timeout_seconds * 1000 / 3),
-            max_poll_interval_ms=int(settings.max_poll_interval_seconds * 1000),
-            **_security(settings),
-        )
-        self._consumer.subscribe(list(topics), listener=_RevokeListener(on_revoked))
+        self._consumer = group_consumer(
+            settings, group_id, name, topics, listener=_RevokeListener(on_revoked),
+            auto_offset_reset="earliest", max_poll_records=settings.max_poll_records,
+        )  # fmt: skip
 
     def poll(self, timeout: float) -> list[Message]:
         polled = self._consumer.poll(timeout_ms=int(timeout * 1000))

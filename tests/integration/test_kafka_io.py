@@ -216,3 +216,12 @@ def test_topics_create_is_safe_to_run_twice(kafka_settings: KafkaSettings) -> No
     partitions = kafka_io.describe_topics(kafka_settings)
     for spec in kafka_io.topic_specs(kafka_settings):
         assert partitions[spec.name] == kafka_settings.partitions
+
+
+def test_a_missing_topic_is_a_clear_error(
+    kafka_settings: KafkaSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(kafka_io, "TOPIC_WAIT_SECONDS", 1.0)
+    with pytest.raises(PipelineError, match="newsmon topics create") as caught:
+        kafka_io.group_consumer(kafka_settings, "g", "test", ["no-such-topic-here"])
+    assert caught.value.reason == "no_topic"
