@@ -156,10 +156,12 @@ def test_replicas_share_feeds_and_take_over_a_dead_one(
         replicas.append(second)
         # during the rebalance the first replica may briefly still hold what it is giving up
         wait_for(
-            lambda: bool(first.poller.owned)
-            and bool(second.poller.owned)
-            and first.poller.owned.isdisjoint(second.poller.owned)
-            and first.poller.owned | second.poller.owned == set(names)
+            lambda: (
+                bool(first.poller.owned)
+                and bool(second.poller.owned)
+                and first.poller.owned.isdisjoint(second.poller.owned)
+                and first.poller.owned | second.poller.owned == set(names)
+            )
         )
 
         add_story(1)
