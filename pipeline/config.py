@@ -158,8 +158,18 @@ class Destination(Section):
     type: Literal["apprise", "webhook"]
     url: SecretStr = Field(description="Apprise URL or webhook endpoint (may hold tokens).")
     secret: SecretStr | None = Field(None, description="Standard Webhooks signing secret.")
-    rate_per_second: float = Field(1.0, gt=0)
-    burst: int = Field(1, ge=1)
+    rate_per_second: float = Field(
+        1.0, gt=0, description="Default 1/s for chat (Slack's pace), 20/s for webhooks."
+    )
+    burst: int = Field(1, ge=1, description="Default 1 for chat, 20 for webhooks.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _webhook_pace(cls, data: Any) -> Any:
+        """Chat services allow about one message a second; machines take more."""
+        if isinstance(data, dict) and data.get("type") == "webhook":
+            data = {"rate_per_second": 20.0, "burst": 20, **data}
+        return data
 
     @model_validator(mode="after")
     def _webhook_needs_http(self) -> Destination:

@@ -148,3 +148,16 @@ def test_a_setting_named_file_is_not_mistaken_for_a_secret_file(
     monkeypatch.setenv("NEWSMON_NLP__TOPICS_FILE", "elsewhere/topics.yaml")
     config = load(files)
     assert str(config.settings.nlp.topics_file) == "elsewhere/topics.yaml"  # type: ignore[attr-defined]
+
+
+def test_webhooks_default_to_a_machine_pace_and_chat_to_one_message_a_second() -> None:
+    from pipeline.config import Destination
+
+    webhook = Destination.model_validate({"id": "w", "type": "webhook", "url": "https://h/x"})
+    chat = Destination.model_validate({"id": "c", "type": "apprise", "url": "slack://a/b/c"})
+    paced = Destination.model_validate(
+        {"id": "p", "type": "webhook", "url": "https://h/x", "rate_per_second": 2}
+    )
+    assert (webhook.rate_per_second, webhook.burst) == (20.0, 20)
+    assert (chat.rate_per_second, chat.burst) == (1.0, 1)
+    assert (paced.rate_per_second, paced.burst) == (2.0, 20)
