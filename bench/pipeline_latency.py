@@ -2,8 +2,10 @@
 
 Run from the project root (a Kafka broker is needed; see `--bootstrap`):
 
-    /tmp/venv/bin/python bench/pipeline_latency.py            # about 8-10 minutes
-    /tmp/venv/bin/python bench/pipeline_latency.py --quick    # about 3-4 minutes
+    /tmp/venv/bin/python bench/pipeline_latency.py            # about 7-9 minutes
+    /tmp/venv/bin/python bench/pipeline_latency.py --quick    # about 3.5 minutes
+
+Method, settings and the latest figures: docs/benchmarks.md.
 
 Everything is on 127.0.0.1: story pages (real news pages of ../shared/corpora, one
 distinct variant per story, see pipeline_site.py) served by a child process, one RSS
@@ -15,16 +17,17 @@ For each of `newsmon run`, the Kafka workers with one extractor process and with
 a fresh pipeline (own state, topics and consumer groups) is started and warmed up;
 then rates are probed, each held for a warm-up and a counted window, starting at 80 %
 of the baseline and bisecting. A rate is sustained when every counted story's alert
-arrived and their p95 is under 2 s (pipeline_probe.py).
+arrived, once, and their p95 is under 2 s (pipeline_probe.py).
 
 Baseline, measured in the same run just before each mode and, in a full run, just
-after it (the machine may be shared, so its spare CPU drifts; ratios use the mean): the bare `trafilatura.extract` + spaCy NER calls on the same
-story pages in two processes (pipeline_baseline.py), wall-clock stories per second.
-Target: the Kafka pipeline with two extractors sustains >= 80 % of it.
+after it (ratios use the mean): the bare `trafilatura.extract` + spaCy NER calls on
+the same story pages in two processes (pipeline_baseline.py), wall-clock stories per
+second. Target: the Kafka pipeline with two extractors sustains >= 80 % of it.
 
-The machine has two cores and may be shared: the load average is printed, and for
-each mode the CPU cores each component used at the best passing rate and at the
-first failing one above it.
+The machine has two cores and may be shared: the load average and the CPU taken by
+work the bench did not start are printed (probes wait for it to settle, and failed
+probes it disturbed are run again), and for each mode the CPU cores each component
+used at the best passing rate and at the first failing one above it.
 """
 
 from __future__ import annotations
@@ -131,6 +134,20 @@ def cpu_reading(children: Children, page_pid: int, broker_pid: int | None) -> di
     return reading
 
 
+def mode_files(
+    world: World, bootstrap: str, folder: Path, overrides: Sequence[str]
+) -> pipeline_procs.BenchFiles:
+    """newsmon.yaml, feeds.yaml and rules.yaml of a fresh run, in a folder of its own."""
+    run_id = pipeline_procs.new_run_id()
+    model = Settings().nlp.models["en"]
+    settings = pipeline_procs.settings_for(
+        run_id, bootstrap, world.receiver.url, world.pages.languages(), model
+    )
+    for override in overrides:
+        pipeline_procs.apply_override(settings, override)
+    return pipeline_procs.write_files(folder / run_id, settings, world.feed.url, WATCH_TERM)
+
+
 def run_mode(
     mode: Mode,
     world: World,
@@ -141,15 +158,9 @@ def run_mode(
     plan: Plan,
     overrides: Sequence[str] = (),
 ) -> ModeResult:
-    run_id = pipeline_procs.new_run_id()
-    model = Settings().nlp.models["en"]
-    settings = pipeline_procs.settings_for(
-        run_id, bootstrap, world.receiver.url, world.pages.languages(), model
-    )
-    for override in overrides:
-        pipeline_procs.apply_override(settings, override)
-    files = pipeline_procs.write_files(folder / run_id, settings, world.feed.url, WATCH_TERM)
-    children = Children(folder / run_id)
+    files = mode_files(world, bootstrap, folder, overrides)
+    run_id = files.run_id
+    children = Children(files.config.parent)
     broker_pid = pipeline_procs.local_broker_pid(bootstrap)
     world.releases.start_at(world.next_story)
     pacer = Pacer(
@@ -183,6 +194,7 @@ def report_probe(probe: Probe) -> Probe:
     verdict = "pass" if probe.passed else "FAIL"
     early = ", stopped early" if probe.stopped_early else ""
     early += f", {probe.extra} alerts repeated or stray" if probe.extra else ""
+    early += ", not drained after 60 s" if not probe.drained else ""
     if probe.waited:
         print(f"    (waited {probe.waited:.0f} s for other work on the machine to settle)")
     print(

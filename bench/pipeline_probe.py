@@ -42,6 +42,8 @@ class Probe:
     """Seconds spent before the probe waiting for other work on the machine to settle."""
     extra: int = 0
     """Alerts received twice, or not for a story (a digest): never expected."""
+    drained: bool = True
+    """Every released story's alert arrived before the next probe (else it starts loaded)."""
 
     @property
     def others(self) -> float:
@@ -103,11 +105,12 @@ class Pacer:
         cpu_after = self.cpu()
         released = [(n, t) for n, t in planned if t <= time.time()]
         self.releases.cancel_after(time.time())
-        self._drain([n for n, _ in released])
+        drained = self._drain([n for n, _ in released])
         counted = [(n, t) for n, t in counted if t <= released[-1][1]]
-        cores = _cores(cpu_before, cpu_after)
-        extra = self.receiver.extra() - extra_before
-        return Probe(rate, len(counted), self._latencies(counted), early, cores, waited, extra)
+        return Probe(
+            rate, len(counted), self._latencies(counted), early, _cores(cpu_before, cpu_after),
+            waited, self.receiver.extra() - extra_before, drained,
+        )  # fmt: skip
 
     def wait_quiet(self) -> float:
         """Until other work takes at most DISTURBED_CORES, or the budget is spent."""

@@ -1,8 +1,9 @@
 """The pipeline latency bench's processes: config files, the broker, the workers, their CPU.
 
 Every process the bench starts leads a session (process group) of its own, so its
-pool workers go with it: `Children.stop_all` ends each group it started, by id, first
-with SIGTERM (the workers finish what they hold) and then, if need be, SIGKILL.
+pool workers go with it: `Children.stop_all` sends SIGTERM to each process it started,
+by id (a worker finishes what it holds and stops its own pool), and then SIGKILL to
+whatever is left of that process's group.
 """
 
 from __future__ import annotations
