@@ -12,10 +12,11 @@ import argparse
 import json
 import logging
 import sys
-import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+
+from idle_exit import IdleExit
 
 from pipeline.config import KafkaSettings
 from pipeline.errors import PipelineError
@@ -50,26 +51,6 @@ class EchoStage:
         if story.id == self.hang_on:
             time.sleep(3600)
         return [Output(self.out_topic, story.id, message.value)]
-
-
-class IdleExit:
-    """Stop once nothing arrived for `quiet` seconds (after a grace period to join the group)."""
-
-    def __init__(self, stop: threading.Event, quiet: float = 3.0, grace: float = 8.0) -> None:
-        self.stop = stop
-        self.quiet = quiet
-        self.started = time.monotonic()
-        self.idle_since: float | None = None
-        self.grace = grace
-
-    def __call__(self) -> None:
-        now = time.monotonic()
-        self.idle_since = self.idle_since or now
-        if now - self.started > self.grace and now - self.idle_since > self.quiet:
-            self.stop.set()
-
-    def reset(self) -> None:
-        self.idle_since = None
 
 
 def main() -> int:

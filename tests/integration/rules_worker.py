@@ -12,10 +12,11 @@ import argparse
 import json
 import logging
 import sys
-import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
+
+from idle_exit import IdleExit
 
 from pipeline.config import KafkaSettings, RulesSettings
 from pipeline.kafka_io import Message, Result, StageRunner
@@ -33,24 +34,6 @@ class HangBeforeCommit(StageRunner):
         with self.log_path.open("a") as log:
             log.write("published\n")
         time.sleep(3600)
-
-
-class IdleExit:
-    """Stop once nothing arrived for `quiet` seconds, after a grace period to join the group."""
-
-    def __init__(self, stop: threading.Event, quiet: float = 3.0, grace: float = 8.0) -> None:
-        self.stop, self.quiet, self.grace = stop, quiet, grace
-        self.started = time.monotonic()
-        self.idle_since: float | None = None
-
-    def __call__(self) -> None:
-        now = time.monotonic()
-        self.idle_since = self.idle_since or now
-        if now - self.started > self.grace and now - self.idle_since > self.quiet:
-            self.stop.set()
-
-    def reset(self) -> None:
-        self.idle_since = None
 
 
 class WatchedStage(RulesStage):
