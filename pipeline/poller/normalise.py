@@ -51,6 +51,11 @@ def story_key(entry: Entry, feed_name: str, base: str) -> tuple[str, str | None]
     raise Skip("entry has no link, guid, title or summary", reason="no_identity")
 
 
+def _site_url(document: FeedDocument, base: str) -> str | None:
+    """Where a story without a link of its own points: the feed's site."""
+    return canonical_url(document.link, base) if document.link else None
+
+
 def published_time(stamp: float | None, seen_at: datetime) -> datetime:
     """The stated time in UTC, or the first-seen time when absent or absurd."""
     if stamp is None:
@@ -76,10 +81,9 @@ def normalise_entry(
     entry: Entry, feed: Feed, document: FeedDocument, *, base: str, seen_at: datetime
 ) -> RawStory:
     key, link = story_key(entry, feed.name, base)
-    fallback_url = canonical_url(document.link, base) if document.link else None
     return RawStory(
         id=story_id_for(key),
-        url=link or fallback_url or feed.url,
+        url=link or _site_url(document, base) or feed.url,
         title=entry.title[:MAX_TITLE_CHARS],
         summary=entry.summary[:MAX_SUMMARY_CHARS],
         published=published_time(entry.published, seen_at),

@@ -123,6 +123,13 @@ def test_atom_relative_links_and_undated_entries() -> None:
     assert undated.published == SEEN_AT
 
 
+def test_xml_base_is_honoured_even_nested_and_relative() -> None:
+    nested, absolute, rooted = read("atom_xml_base.xml", content_type="application/atom+xml").stories
+    assert nested.url == "https://feeds.example.com/x/archive/2024/jan/story.html"
+    assert absolute.url == "https://mirror.example.net/news/other.html"
+    assert rooted.url == "https://feeds.example.com/top.html"
+
+
 def test_mislabeled_encoding_is_recovered() -> None:
     reading = read("latin1_mislabeled.xml")
     assert [s.title for s in reading.stories] == ["Crème brûlée prices soar"]
