@@ -45,7 +45,7 @@ def setup_logging(settings: LogSettings) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.level)
-    for noisy in ("kafka", "httpx", "httpcore", "trafilatura", "htmldate", "courlan", "apprise"):
+    for noisy in ("kafka", "aiohttp", "httpx", "httpcore", "trafilatura", "htmldate", "courlan", "apprise"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
 
 
