@@ -25,6 +25,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import partial
 from multiprocessing import get_context
+from multiprocessing.context import BaseContext
 from typing import Protocol
 
 from pipeline.config import Feed, Settings
@@ -97,11 +98,19 @@ def parse_executor(workers: int) -> Iterator[Executor | None]:
     if count <= 1:
         yield None
         return
-    pool = ProcessPoolExecutor(max_workers=count, mp_context=get_context("spawn"))
+    pool = ProcessPoolExecutor(max_workers=count, mp_context=_forkserver())
     try:
         yield pool
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _forkserver() -> BaseContext:
+    """Workers forked from a server that imported the parsing code once: no thread of this
+    process is forked, and no worker pays for the imports again."""
+    context = get_context("forkserver")
+    context.set_forkserver_preload(["__main__", "pipeline.poller.normalise"])
+    return context
 
 
 class FeedPoller:
