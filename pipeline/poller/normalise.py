@@ -27,7 +27,8 @@ MAX_SUMMARY_CHARS = 10_000
 
 def canonical_url(link: str, base: str) -> str | None:
     """Absolute http(s) link without fragment and tracking parameters (`utm_*`, `fbclid`...)."""
-    absolute = urljoin(base, link.strip())
+    link = link.strip()
+    absolute = link if link.startswith(("https://", "http://")) else urljoin(base, link)
     parts = urlsplit(absolute)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return None

@@ -28,6 +28,11 @@ _BLOCK_TAGS = frozenset(
 )  # fmt: skip
 _SKIPPED_TAGS = frozenset({"script", "style", "template", "noscript", "iframe", "object"})
 _SPACES = re.compile(r"\s+")
+_TAG = re.compile(r"</?([A-Za-z][A-Za-z0-9]*)(?:[^>\"']|\"[^\"]*\"|'[^']*')*>")
+_NEEDS_PARSER = re.compile(
+    r"<[!?]|<(?:" + "|".join(sorted(_SKIPPED_TAGS)) + r")(?![A-Za-z0-9])", re.IGNORECASE
+)
+"""Comments, CDATA, declarations and skipped elements: left to HTMLParser."""
 
 
 @dataclass(frozen=True)
@@ -78,12 +83,26 @@ class _TextCollector(HTMLParser):
 
 def html_to_text(markup: str) -> str:
     """Plain text of an HTML fragment: tags dropped, entities decoded, whitespace collapsed."""
-    if "<" not in markup and "&" not in markup:
-        return _SPACES.sub(" ", markup).strip()
+    if "<" not in markup:
+        text = html.unescape(markup) if "&" in markup else markup
+    elif _NEEDS_PARSER.search(markup):
+        text = _parsed_text(markup)
+    else:  # plain tags only, the usual summary: a regex does what the parser would, 5x faster
+        stripped = _TAG.sub(_tag_gap, markup)
+        # A "<" left over is markup the regex could not read (an unclosed quote...).
+        text = _parsed_text(markup) if "<" in stripped else html.unescape(stripped)
+    return _SPACES.sub(" ", text).strip()
+
+
+def _parsed_text(markup: str) -> str:
     collector = _TextCollector()
     collector.feed(markup)
     collector.close()
-    return _SPACES.sub(" ", "".join(collector.parts)).strip()
+    return "".join(collector.parts)
+
+
+def _tag_gap(match: re.Match[str]) -> str:
+    return " " if match.group(1).lower() in _BLOCK_TAGS else ""
 
 
 def _text(value: Any, detail: Any) -> str:
@@ -137,7 +156,8 @@ def _categories(raw: Any) -> tuple[str, ...]:
     return tuple(dict.fromkeys(t.strip() for t in terms if isinstance(t, str) and t.strip()))
 
 
-def _entry(raw: Any) -> Entry:
+def _entry(parsed: Any) -> Entry:
+    raw = dict(parsed)  # plain lookups: FeedParserDict's aliasing costs ~1 us per get
     title_detail = raw.get("title_detail")
     return Entry(
         link=_link(raw),

@@ -84,6 +84,13 @@ def test_published_time(stamp: float | None, expected: datetime) -> None:
         ("caf&eacute; &amp; bar", "café & bar"),
         ("  plain   text ", "plain text"),
         ("", ""),
+        ("<P>Upper</P><BR/>case", "Upper case"),
+        ("<a title=\"1 > 0\" href='/x'>link</a> text", "link text"),
+        ("a < b and c<d", "a < b and c<d"),
+        ("one<!-- <p>hidden</p> -->two", "onetwo"),
+        ("<p>x</p><STYLE>p {}</STYLE><p>y</p>", "x y"),
+        ("<![CDATA[raw]]>text", "text"),
+        ("<em>caf&eacute;</em>&nbsp;time", "café time"),
     ],
 )
 def test_html_to_text(markup: str, text: str) -> None:
@@ -124,7 +131,9 @@ def test_atom_relative_links_and_undated_entries() -> None:
 
 
 def test_xml_base_is_honoured_even_nested_and_relative() -> None:
-    nested, absolute, rooted = read("atom_xml_base.xml", content_type="application/atom+xml").stories
+    nested, absolute, rooted = read(
+        "atom_xml_base.xml", content_type="application/atom+xml"
+    ).stories
     assert nested.url == "https://feeds.example.com/x/archive/2024/jan/story.html"
     assert absolute.url == "https://mirror.example.net/news/other.html"
     assert rooted.url == "https://feeds.example.com/top.html"
