@@ -45,7 +45,9 @@ def setup_logging(settings: LogSettings) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.level)
-    for noisy in ("kafka", "aiohttp", "httpx", "httpcore", "trafilatura", "htmldate", "courlan", "apprise"):
+    noisy_libraries = ("kafka", "aiohttp", "httpx", "httpcore", "trafilatura", "htmldate",
+                       "courlan", "apprise")  # fmt: skip
+    for noisy in noisy_libraries:
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
 
 

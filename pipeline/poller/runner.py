@@ -301,7 +301,9 @@ class FeedPoller:
         )
         if pool is None:
             return await asyncio.to_thread(job)
-        return await asyncio.get_running_loop().run_in_executor(pool, job)
+        # Submitted from a thread: the first submissions wait for the fork server to start
+        # its workers, and the event loop must go on fetching meanwhile.
+        return await asyncio.wrap_future(await asyncio.to_thread(pool.submit, job))
 
     def _fetched(
         self, feed: Feed, state: FeedState, fetched: Fetched, reading: FeedReading, now: float
