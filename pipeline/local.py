@@ -18,7 +18,7 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from typing import TextIO
@@ -55,9 +55,13 @@ def _start_worker(settings: Settings) -> None:
     _worker_enricher = Enricher.from_settings(settings)
 
 
-def _enrich_in_worker(items: list[tuple[RawStory, PageOutcome]]) -> list[EnrichedStory]:
+def _enrich_in_worker(
+    items: list[tuple[RawStory, PageOutcome]],
+) -> tuple[list[EnrichedStory], float]:
+    """The chunk enriched, and the seconds it took (the registry is in the main process)."""
     assert _worker_enricher is not None, "pool initializer did not run"
-    return _worker_enricher.enrich_batch(items)
+    started = time.monotonic()
+    return _worker_enricher.enrich_batch(items), time.monotonic() - started
 
 
 def extraction_workers(settings: Settings) -> int:
@@ -66,8 +70,11 @@ def extraction_workers(settings: Settings) -> int:
     return settings.extraction.workers or max(1, len(os.sched_getaffinity(0)))
 
 
+Enriched = tuple[list[EnrichedStory], float]
+
+
 class Extraction:
-    """Enrichment over a process pool (or in-process with one worker)."""
+    """Enrichment over a process pool (or in-process with one worker), chunk by chunk."""
 
     def __init__(self, settings: Settings, metrics: Metrics) -> None:
         self.settings = settings
@@ -83,20 +90,45 @@ class Extraction:
         else:
             self.local = Enricher.from_settings(settings, metrics)
 
-    def enrich(self, items: list[tuple[RawStory, PageOutcome]]) -> list[EnrichedStory]:
+    @property
+    def in_flight_target(self) -> int:
+        """Chunks kept submitted: one running and one waiting per worker, so a worker that
+        finishes never waits for the main process."""
+        return 2 * self.workers if self.pool is not None else 1
+
+    def chunk_size(self, backlog: int) -> int:
+        """Small chunks while the backlog is short (latency), up to `nlp.batch_size` when
+        it is long (throughput)."""
+        return max(1, min(self.batch_size, backlog // self.in_flight_target))
+
+    def submit(self, items: list[tuple[RawStory, PageOutcome]]) -> Future[Enriched]:
         if self.local is not None:
-            return self.local.enrich_batch(items)
+            done: Future[Enriched] = Future()
+            started = time.monotonic()
+            try:
+                done.set_result((self.local.enrich_batch(items), time.monotonic() - started))
+            except Exception as exc:  # handed to the caller like a worker's failure
+                done.set_exception(exc)
+            return done
         assert self.pool is not None
-        size = max(1, min(self.batch_size, -(-len(items) // self.workers)))
-        chunks = [items[i : i + size] for i in range(0, len(items), size)]
-        enriched = [s for part in self.pool.map(_enrich_in_worker, chunks) for s in part]
-        for story in enriched:
-            count_story(self.metrics, story)  # worker processes have no registry of ours
-        return enriched
+        return self.pool.submit(_enrich_in_worker, items)
+
+    def enrich(self, items: list[tuple[RawStory, PageOutcome]]) -> list[EnrichedStory]:
+        """Synchronously (the one-by-one retry of a failed chunk)."""
+        return self.submit(items).result()[0]
 
     def close(self) -> None:
         if self.pool is not None:
             self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+@dataclass
+class Chunk:
+    """Stories handed to the pool: their queue records, in the order of `items`."""
+
+    records: list[Queued]
+    items: list[tuple[RawStory, PageOutcome]]
+    future: Future[Enriched]
 
 
 # --- the pipeline -------------------------------------------------------------------------
@@ -134,6 +166,10 @@ class LocalPipeline:
             store=SqliteStateStore(config.state_dir), metrics=metrics,
         )  # fmt: skip
         self._progress_at = 0.0
+        self._chunks: list[Chunk] = []
+        self._taken_through = 0
+        """Highest queue sequence number handed to the pool by this process."""
+        self._arrived = threading.Event()
 
     def _delivery(self) -> LocalDelivery:
         destinations = self.settings.notifier.destinations
@@ -148,6 +184,7 @@ class LocalPipeline:
         """The poller's sink: durable in the queue before the poller saves its state."""
         self.queue.put(RAW, [(s.id, s.to_bytes()) for s in stories])
         self.report.stories += len(stories)
+        self._arrived.set()
 
     def healthy(self) -> bool:
         return self.poller.healthy(max_silence=300.0)
@@ -176,66 +213,87 @@ class LocalPipeline:
                 if once and polling_done.is_set() and self._drained():
                     break
                 if not worked:
-                    self.stop.wait(IDLE_SECONDS)
+                    self._idle()
         finally:
             self.close(polling_done)
         return self.report
 
     def step(self) -> bool:
         """One round of every stage; True if anything moved."""
-        moved = self.extract_step() + self.rules_step()
+        moved = self.collect_extractions() + self.extract_step() + self.rules_step()
         self.engine.emit_due_digests(self._submit_all)
         self._progress()
         return moved > 0
 
+    def _idle(self) -> None:
+        """Until a chunk finishes or a poll brings stories (at most IDLE_SECONDS)."""
+        if self._chunks:
+            wait([c.future for c in self._chunks], IDLE_SECONDS, FIRST_COMPLETED)
+        else:
+            self._arrived.wait(IDLE_SECONDS)
+        self._arrived.clear()
+
     def _drained(self) -> bool:
         idle = self.queue.pending(RAW) == 0 and self.queue.pending(ENRICHED) == 0
-        return idle and self.delivery.pending() == 0
+        return idle and not self._chunks and self.delivery.pending() == 0
 
     # -- extraction -----------------------------------------------------------------------
 
     def extract_step(self) -> int:
-        records = self.queue.take(RAW, self.extraction.batch_size * self.extraction.workers)
-        stories = [(r, s) for r, s in ((r, self._decode_raw(r)) for r in records) if s is not None]
-        if not stories:
-            return len(records)
-        outcomes = self.pages.fetch_all([story.url for _, story in stories])
-        items = [(story, outcome) for (_, story), outcome in zip(stories, outcomes, strict=True)]
-        try:
-            enriched = self._enrich(items)
-        except Exception as exc:
-            log.exception("enrichment failed, retrying one by one stories=%s", len(items))
-            return self._enrich_one_by_one(stories, items, exc)
-        done = [record for record, _ in stories]
-        self.queue.advance(RAW, done, ENRICHED, [(s.id, s.to_bytes()) for s in enriched])
-        self.report.enriched += len(enriched)
-        return len(records)
+        """Hand chunks to the pool until `in_flight_target` are in it; pages are fetched here,
+        while the pool works on the chunks already handed over."""
+        taken = 0
+        while len(self._chunks) < self.extraction.in_flight_target:
+            backlog = self.queue.pending(RAW) - sum(len(c.records) for c in self._chunks)
+            limit = self.extraction.chunk_size(backlog)
+            records = self.queue.take(RAW, limit, after=self._taken_through)
+            if not records:
+                break
+            self._taken_through = records[-1].seq
+            taken += len(records)
+            stories = [(r, s) for r, s in ((r, self._decode_raw(r)) for r in records) if s]
+            if stories:
+                outcomes = self.pages.fetch_all([story.url for _, story in stories])
+                items = [(s, o) for (_, s), o in zip(stories, outcomes, strict=True)]
+                future = self.extraction.submit(items)
+                self._chunks.append(Chunk([r for r, _ in stories], items, future))
+        return taken
 
-    def _enrich(self, items: list[tuple[RawStory, PageOutcome]]) -> list[EnrichedStory]:
-        started = time.monotonic()
-        enriched = self.extraction.enrich(items)
-        per_story = (time.monotonic() - started) / max(1, len(items))
-        for _ in items:
-            self.metrics.handle_seconds.labels("extractor").observe(per_story)
-            self.metrics.records.labels("extractor", "ok").inc()
-        return enriched
-
-    def _enrich_one_by_one(
-        self,
-        stories: list[tuple[Queued, RawStory]],
-        items: list[tuple[RawStory, PageOutcome]],
-        first_error: Exception,
-    ) -> int:
-        for (record, _), item in zip(stories, items, strict=True):
+    def collect_extractions(self) -> int:
+        """Enriched chunks move on to the rules queue, in the order they finish."""
+        finished = [c for c in self._chunks if c.future.done()]
+        for chunk in finished:
+            self._chunks.remove(chunk)
             try:
-                [story] = self._enrich([item])
+                enriched, seconds = chunk.future.result()
+            except Exception as exc:
+                log.exception("enrichment failed, retrying one by one stories=%s",
+                              len(chunk.items))  # fmt: skip
+                self._enrich_one_by_one(chunk, exc)
+                continue
+            self._enriched(chunk.records, enriched, seconds)
+        return sum(len(c.records) for c in finished)
+
+    def _enriched(
+        self, records: list[Queued], enriched: list[EnrichedStory], seconds: float
+    ) -> None:
+        self.queue.advance(RAW, records, ENRICHED, [(s.id, s.to_bytes()) for s in enriched])
+        self.report.enriched += len(enriched)
+        for story in enriched:
+            count_story(self.metrics, story)  # worker processes have no registry of ours
+            self.metrics.handle_seconds.labels("extractor").observe(seconds / len(enriched))
+            self.metrics.records.labels("extractor", "ok").inc()
+
+    def _enrich_one_by_one(self, chunk: Chunk, first_error: Exception) -> None:
+        for record, item in zip(chunk.records, chunk.items, strict=True):
+            started = time.monotonic()
+            try:
+                enriched = self.extraction.enrich([item])
             except Exception as exc:
                 self._dead_letter(RAW, "extractor", record, "crash", f"{type(exc).__name__}: {exc}")
                 continue
-            self.queue.advance(RAW, [record], ENRICHED, [(story.id, story.to_bytes())])
-            self.report.enriched += 1
+            self._enriched([record], enriched, time.monotonic() - started)
         log.debug("batch error was error=%s", first_error)
-        return len(stories)
 
     def _decode_raw(self, record: Queued) -> RawStory | None:
         try:

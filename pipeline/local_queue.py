@@ -69,12 +69,14 @@ class LocalQueue:
         with self._lock, self._transaction():
             self._insert(name, records)
 
-    def take(self, name: str, limit: int) -> list[Queued]:
-        """The oldest records of a queue, left in place until `advance` or `dead_letter`."""
+    def take(self, name: str, limit: int, *, after: int = 0) -> list[Queued]:
+        """The oldest records of a queue past sequence number `after` (those before are in
+        hand), left in place until `advance` or `dead_letter`."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT seq, key, payload FROM queue WHERE name = ? ORDER BY seq LIMIT ?",
-                (name, limit),
+                "SELECT seq, key, payload FROM queue WHERE name = ? AND seq > ? "
+                "ORDER BY seq LIMIT ?",
+                (name, after, limit),
             ).fetchall()
         return [Queued(seq, key, bytes(payload)) for seq, key, payload in rows]
 

@@ -52,3 +52,18 @@ def test_dead_letter_keeps_bytes_and_error(tmp_path: Path) -> None:
         "decode",
         "not JSON",
     )
+
+
+def test_take_after_skips_the_records_in_hand_and_a_reopen_hands_them_out_again(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "q.sqlite3"
+    queue = LocalQueue(path)
+    queue.put("raw", [(str(n), b"x") for n in range(5)])
+    first = queue.take("raw", 2)
+    second = queue.take("raw", 2, after=first[-1].seq)
+    assert [r.key for r in first + second] == ["0", "1", "2", "3"]
+    queue.advance("raw", second, "enriched", [])  # a later chunk finishing first
+    assert [r.key for r in queue.take("raw", 10, after=second[-1].seq)] == ["4"]
+    queue.close()
+    assert [r.key for r in LocalQueue(path).take("raw", 10)] == ["0", "1", "4"]
