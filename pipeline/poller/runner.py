@@ -45,6 +45,7 @@ IDLE_SECONDS = 1.0
 REFRESH_SECONDS = 2.0
 COMMIT_LINGER_SECONDS = 0.05
 MAX_COMMIT_BATCH = 500
+PARENT_CHECK_SECONDS = 1.0
 
 
 class Ownership(Protocol):
@@ -98,7 +99,12 @@ def parse_executor(workers: int) -> Iterator[Executor | None]:
     if count <= 1:
         yield None
         return
-    pool = ProcessPoolExecutor(max_workers=count, mp_context=_forkserver())
+    pool = ProcessPoolExecutor(
+        max_workers=count,
+        mp_context=_forkserver(),
+        initializer=_exit_with_poller,
+        initargs=(os.getpid(),),
+    )
     try:
         yield pool
     finally:
@@ -111,6 +117,24 @@ def _forkserver() -> BaseContext:
     context = get_context("forkserver")
     context.set_forkserver_preload(["__main__", "pipeline.poller.normalise"])
     return context
+
+
+def _exit_with_poller(poller_pid: int) -> None:
+    """A parse worker's parent is the fork server, not the poller: if the poller is killed
+    (kill -9 leaves no time to shut the pool down), the worker notices and exits, and the
+    fork server with it."""
+
+    def watch() -> None:
+        while True:
+            time.sleep(PARENT_CHECK_SECONDS)
+            try:
+                os.kill(poller_pid, 0)
+            except ProcessLookupError:
+                os._exit(0)
+            except PermissionError:
+                pass  # alive, under another user
+
+    threading.Thread(target=watch, name="poller-watch", daemon=True).start()
 
 
 class FeedPoller:

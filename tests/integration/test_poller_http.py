@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -342,3 +345,33 @@ def test_a_huge_feed_is_an_error_for_that_feed_only(server: FeedServer) -> None:
     report = poll(feeds, MemoryStateStore(), Sink(), max_bytes=1_000_000)
     assert report.errors["huge"].startswith("too_large")
     assert report.polls == {"ok": 1, "error": 1}
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie waiting to be reaped."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_parse_workers_exit_when_the_poller_is_killed() -> None:
+    script = (
+        "import os, sys\n"
+        "from pipeline.poller.runner import parse_executor\n"
+        "with parse_executor(2) as pool:\n"
+        "    print(*{pool.submit(os.getpid).result() for _ in range(8)}, flush=True)\n"
+        "    sys.stdin.read()\n"
+    )
+    with subprocess.Popen(
+        [sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    ) as poller:
+        assert poller.stdout is not None
+        workers = [int(pid) for pid in poller.stdout.readline().split()]
+        assert workers and all(_running(pid) for pid in workers)
+        poller.kill()
+    deadline = time.monotonic() + 10
+    while any(_running(pid) for pid in workers):
+        assert time.monotonic() < deadline, f"parse workers {workers} outlived the poller"
+        time.sleep(0.1)
