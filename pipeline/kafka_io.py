@@ -128,8 +128,44 @@ def group_consumer(
     except PipelineError:
         consumer.close()
         raise
+    _see_joins_through(consumer)
     consumer.subscribe(list(topics), listener=listener)
     return consumer
+
+
+def _see_joins_through(consumer: KafkaConsumer) -> None:
+    """Never let a `poll()` that timed out mid-rebalance lose the group join it started.
+
+    kafka-python 3.0 rejoins without setting its `rejoin_needed` flag when the group
+    leader sees new metadata (a topic that just appeared, partitions added). If
+    `poll()` returns while that JoinGroup/SyncGroup is in flight and the answer lands
+    between two polls, nothing ever completes the join: the member sends no more
+    heartbeats, the broker drops it after `session_timeout`, and the worker sits on
+    a stale assignment for good (seen in CI: a notifier replica's retry loop stopped
+    reading). Like the Java client's `rejoinIncomplete()`, a join in flight keeps the
+    group "needing a rejoin", and `poll()` gives it up to a session timeout to finish
+    instead of giving up at once.
+    """
+    coordinator = getattr(consumer, "_coordinator", None)
+    if coordinator is None or not hasattr(coordinator, "_join_task"):
+        return  # not the kafka-python 3.0 coordinator this guards
+    need_rejoin = coordinator.need_rejoin
+    ensure_active_group = coordinator.ensure_active_group
+    patience_ms = consumer.config["session_timeout_ms"]
+
+    def joining() -> bool:
+        return coordinator._join_task is not None
+
+    def need_rejoin_or_joining() -> bool:
+        return bool(need_rejoin()) or joining()
+
+    def ensure_active_group_patiently(timeout_ms: float | None = None) -> bool:
+        if joining() and timeout_ms is not None:
+            timeout_ms = max(timeout_ms, patience_ms)
+        return bool(ensure_active_group(timeout_ms=timeout_ms))
+
+    coordinator.need_rejoin = need_rejoin_or_joining
+    coordinator.ensure_active_group = ensure_active_group_patiently
 
 
 def _await_topics(consumer: KafkaConsumer, topics: Sequence[str]) -> None:

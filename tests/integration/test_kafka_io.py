@@ -13,6 +13,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from kafka import KafkaAdminClient, KafkaConsumer
+from kafka.admin import NewPartitions, NewTopic
 
 from pipeline import kafka_io
 from pipeline.config import KafkaSettings
@@ -225,3 +227,36 @@ def test_a_missing_topic_is_a_clear_error(
     with pytest.raises(PipelineError, match="newsmon topics create") as caught:
         kafka_io.group_consumer(kafka_settings, "g", "test", ["no-such-topic-here"])
     assert caught.value.reason == "no_topic"
+
+
+def test_a_rejoin_answered_between_polls_is_not_lost(kafka_settings: KafkaSettings) -> None:
+    """New partitions make the leader rejoin; its answer lands while nobody polls.
+
+    kafka-python 3.0 alone forgets such a join for good (no heartbeats, stale
+    assignment); `group_consumer` sees it through. Polls of 0 ms with gaps between
+    them make every answer land between polls.
+    """
+    topic = f"{kafka_settings.group_prefix}.growing"
+    admin = KafkaAdminClient(bootstrap_servers=kafka_settings.bootstrap_servers)
+    try:
+        admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])
+        consumer = kafka_io.group_consumer(kafka_settings, f"{topic}-group", "test", [topic])
+        try:
+            assert wait_for_assignment(consumer, {0}, poll_ms=100)
+            admin.create_partitions({topic: NewPartitions(total_count=2)})
+            consumer.topics()  # fetch metadata now rather than at the next refresh
+            assert wait_for_assignment(consumer, {0, 1}, poll_ms=0)
+        finally:
+            consumer.close()
+    finally:
+        admin.close()
+
+
+def wait_for_assignment(consumer: KafkaConsumer, partitions: set[int], poll_ms: int) -> bool:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        consumer.poll(timeout_ms=poll_ms)
+        if {tp.partition for tp in consumer.assignment()} == partitions:
+            return True
+        time.sleep(0.2)
+    return False
