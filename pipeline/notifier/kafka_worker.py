@@ -34,10 +34,10 @@ from pipeline.kafka_io import (
 from pipeline.metrics import Metrics
 from pipeline.models import Alert, decode
 from pipeline.notifier.dispatch import Dispatcher, run_lanes
-from pipeline.notifier.offsets import OffsetTracker, Partition, Position
 from pipeline.notifier.records import STAGE, dead_letter, retry_record, task_from_retry
 from pipeline.notifier.scheduler import DeliveryScheduler
 from pipeline.notifier.tasks import Delivered, DeliveryTask, Later, Outcome
+from pipeline.offsets import OffsetTracker, Partition, Position
 
 log = logging.getLogger(__name__)
 
@@ -208,18 +208,21 @@ class RetryRunner:
                     return False
                 delay = max(delay * 2, 0.5)
 
-    def _commit(self, partitions: set[Partition] | None = None) -> None:
-        offsets = self.tracker.committable(partitions)
+    def _commit(self) -> None:
+        offsets = self.tracker.committable()
         if self.consumer.commit(offsets):
             self.tracker.mark_committed(offsets)
 
     def _revoked(self, partitions: set[Partition]) -> None:
-        """Commit what is settled and let go of what is held: the next owner re-reads it.
+        """Let go of what is held: the next owner re-reads it from the commit point.
 
-        The consumer is also rewound to the commit point: if a partition comes back
-        to this worker, the client keeps its position, which is past what was held.
+        kafka-python calls this on its IO thread while `poll()` or `close()` waits, so
+        it must not block on the client: no commit here (every round commits what it
+        settled; what a failed commit left behind is delivered again, with the same
+        webhook-id). The consumer is also rewound to the commit point: if a partition
+        comes back to this worker, the client keeps its position, which is past what
+        was held.
         """
-        self._commit(partitions)
         self.consumer.seek(self.tracker.commit_points(partitions))
         self.tracker.forget(partitions)
         gone = {t for t, m in self._held.items() if (m.topic, m.partition) in partitions}

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from kafka import KafkaConsumer, TopicPartition
+from kafka_checks import committed, ends
 from notifier_receiver import Receiver, make_alert
 from standardwebhooks import Webhook
 
@@ -87,28 +87,6 @@ def running(settings: Settings) -> Iterator[Metrics]:
         stop.set()
         worker.join()
         dispatcher.close()
-
-
-def committed(kafka: KafkaSettings, group: str, topic: str) -> dict[tuple[str, int], int]:
-    consumer = KafkaConsumer(
-        bootstrap_servers=kafka.bootstrap_servers, group_id=group, enable_auto_commit=False
-    )
-    try:
-        found = {}
-        for partition in sorted(consumer.partitions_for_topic(topic) or ()):
-            offset = consumer.committed(TopicPartition(topic, partition))
-            if offset is not None:
-                found[(topic, partition)] = offset
-        return found
-    finally:
-        consumer.close()
-
-
-def ends(kafka: KafkaSettings, topic: str) -> dict[tuple[str, int], int]:
-    last: dict[tuple[str, int], int] = {}
-    for message in read_to_end(kafka, topic):
-        last[(topic, message.partition)] = message.offset + 1
-    return last
 
 
 def assert_all_committed(kafka: KafkaSettings) -> None:

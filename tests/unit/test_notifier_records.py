@@ -7,8 +7,8 @@ from pipeline.config import KafkaSettings
 from pipeline.errors import DecodeError, DeliveryError, SchemaError
 from pipeline.kafka_io import Headers, Message
 from pipeline.notifier import records
-from pipeline.notifier.offsets import OffsetTracker
 from pipeline.notifier.tasks import DeliveryTask
+from pipeline.offsets import OffsetTracker
 
 SETTINGS = KafkaSettings()
 

@@ -1,7 +1,8 @@
 """Which offsets may be committed when records are settled out of order.
 
-The retry loop holds records until their time comes, so a later record of a
-partition can be done before an earlier one. The commit point of a partition is
+The notifier's retry loop holds records until their time comes, and the extractor
+keeps several chunks in flight, so a later record of a partition can be done
+before an earlier one. The commit point of a partition is
 its earliest unsettled offset: committing further would lose that record if the
 worker died.
 """
