@@ -51,8 +51,8 @@ from kafka.admin import NewTopic
 from spacy.language import Language
 
 from pipeline.config import KafkaSettings, Settings, TopicNames
-from pipeline.extractor.enrich import Enricher
 from pipeline.extractor.pages import PageFetcher
+from pipeline.extractor.pool import Extraction
 from pipeline.extractor.runner import ExtractorStage
 from pipeline.kafka_io import Message, StageRunner
 from pipeline.metrics import Metrics
@@ -252,6 +252,8 @@ def bench_settings() -> Settings:
         {
             "http": {"allow_private_networks": True},
             "nlp": {"models": dict.fromkeys(CORPUS_LANGUAGES, model)},
+            # One process: this part measures the stage's own overhead on one core.
+            "extraction": {"workers": 1},
         }
     )
 
@@ -270,11 +272,11 @@ def runner_calls(runner: StageRunner, stories: int) -> Callable[[], int]:
 
 @contextlib.contextmanager
 def kafka_runner(
-    enricher: Enricher, fetcher: PageFetcher, bench: KafkaBench, records: int
+    extraction: Extraction, fetcher: PageFetcher, bench: KafkaBench, records: int
 ) -> Iterator[StageRunner]:
     """A StageRunner on topics of its own, `records` raw stories waiting for it."""
     kafka = bench.settings()
-    stage = ExtractorStage(enricher, fetcher, kafka.topics, Metrics())
+    stage = ExtractorStage(extraction, fetcher, kafka.topics, Metrics())
     runner = StageRunner(
         stage, kafka, [kafka.topics.raw], Metrics(), threading.Event(), chunk_size=CHUNK
     )
@@ -292,19 +294,20 @@ def bench_overhead(
 ) -> dict[str, float]:
     """Rounds alternate between the contenders so each sees the same machine."""
     settings = bench_settings()
-    enricher = Enricher.from_settings(settings, Metrics())
+    extraction = Extraction(settings, Metrics())
+    assert extraction.local is not None, "extraction.workers is 1: enrichment in this process"
     timings = {name: Timing([], []) for name in ("bare", "stage", "kafka", "full")}
     with contextlib.ExitStack() as stack:
         fetcher = stack.enter_context(PageFetcher(settings.http, max_bytes=5_000_000))
-        stage = ExtractorStage(enricher, fetcher, settings.kafka.topics, Metrics())
+        stage = ExtractorStage(extraction, fetcher, settings.kafka.topics, Metrics())
         contenders = {
-            "bare": bare_calls(pages, enricher.models["en"]),
+            "bare": bare_calls(pages, extraction.local.models["en"]),
             "stage": stage_calls(pages, site, stage),
         }
         if bootstrap is not None:
             bench = KafkaBench(bootstrap, site, pages)
             records = len(pages) * (rounds + 2)
-            runner = stack.enter_context(kafka_runner(enricher, fetcher, bench, records))
+            runner = stack.enter_context(kafka_runner(extraction, fetcher, bench, records))
             contenders["kafka"] = runner_calls(runner, len(pages))
         for work in contenders.values():
             timed(work, Timing([], []))  # warm-up: caches, lazy imports, the group join
@@ -330,6 +333,7 @@ def worker_env(run: str, bootstrap: str) -> dict[str, str]:
         prefix + "ENRICHED": f"{run}.enriched",
         prefix + "DEAD_LETTER": f"{run}.dead-letter",
         "NEWSMON_HTTP__ALLOW_PRIVATE_NETWORKS": "true",
+        "NEWSMON_EXTRACTION__WORKERS": "1",  # one process per worker, pinned to its core
         "NEWSMON_METRICS__ENABLED": "false",
         "NEWSMON_LOG__LEVEL": "WARNING",
         "NEWSMON_NLP__MODELS": json.dumps(bench_settings().nlp.models),

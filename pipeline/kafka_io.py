@@ -13,7 +13,9 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from concurrent import futures
+from concurrent.futures import Future
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from kafka import (
@@ -30,12 +32,14 @@ from kafka.structs import OffsetAndMetadata
 from pipeline.config import KafkaSettings
 from pipeline.errors import PipelineError, Retryable, Skip
 from pipeline.metrics import Metrics
+from pipeline.offsets import OffsetTracker, Position
 
 log = logging.getLogger(__name__)
 
 Headers = tuple[tuple[str, bytes], ...]
 HEADER_PREFIX = "newsmon."
 LAG_REFRESH_SECONDS = 10.0
+FLIGHT_CHECK_SECONDS = 0.05  # how often finished chunks are published while others run
 
 
 @dataclass(frozen=True)
@@ -77,6 +81,21 @@ class Stage(Protocol):
     name: str
 
     def handle_batch(self, messages: Sequence[Message]) -> Sequence[Result]: ...
+
+
+class ChunkedStage(Stage, Protocol):
+    """A stage whose chunks run elsewhere (a process pool) while the runner polls and publishes.
+
+    `submit` returns at once with a future of the chunk's results; `handle_batch` stays
+    the synchronous way in, for a chunk that failed as a whole and is retried one by one.
+    """
+
+    @property
+    def in_flight_target(self) -> int: ...
+
+    def chunk_size(self, backlog: int) -> int: ...
+
+    def submit(self, messages: Sequence[Message]) -> Future[Sequence[Result]]: ...
 
 
 def _security(settings: KafkaSettings) -> dict[str, Any]:
@@ -130,6 +149,9 @@ def group_consumer(
         raise
     _see_joins_through(consumer)
     consumer.subscribe(list(topics), listener=listener)
+    # Metadata fetched after subscribing reaches the group coordinator: its first join
+    # then knows the partitions, instead of rejoining as soon as they are learnt.
+    consumer.topics()
     return consumer
 
 
@@ -520,6 +542,183 @@ class StageRunner:
         finally:
             self.consumer.close(autocommit=False)
         log.info("stage stopped stage=%s", self.stage.name)
+
+
+@dataclass
+class _Flight:
+    messages: list[Message]
+    future: Future[Sequence[Result]]
+    started: float
+    released: set[Position] = field(default_factory=set)
+    """Records whose partition moved away while the chunk ran: neither published nor
+    settled (if the partition came back, they are being read again)."""
+
+
+class InFlightRunner(StageRunner):
+    """A `StageRunner` that keeps `stage.in_flight_target` chunks running at once.
+
+    Chunks finish in any order. Each is published as soon as it is done, and a
+    partition is committed only up to its earliest record not yet published, so a
+    kill at any moment re-reads records, never skips one. Polled records wait in hand
+    until a chunk's place frees up. When partitions move away, what this worker holds
+    of them is left to the next owner: records waiting in hand are dropped, and the
+    results of chunks still running are not published for them.
+    """
+
+    def __init__(
+        self,
+        stage: ChunkedStage,
+        settings: KafkaSettings,
+        topics: Sequence[str],
+        metrics: Metrics,
+        stop: threading.Event,
+        *,
+        group_id: str | None = None,
+        on_idle: Callable[[], None] | None = None,
+        on_round: Callable[[], None] | None = None,
+    ) -> None:
+        self.chunked = stage
+        self._tracker = OffsetTracker()
+        self._waiting: list[Message] = []
+        self._flights: list[_Flight] = []
+        super().__init__(
+            stage, settings, topics, metrics, stop,
+            group_id=group_id, on_idle=on_idle, on_round=on_round,
+        )  # fmt: skip
+
+    def _consumer(self) -> KafkaConsumer:
+        return group_consumer(
+            self.settings, self.group_id, self.stage.name, self.topics,
+            listener=_RevokeListener(self._revoked),
+            auto_offset_reset="earliest", max_poll_records=self.settings.max_poll_records,
+        )  # fmt: skip
+
+    def run_once(self, timeout: float | None = None) -> int:
+        """Settle finished chunks, start waiting ones, poll if there is room; returns
+        how many records were settled."""
+        wait = self.settings.poll_timeout_seconds if timeout is None else timeout
+        if self.on_round is not None:
+            self.on_round()
+        settled = self._land()
+        self._launch()
+        if len(self._flights) < self.chunked.in_flight_target:
+            self._poll(min(wait, FLIGHT_CHECK_SECONDS) if self._flights else wait)
+        elif self._flights:
+            futures.wait([f.future for f in self._flights], wait, futures.FIRST_COMPLETED)
+        return settled + self._land()
+
+    def _poll(self, wait: float) -> None:
+        polled = self.consumer.poll(timeout_ms=int(wait * 1000))
+        messages = [_to_message(r) for records in polled.values() for r in records]
+        for message in messages:
+            self._tracker.track(_position(message))
+        self._waiting.extend(messages)
+        self._launch()
+        self._refresh_lag()
+        if not messages and not self._flights and self.on_idle is not None:
+            self.on_idle()
+
+    def _launch(self) -> None:
+        while self._waiting and len(self._flights) < self.chunked.in_flight_target:
+            size = self.chunked.chunk_size(len(self._waiting))
+            chunk, self._waiting = self._waiting[:size], self._waiting[size:]
+            self._flights.append(_Flight(chunk, self._submit(chunk), time.monotonic()))
+
+    def _submit(self, chunk: list[Message]) -> Future[Sequence[Result]]:
+        try:
+            return self.chunked.submit(chunk)
+        except Exception as exc:  # settled like a chunk that failed in the pool
+            failed: Future[Sequence[Result]] = Future()
+            failed.set_exception(exc)
+            return failed
+
+    def _land(self, *, drain: bool = False) -> int:
+        """Publish every finished chunk (every chunk, waiting for them, if `drain`), then
+        commit what that settled."""
+        if drain:
+            futures.wait([f.future for f in self._flights])
+        done = [f for f in self._flights if f.future.done()]
+        for flight in done:
+            self._flights.remove(flight)
+            self._settle_flight(flight)
+        if done:
+            self._commit_settled()
+        return sum(len(f.messages) for f in done)
+
+    def _settle_flight(self, flight: _Flight) -> None:
+        results = self._flight_results(flight)
+        outputs: list[Output] = []
+        kept = [
+            (message, result)
+            for message, result in zip(flight.messages, results, strict=True)
+            if _position(message) not in flight.released
+        ]
+        for message, result in kept:
+            outputs.extend(self._outputs_for(message, result))
+        self._publish(outputs)
+        for message, _ in kept:
+            self._tracker.settle(_position(message))
+        per_record = (time.monotonic() - flight.started) / len(flight.messages)
+        for _ in flight.messages:
+            self.metrics.handle_seconds.labels(self.stage.name).observe(per_record)
+
+    def _flight_results(self, flight: _Flight) -> list[Result]:
+        try:
+            results = list(flight.future.result())
+        except Exception:
+            log.exception("chunk failed, handling one by one stage=%s", self.stage.name)
+            return [self._handle_one(m) for m in flight.messages]
+        if len(results) != len(flight.messages):
+            raise RuntimeError(
+                f"{self.stage.name} returned {len(results)} results for {len(flight.messages)}"
+            )
+        return results
+
+    def _commit_settled(self, partitions: set[tuple[str, int]] | None = None) -> None:
+        offsets = self._tracker.committable(partitions)
+        if not offsets:
+            return
+        try:
+            self.consumer.commit(
+                {TopicPartition(*tp): OffsetAndMetadata(o, "", -1) for tp, o in offsets.items()}
+            )
+        except KafkaError as exc:  # the group moved on: the next owner reads them again
+            log.warning("commit failed stage=%s offsets=%s error=%s", self.stage.name, offsets, exc)
+            return
+        self._tracker.mark_committed(offsets)
+
+    def _revoked(self, partitions: set[tuple[str, int]]) -> None:
+        """Let go of what is held of `partitions`: the next owner reads it from the commit.
+
+        kafka-python calls this on its IO thread while `poll()` or `close()` waits, so
+        nothing here may block on the client (no commit: every landed chunk was committed
+        already). The consumer is rewound to the commit points: if a partition comes back
+        to this worker, the client keeps its position, which is past what was held.
+        """
+        for (topic, partition), offset in self._tracker.commit_points(partitions).items():
+            self.consumer.seek(TopicPartition(topic, partition), offset)
+        self._tracker.forget(partitions)
+        for flight in self._flights:
+            flight.released.update(
+                _position(m) for m in flight.messages if (m.topic, m.partition) in partitions
+            )
+        kept = [m for m in self._waiting if (m.topic, m.partition) not in partitions]
+        log.info(
+            "partitions revoked stage=%s partitions=%s released=%s",
+            self.stage.name, sorted(partitions), len(self._waiting) - len(kept),
+        )  # fmt: skip
+        self._waiting = kept
+
+    def close(self) -> None:
+        """Finish the chunks in flight (SIGTERM: what is in hand is done), then leave."""
+        try:
+            self._land(drain=True)
+        finally:
+            super().close()
+
+
+def _position(message: Message) -> Position:
+    return (message.topic, message.partition, message.offset)
 
 
 # --- poller: state-topic tail and group membership (used by pipeline.poller.kafka_state) ---

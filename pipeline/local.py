@@ -18,15 +18,15 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
-from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
-from multiprocessing import get_context
 from typing import TextIO
 
-from pipeline.config import Config, Settings
+from pipeline.config import Config
 from pipeline.errors import PipelineError
-from pipeline.extractor.enrich import Enricher, PageOutcome, count_story
+from pipeline.extractor.enrich import Enriched, PageOutcome
 from pipeline.extractor.pages import PageFetcher
+from pipeline.extractor.pool import Extraction
 from pipeline.local_queue import LocalQueue, Queued
 from pipeline.metrics import Metrics
 from pipeline.models import Alert, EnrichedStory, RawStory, decode
@@ -44,82 +44,7 @@ IDLE_SECONDS = 0.2
 STAGE_RETRIES = 3
 
 
-# --- extraction in worker processes -------------------------------------------------------
-
-_worker_enricher: Enricher | None = None
-
-
-def _start_worker(settings: Settings) -> None:
-    """Each pool process loads spaCy and the taxonomy once."""
-    global _worker_enricher  # noqa: PLW0603 - one Enricher per worker process, by design
-    _worker_enricher = Enricher.from_settings(settings)
-
-
-def _enrich_in_worker(
-    items: list[tuple[RawStory, PageOutcome]],
-) -> tuple[list[EnrichedStory], float]:
-    """The chunk enriched, and the seconds it took (the registry is in the main process)."""
-    assert _worker_enricher is not None, "pool initializer did not run"
-    started = time.monotonic()
-    return _worker_enricher.enrich_batch(items), time.monotonic() - started
-
-
-def extraction_workers(settings: Settings) -> int:
-    import os
-
-    return settings.extraction.workers or max(1, len(os.sched_getaffinity(0)))
-
-
-Enriched = tuple[list[EnrichedStory], float]
-
-
-class Extraction:
-    """Enrichment over a process pool (or in-process with one worker), chunk by chunk."""
-
-    def __init__(self, settings: Settings, metrics: Metrics) -> None:
-        self.settings = settings
-        self.metrics = metrics
-        self.workers = extraction_workers(settings)
-        self.batch_size = settings.nlp.batch_size
-        self.pool: Executor | None = None
-        self.local: Enricher | None = None
-        if self.workers > 1:
-            self.pool = ProcessPoolExecutor(
-                self.workers, get_context("spawn"), _start_worker, (settings,)
-            )
-        else:
-            self.local = Enricher.from_settings(settings, metrics)
-
-    @property
-    def in_flight_target(self) -> int:
-        """Chunks kept submitted: one running and one waiting per worker, so a worker that
-        finishes never waits for the main process."""
-        return 2 * self.workers if self.pool is not None else 1
-
-    def chunk_size(self, backlog: int) -> int:
-        """Small chunks while the backlog is short (latency), up to `nlp.batch_size` when
-        it is long (throughput)."""
-        return max(1, min(self.batch_size, backlog // self.in_flight_target))
-
-    def submit(self, items: list[tuple[RawStory, PageOutcome]]) -> Future[Enriched]:
-        if self.local is not None:
-            done: Future[Enriched] = Future()
-            started = time.monotonic()
-            try:
-                done.set_result((self.local.enrich_batch(items), time.monotonic() - started))
-            except Exception as exc:  # handed to the caller like a worker's failure
-                done.set_exception(exc)
-            return done
-        assert self.pool is not None
-        return self.pool.submit(_enrich_in_worker, items)
-
-    def enrich(self, items: list[tuple[RawStory, PageOutcome]]) -> list[EnrichedStory]:
-        """Synchronously (the one-by-one retry of a failed chunk)."""
-        return self.submit(items).result()[0]
-
-    def close(self) -> None:
-        if self.pool is not None:
-            self.pool.shutdown(wait=True, cancel_futures=True)
+# --- extraction chunks in flight ---------------------------------------------------------
 
 
 @dataclass
@@ -265,13 +190,13 @@ class LocalPipeline:
         for chunk in finished:
             self._chunks.remove(chunk)
             try:
-                enriched, seconds = chunk.future.result()
+                enriched = chunk.future.result()
             except Exception as exc:
                 log.exception("enrichment failed, retrying one by one stories=%s",
                               len(chunk.items))  # fmt: skip
                 self._enrich_one_by_one(chunk, exc)
                 continue
-            self._enriched(chunk.records, enriched, seconds)
+            self._enriched(chunk.records, enriched.stories, enriched.seconds)
         return sum(len(c.records) for c in finished)
 
     def _enriched(
@@ -279,8 +204,7 @@ class LocalPipeline:
     ) -> None:
         self.queue.advance(RAW, records, ENRICHED, [(s.id, s.to_bytes()) for s in enriched])
         self.report.enriched += len(enriched)
-        for story in enriched:
-            count_story(self.metrics, story)  # worker processes have no registry of ours
+        for _ in enriched:
             self.metrics.handle_seconds.labels("extractor").observe(seconds / len(enriched))
             self.metrics.records.labels("extractor", "ok").inc()
 

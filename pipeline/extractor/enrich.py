@@ -9,6 +9,7 @@ with too little text all fall back to the feed's title and summary, and
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -193,20 +194,27 @@ class Enricher:
 
     def enrich_batch(self, items: Sequence[tuple[RawStory, PageOutcome]]) -> list[EnrichedStory]:
         """One EnrichedStory per item, in order."""
-        chosen = [self._choose(story, outcome) for story, outcome in items]
+        chunk = self.enrich_chunk(items)
+        if self.metrics is not None:
+            record_enriched(self.metrics, chunk)
+        return chunk.stories
+
+    def enrich_chunk(self, items: Sequence[tuple[RawStory, PageOutcome]]) -> Enriched:
+        """The stories and what their phases took, for a registry in another process."""
+        started = time.perf_counter()
+        chunk = Enriched(stories=[])
+        chosen = [self._choose(story, outcome, chunk) for story, outcome in items]
         stories = [story for story, _ in items]
-        entities = self._entities(stories, chosen)
+        entities = self._entities(stories, chosen, chunk)
         now = utcnow()
-        enriched = [
+        chunk.stories.extend(
             build_story(story, text, found, self.taxonomy, now)
             for story, text, found in zip(stories, chosen, entities, strict=True)
-        ]
-        if self.metrics is not None:
-            for story in enriched:
-                count_story(self.metrics, story)
-        return enriched
+        )
+        chunk.seconds = time.perf_counter() - started
+        return chunk
 
-    def _choose(self, story: RawStory, outcome: PageOutcome) -> StoryText:
+    def _choose(self, story: RawStory, outcome: PageOutcome, chunk: Enriched) -> StoryText:
         started = time.perf_counter()
         try:
             chosen = choose_text(story, outcome, min_chars=self.min_chars)
@@ -214,8 +222,8 @@ class Enricher:
             # A parser crash on one odd page must not cost the story: fall back and say so.
             log.exception("extraction crashed story_id=%s feed=%s", story.id, story.feed)
             chosen = fallback_text(story, "extractor_error")
-        if isinstance(outcome, FetchedPage) and self.metrics is not None:
-            self.metrics.extraction_seconds.observe(time.perf_counter() - started)
+        if isinstance(outcome, FetchedPage):
+            chunk.extraction_seconds.append(time.perf_counter() - started)
         if chosen.fallback_reason is not None:
             log.info(
                 "summary fallback story_id=%s feed=%s reason=%s",
@@ -224,14 +232,14 @@ class Enricher:
         return chosen
 
     def _entities(
-        self, stories: Sequence[RawStory], chosen: Sequence[StoryText]
+        self, stories: Sequence[RawStory], chosen: Sequence[StoryText], chunk: Enriched
     ) -> list[list[Entity]]:
         fields = [ner_fields(story, text) for story, text in zip(stories, chosen, strict=True)]
         found: list[list[tuple[TextField, Sequence[Found]]]] = [[] for _ in stories]
         for language, indexes in _by_language(chosen, self.nlp_settings.default_language):
             nlp = self.models.get(language)
             if nlp is not None:
-                self._recognise(nlp, indexes, fields, found)
+                self._recognise(nlp, indexes, fields, found, chunk)
         return [fold_entities(story_found) for story_found in found]
 
     def _recognise(
@@ -240,6 +248,7 @@ class Enricher:
         indexes: Sequence[int],
         fields: Sequence[list[tuple[TextField, str]]],
         found: list[list[tuple[TextField, Sequence[Found]]]],
+        chunk: Enriched,
     ) -> None:
         """One `nlp.pipe` over all fields of the stories at `indexes`; spans go back in place."""
         places = [(i, field) for i in indexes for field, _ in fields[i]]
@@ -254,9 +263,27 @@ class Enricher:
         per_story = (time.perf_counter() - started) / max(len(indexes), 1)
         for (i, field), story_spans in zip(places, spans, strict=True):
             found[i].append((field, story_spans))
-        if self.metrics is not None:
-            for _ in indexes:
-                self.metrics.ner_seconds.observe(per_story)
+        chunk.ner_seconds.extend(per_story for _ in indexes)
+
+
+@dataclass
+class Enriched:
+    """A chunk's stories and the time its phases took, so that a process pool's parent,
+    which holds the metrics registry, can count what its children did."""
+
+    stories: list[EnrichedStory]
+    extraction_seconds: list[float] = dataclasses.field(default_factory=list)  # per page extracted
+    ner_seconds: list[float] = dataclasses.field(default_factory=list)  # per story that ran NER
+    seconds: float = 0.0  # the whole chunk
+
+
+def record_enriched(metrics: Metrics, chunk: Enriched) -> None:
+    for story in chunk.stories:
+        count_story(metrics, story)
+    for seconds in chunk.extraction_seconds:
+        metrics.extraction_seconds.observe(seconds)
+    for seconds in chunk.ner_seconds:
+        metrics.ner_seconds.observe(seconds)
 
 
 def count_story(metrics: Metrics, story: EnrichedStory) -> None:

@@ -3,7 +3,8 @@
 It decodes RawStory records, appends "<story id>" to a log file (the side effect the
 tests count), and publishes the story to an output topic. `--hang-on ID` makes it
 hang after handling that story, before the offset is committed, so a test can kill it
-there.
+there. `--in-flight N` runs it under the `InFlightRunner`, one story per chunk on a
+pool of N threads.
 """
 
 from __future__ import annotations
@@ -14,13 +15,14 @@ import logging
 import sys
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from idle_exit import IdleExit
 
 from pipeline.config import KafkaSettings
 from pipeline.errors import PipelineError
-from pipeline.kafka_io import Message, Output, Result, StageRunner
+from pipeline.kafka_io import InFlightRunner, Message, Output, Result, StageRunner
 from pipeline.metrics import Metrics
 from pipeline.models import RawStory, decode
 from pipeline.runtime import stop_event
@@ -53,6 +55,21 @@ class EchoStage:
         return [Output(self.out_topic, story.id, message.value)]
 
 
+class PooledEchoStage(EchoStage):
+    """The same, one story per chunk on a thread pool: chunks finish in any order."""
+
+    def __init__(self, *args: object, threads: int, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.pool = ThreadPoolExecutor(threads)
+        self.in_flight_target = threads
+
+    def chunk_size(self, backlog: int) -> int:
+        return 1
+
+    def submit(self, messages: Sequence[Message]) -> Future[Sequence[Result]]:
+        return self.pool.submit(self.handle_batch, messages)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--settings", required=True, help="KafkaSettings as JSON")
@@ -60,16 +77,25 @@ def main() -> int:
     parser.add_argument("--hang-on")
     parser.add_argument("--delay", type=float, default=0.0)
     parser.add_argument("--exit-when-idle", action="store_true")
+    parser.add_argument("--in-flight", type=int, default=0)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, stream=sys.stderr)
     settings = KafkaSettings.model_validate(json.loads(args.settings))
     stop = stop_event()
-    stage = EchoStage(args.log, settings.topics.enriched, args.hang_on, args.delay)
+    echo = (settings.topics.enriched, args.hang_on, args.delay)
+    stage = (
+        PooledEchoStage(args.log, *echo, threads=args.in_flight)
+        if args.in_flight
+        else EchoStage(args.log, *echo)
+    )
     on_idle = IdleExit(stop) if args.exit_when_idle else None
     if on_idle is not None:
         stage.on_record = on_idle.reset
-    runner = StageRunner(stage, settings, [settings.topics.raw], Metrics(), stop, on_idle=on_idle)
-    runner.run()
+    topics = [settings.topics.raw]
+    if isinstance(stage, PooledEchoStage):
+        InFlightRunner(stage, settings, topics, Metrics(), stop, on_idle=on_idle).run()
+    else:
+        StageRunner(stage, settings, topics, Metrics(), stop, on_idle=on_idle).run()
     return 0
 
 

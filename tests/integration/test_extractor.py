@@ -252,6 +252,9 @@ def test_raw_stories_in_enriched_stories_out(site: str, kafka_settings: KafkaSet
     assert sample("newsmon_stories_enriched_total", {"outcome": "summary_fallback"}) == 5
     assert sample("newsmon_stories_enriched_total", {"outcome": "failed"}) == 2
     assert sample("newsmon_fetch_seconds_count", {"kind": "page"}) == 6
+    # enriched in the pool's processes, counted in the worker's registry
+    assert sample("newsmon_ner_seconds_count", {}) == 6
+    assert sample("newsmon_extraction_seconds_count", {}) >= 1
 
 
 def test_newsmon_enrich_reads_json_lines(shared_dir: Path) -> None:

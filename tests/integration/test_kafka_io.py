@@ -2,24 +2,27 @@
 
 from __future__ import annotations
 
+import collections
 import json
 import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from kafka import KafkaAdminClient, KafkaConsumer
 from kafka.admin import NewPartitions, NewTopic
+from kafka_checks import committed, ends
 
 from pipeline import kafka_io
 from pipeline.config import KafkaSettings
 from pipeline.errors import PipelineError, Retryable
-from pipeline.kafka_io import Message, Output, Producer, Result, StageRunner
+from pipeline.kafka_io import InFlightRunner, Message, Output, Producer, Result, StageRunner
 from pipeline.metrics import Metrics
 from pipeline.models import RawStory, decode, story_id_for
 
@@ -260,3 +263,93 @@ def wait_for_assignment(consumer: KafkaConsumer, partitions: set[int], poll_ms: 
             return True
         time.sleep(0.2)
     return False
+
+
+class SlowPooledStage:
+    """Echoes each story after `delay` seconds, one story per chunk on a thread pool."""
+
+    name = "extractor"
+
+    def __init__(self, settings: KafkaSettings, delay: float, threads: int = 8) -> None:
+        self.settings, self.delay = settings, delay
+        self.pool = ThreadPoolExecutor(threads)
+        self.in_flight_target = threads
+        self.started: list[int] = []
+
+    def chunk_size(self, backlog: int) -> int:
+        return 1
+
+    def handle_batch(self, messages: Sequence[Message]) -> list[Result]:
+        self.started.extend(m.offset for m in messages)
+        time.sleep(self.delay)
+        return [[Output(self.settings.topics.enriched, m.key, m.value)] for m in messages]
+
+    def submit(self, messages: Sequence[Message]) -> Future[Sequence[Result]]:
+        return self.pool.submit(self.handle_batch, messages)
+
+
+def test_in_flight_runner_never_commits_past_an_unfinished_record(
+    kafka_settings: KafkaSettings, tmp_path: Path
+) -> None:
+    stories = [make_story(n) for n in range(12)]
+    hung = stories[0]
+    publish_stories(kafka_settings, stories)
+    log = tmp_path / "handled.log"
+
+    worker = start_worker(kafka_settings, log, "--in-flight", "4", "--hang-on", hung.id)
+    wait_for_lines(log, len(stories))  # the others went past the hung one's chunk
+    time.sleep(1.0)  # and were published and committed what could be
+    worker.send_signal(signal.SIGKILL)
+    worker.wait(timeout=10)
+    restarted = start_worker(kafka_settings, log, "--in-flight", "4", "--exit-when-idle")
+    assert restarted.wait(timeout=120) == 0
+
+    handled = log.read_text().split()
+    assert hung.id in handled[len(stories) :]  # never committed, so read again
+    assert set(handled) == {s.id for s in stories}
+    published = {m.key for m in read_all(kafka_settings, kafka_settings.topics.enriched)}
+    assert published == {s.id.encode() for s in stories}
+    raw = kafka_settings.topics.raw
+    group = f"{kafka_settings.group_prefix}-extractor"
+    assert committed(kafka_settings, group, raw) == ends(kafka_settings, raw)
+
+
+def test_partitions_moving_mid_flight_publish_each_story_once(
+    kafka_settings: KafkaSettings,
+) -> None:
+    """A second worker joins while the first has every story in flight: the first drops
+    what it no longer owns (or owns anew, read again), so nothing is published twice."""
+    stories = [make_story(n) for n in range(6)]
+    publish_stories(kafka_settings, stories)
+    raw, enriched = kafka_settings.topics.raw, kafka_settings.topics.enriched
+    stop = threading.Event()
+    first_stage = SlowPooledStage(kafka_settings, delay=4.0)
+    runners = [InFlightRunner(first_stage, kafka_settings, [raw], Metrics(), stop)]
+    threads = [threading.Thread(target=runners[0].run)]
+    threads[0].start()
+    try:
+        _wait(lambda: len(first_stage.started) == len(stories))
+        runners.append(
+            InFlightRunner(SlowPooledStage(kafka_settings, 0.1), kafka_settings, [raw],
+                           Metrics(), stop)
+        )  # fmt: skip
+        threads.append(threading.Thread(target=runners[1].run))
+        threads[1].start()
+        _wait(lambda: len({m.key for m in read_all(kafka_settings, enriched)}) == len(stories))
+        time.sleep(5.0)  # the first worker's chunks from before the move land meanwhile
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=30)
+    keys = collections.Counter(m.key for m in read_all(kafka_settings, enriched))
+    assert keys == collections.Counter(s.id.encode() for s in stories)
+    assert len(first_stage.started) > len(stories)  # it read again what it owned anew
+    group = f"{kafka_settings.group_prefix}-extractor"
+    assert committed(kafka_settings, group, raw) == ends(kafka_settings, raw)
+
+
+def _wait(condition: Callable[[], bool], timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)

@@ -1,0 +1,91 @@
+"""Enrichment on every core: a process pool fed chunk by chunk, for `newsmon run` and
+`newsmon extractor` alike.
+
+Each pool process loads spaCy and the taxonomy once. Chunks go in as they are
+ready and come back in the order they finish; the caller keeps `in_flight_target`
+of them submitted (one running and one waiting per worker), so a worker that
+finishes never waits for the caller, and a heavy page holds up one worker, not
+the pool. With one worker, enrichment runs in the calling process.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from multiprocessing import get_context
+
+from pipeline.config import Settings
+from pipeline.extractor.enrich import Enriched, Enricher, PageOutcome, record_enriched
+from pipeline.metrics import Metrics
+from pipeline.models import EnrichedStory, RawStory
+
+Items = list[tuple[RawStory, PageOutcome]]
+
+_worker_enricher: Enricher | None = None
+
+
+def _start_worker(settings: Settings) -> None:
+    global _worker_enricher  # noqa: PLW0603 - one Enricher per worker process, by design
+    _worker_enricher = Enricher.from_settings(settings)
+
+
+def _enrich_in_worker(items: Items) -> Enriched:
+    assert _worker_enricher is not None, "pool initializer did not run"
+    return _worker_enricher.enrich_chunk(items)
+
+
+def extraction_workers(settings: Settings) -> int:
+    return settings.extraction.workers or max(1, len(os.sched_getaffinity(0)))
+
+
+class Extraction:
+    """Enrichment over a process pool (or in-process with one worker), chunk by chunk."""
+
+    def __init__(self, settings: Settings, metrics: Metrics) -> None:
+        self.metrics = metrics
+        self.workers = extraction_workers(settings)
+        self.batch_size = settings.nlp.batch_size
+        self.pool: Executor | None = None
+        self.local: Enricher | None = None
+        if self.workers > 1:
+            self.pool = ProcessPoolExecutor(
+                self.workers, get_context("spawn"), _start_worker, (settings,)
+            )
+        else:
+            self.local = Enricher.from_settings(settings)
+
+    @property
+    def in_flight_target(self) -> int:
+        """Chunks kept submitted: one running and one waiting per worker."""
+        return 2 * self.workers if self.pool is not None else 1
+
+    def chunk_size(self, backlog: int) -> int:
+        """Small chunks while the backlog is short (latency), up to `nlp.batch_size` when
+        it is long (throughput)."""
+        return max(1, min(self.batch_size, backlog // self.in_flight_target))
+
+    def submit(self, items: Items) -> Future[Enriched]:
+        """The chunk enriched, its metrics already counted here (the registry's process)."""
+        if self.local is not None:
+            done: Future[Enriched] = Future()
+            try:
+                done.set_result(self.local.enrich_chunk(items))
+            except Exception as exc:  # handed to the caller like a worker's failure
+                done.set_exception(exc)
+        else:
+            assert self.pool is not None
+            done = self.pool.submit(_enrich_in_worker, items)
+        done.add_done_callback(self._record)
+        return done
+
+    def _record(self, done: Future[Enriched]) -> None:
+        if not done.cancelled() and done.exception() is None:
+            record_enriched(self.metrics, done.result())
+
+    def enrich(self, items: Items) -> list[EnrichedStory]:
+        """Synchronously (the one-by-one retry of a failed chunk)."""
+        return self.submit(items).result().stories
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
