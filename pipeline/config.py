@@ -126,7 +126,9 @@ class PollerSettings(Section):
 class ExtractionSettings(Section):
     min_text_chars: int = Field(200, ge=0, description="Less page text than this falls back.")
     max_html_bytes: int = Field(5_000_000, ge=1024)
-    workers: int = Field(0, ge=0, description="Processes for `newsmon run`; 0 = one per core.")
+    workers: int = Field(
+        0, ge=0, description="Enrichment processes per `newsmon run` or extractor; 0 = one per core."
+    )
 
 
 class NlpSettings(Section):
