@@ -127,7 +127,7 @@ class ExtractionSettings(Section):
     min_text_chars: int = Field(200, ge=0, description="Less page text than this falls back.")
     max_html_bytes: int = Field(5_000_000, ge=1024)
     workers: int = Field(
-        0, ge=0, description="Enrichment processes per `newsmon run` or extractor; 0 = one per core."
+        0, ge=0, description="Enrichment processes per `run` or extractor; 0 = one per core."
     )
 
 

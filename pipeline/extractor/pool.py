@@ -51,8 +51,20 @@ class Extraction:
             self.pool = ProcessPoolExecutor(
                 self.workers, get_context("spawn"), _start_worker, (settings,)
             )
+            self._start_every_worker()
         else:
             self.local = Enricher.from_settings(settings)
+
+    def _start_every_worker(self) -> None:
+        """Start all workers now and wait until each has loaded its models (or raise).
+
+        The pool starts a process only when none is idle; left alone, the second one would
+        load spaCy under the first burst of stories, seconds of latency for them.
+        """
+        assert self.pool is not None
+        warm = [self.pool.submit(_enrich_in_worker, []) for _ in range(self.workers)]
+        for done in warm:
+            done.result()
 
     @property
     def in_flight_target(self) -> int:

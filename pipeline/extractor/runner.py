@@ -102,14 +102,14 @@ def run_extractor(
 ) -> None:
     """The worker as `newsmon extractor` runs it, until `stop` is set.
 
-    Models and the taxonomy load (in every pool process) before the consumer joins
-    its group, so a bad config fails here instead of after partitions were assigned.
+    Models and the taxonomy load (in every pool process, see `Extraction`) before the
+    consumer joins its group, so a bad config fails here instead of after partitions
+    were assigned.
     """
     extraction = Extraction(settings, metrics)
     try:
         max_bytes = settings.extraction.max_html_bytes
         with PageFetcher(settings.http, max_bytes=max_bytes, metrics=metrics) as pages:
-            extraction.enrich([])  # every worker has loaded its models, or this raises
             stage = ExtractorStage(extraction, pages, settings.kafka.topics, metrics)
             topics = [settings.kafka.topics.raw]
             runner = InFlightRunner(stage, settings.kafka, topics, metrics, stop, on_round=on_round)

@@ -1,0 +1,52 @@
+"""The extraction pool's bookkeeping: each enriched story counted once, phases timed."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pipeline.config import ExtractionSettings, NlpSettings, Settings
+from pipeline.extractor.enrich import FetchedPage, PageFailed
+from pipeline.extractor.pool import Extraction
+from pipeline.metrics import Metrics
+from pipeline.models import RawStory, story_id_for
+
+ROOT = Path(__file__).resolve().parents[2]
+PAGE = (
+    "<html><body><article><h1>Tesla opens a plant</h1>"
+    + "<p>Elon Musk said the new plant near Shanghai would open next year.</p>" * 8
+    + "</article></body></html>"
+)
+
+
+def story(n: int) -> RawStory:
+    url = f"https://ledger.example/story/{n}"
+    now = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
+    return RawStory(
+        id=story_id_for(url), url=url, title=f"Tesla story {n}", summary="Elon Musk spoke.",
+        published=now, first_seen=now, feed="ledger",
+    )  # fmt: skip
+
+
+def test_in_process_extraction_counts_each_story_once_with_its_phases() -> None:
+    settings = Settings(
+        extraction=ExtractionSettings(workers=1),
+        nlp=NlpSettings(topics_file=ROOT / "configs" / "topics.yaml"),
+    )
+    metrics = Metrics()
+    extraction = Extraction(settings, metrics)
+    try:
+        enriched = extraction.enrich(
+            [(story(1), FetchedPage(PAGE.encode(), "text/html")), (story(2), PageFailed("timeout"))]
+        )
+    finally:
+        extraction.close()
+    assert [s.url for s in enriched] == [story(1).url, story(2).url]
+    sample = metrics.registry.get_sample_value
+    counted = sum(
+        sample("newsmon_stories_enriched_total", {"outcome": o}) or 0.0
+        for o in ("full_text", "summary_fallback")
+    )
+    assert counted == 2
+    assert sample("newsmon_extraction_seconds_count", {}) == 1  # the fetched page only
+    assert sample("newsmon_ner_seconds_count", {}) == 2
