@@ -665,6 +665,10 @@ class InFlightRunner(StageRunner):
     def _flight_results(self, flight: _Flight) -> list[Result]:
         try:
             results = list(flight.future.result())
+        except futures.BrokenExecutor:
+            # The pool is gone (a process was killed): retrying one by one would only
+            # dead-letter every record. Stop the worker; its records are read again.
+            raise
         except Exception:
             log.exception("chunk failed, handling one by one stage=%s", self.stage.name)
             return [self._handle_one(m) for m in flight.messages]
@@ -713,6 +717,8 @@ class InFlightRunner(StageRunner):
         """Finish the chunks in flight (SIGTERM: what is in hand is done), then leave."""
         try:
             self._land(drain=True)
+        except futures.BrokenExecutor:
+            log.error("chunks in flight lost with their pool stage=%s", self.stage.name)
         finally:
             super().close()
 

@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -353,3 +354,25 @@ def _wait(condition: Callable[[], bool], timeout: float = 60.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.1)
+
+
+def test_a_broken_pool_stops_the_worker_and_dead_letters_nothing(
+    kafka_settings: KafkaSettings,
+) -> None:
+    publish_stories(kafka_settings, [make_story(n) for n in range(3)])
+    stage = SlowPooledStage(kafka_settings, delay=0.0)
+
+    def broken(messages: Sequence[Message]) -> Future[Sequence[Result]]:
+        failed: Future[Sequence[Result]] = Future()
+        failed.set_exception(BrokenProcessPool("a pool process was killed"))
+        return failed
+
+    stage.submit = broken  # type: ignore[method-assign]
+    raw = kafka_settings.topics.raw
+    runner = InFlightRunner(stage, kafka_settings, [raw], Metrics(), threading.Event())
+    with pytest.raises(BrokenProcessPool):
+        for _ in range(300):
+            runner.run_once(timeout=0.2)
+    runner.close()
+    assert read_all(kafka_settings, kafka_settings.topics.dead_letter) == []
+    assert committed(kafka_settings, f"{kafka_settings.group_prefix}-extractor", raw) == {}
