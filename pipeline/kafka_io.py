@@ -678,8 +678,8 @@ class InFlightRunner(StageRunner):
             )
         return results
 
-    def _commit_settled(self, partitions: set[tuple[str, int]] | None = None) -> None:
-        offsets = self._tracker.committable(partitions)
+    def _commit_settled(self) -> None:
+        offsets = self._tracker.committable()
         if not offsets:
             return
         try:
