@@ -32,6 +32,10 @@ class ConfigError(PipelineError):
         self.problems = problems
         super().__init__("\n".join(problems))
 
+    def __reduce__(self) -> tuple[type[ConfigError], tuple[list[str]]]:
+        """Pickled as its problems (a process pool hands it to its parent)."""
+        return (type(self), (self.problems,))
+
 
 class Skip(PipelineError):
     """Not an error: the record is deliberately dropped (already seen, filtered out)."""

@@ -25,6 +25,7 @@ Items = list[tuple[RawStory, PageOutcome]]
 SPARE_WORKER_NICE = 10
 
 _worker_enricher: Enricher | None = None
+_worker_error: Exception | None = None
 
 
 def _start_worker(settings: Settings, started: Synchronized[int]) -> None:
@@ -36,16 +37,21 @@ def _start_worker(settings: Settings, started: Synchronized[int]) -> None:
     cores, which cost about an eighth of the throughput here), and either one uses every
     core when the other has none.
     """
-    global _worker_enricher  # noqa: PLW0603 - one Enricher per worker process, by design
+    global _worker_enricher, _worker_error  # noqa: PLW0603 - one Enricher per worker process
     with started.get_lock():
         first = started.value == 0
         started.value += 1
     if not first:
         os.nice(SPARE_WORKER_NICE)
-    _worker_enricher = Enricher.from_settings(settings)
+    try:
+        _worker_enricher = Enricher.from_settings(settings)
+    except Exception as exc:  # raised to the parent by the first task, not a broken pool
+        _worker_error = exc
 
 
 def _enrich_in_worker(items: Items) -> Enriched:
+    if _worker_error is not None:
+        raise _worker_error
     assert _worker_enricher is not None, "pool initializer did not run"
     return _worker_enricher.enrich_chunk(items)
 
@@ -74,15 +80,20 @@ class Extraction:
             self.local = Enricher.from_settings(settings)
 
     def _start_every_worker(self) -> None:
-        """Start all workers now and wait until each has loaded its models (or raise).
+        """Start all workers now and wait until each has loaded its models, or raise what
+        stopped one (a model that is not installed: a `ConfigError`, as in one process).
 
         The pool starts a process only when none is idle; left alone, the second one would
         load spaCy under the first burst of stories, seconds of latency for them.
         """
         assert self.pool is not None
         warm = [self.pool.submit(_enrich_in_worker, []) for _ in range(self.workers)]
-        for done in warm:
-            done.result()
+        try:
+            for done in warm:
+                done.result()
+        except BaseException:
+            self.close()
+            raise
 
     @property
     def in_flight_target(self) -> int:

@@ -1,11 +1,15 @@
-"""The extraction pool's bookkeeping: each enriched story counted once, phases timed."""
+"""The extraction pool: each enriched story counted once, phases timed, config errors clear."""
 
 from __future__ import annotations
 
+import pickle
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
 from pipeline.config import ExtractionSettings, NlpSettings, Settings
+from pipeline.errors import ConfigError
 from pipeline.extractor.enrich import FetchedPage, PageFailed
 from pipeline.extractor.pool import Extraction
 from pipeline.metrics import Metrics
@@ -50,3 +54,23 @@ def test_in_process_extraction_counts_each_story_once_with_its_phases() -> None:
     assert counted == 2
     assert sample("newsmon_extraction_seconds_count", {}) == 1  # the fetched page only
     assert sample("newsmon_ner_seconds_count", {}) == 2
+
+
+def test_a_model_the_pool_cannot_load_is_a_config_error_not_a_broken_pool() -> None:
+    settings = Settings(
+        extraction=ExtractionSettings(workers=2),
+        nlp=NlpSettings(
+            models={"en": "no_such_model_pkg"}, topics_file=ROOT / "configs" / "topics.yaml"
+        ),
+    )
+    with pytest.raises(ConfigError) as caught:
+        Extraction(settings, Metrics())
+    assert caught.value.problems == [
+        "nlp.models.en: spaCy model 'no_such_model_pkg' is not installed (pip install it)"
+    ]
+
+
+def test_a_config_error_survives_pickling_with_its_problems() -> None:
+    error = ConfigError(["a.b: wrong", "c.d: missing"])
+    copy = pickle.loads(pickle.dumps(error))
+    assert (type(copy), copy.problems, str(copy)) == (ConfigError, error.problems, str(error))
