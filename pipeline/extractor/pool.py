@@ -32,10 +32,10 @@ def _start_worker(settings: Settings, started: Synchronized[int]) -> None:
     """Load the models; every worker but the first runs at a lower CPU priority.
 
     The first worker competes for CPU like any process; the others soak up cores that
-    would otherwise idle. Two extractors on one machine thus each keep about one busy
-    process when both have work (no time-slicing of four spaCy processes over two
-    cores, which cost about an eighth of the throughput here), and either one uses every
-    core when the other has none.
+    would otherwise idle, and yield them to the other stages. Two extractors on one
+    machine thus each keep about one busy process when both have work (time-slicing
+    four spaCy processes over two cores seemed to cost more CPU per story in
+    `bench/pipeline_latency.py`), and either one uses every core when the other has none.
     """
     global _worker_enricher, _worker_error  # noqa: PLW0603 - one Enricher per worker process
     with started.get_lock():
