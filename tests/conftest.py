@@ -28,11 +28,6 @@ def pick_free_port() -> int:
         return port
 
 
-@pytest.fixture
-def free_port() -> int:
-    return pick_free_port()
-
-
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:
     if not SHARED.is_dir():

@@ -9,6 +9,7 @@ webhook receiver, signed, once each, and the counters each worker exports must a
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -19,7 +20,6 @@ from pathlib import Path
 import httpx
 import pytest
 import standardwebhooks
-from conftest import pick_free_port
 from newsroom import SEED_RULES, Newsroom
 from notifier_receiver import Receiver
 from prometheus_client.parser import text_string_to_metric_families
@@ -31,9 +31,10 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 WORKERS = ("poller", "extractor", "rules", "notifier")
+METRICS_LINE = re.compile(r"metrics listening host=\S+ port=(\d+)")
 
 
-def worker_env(settings: KafkaSettings, metrics_port: int) -> dict[str, str]:
+def worker_env(settings: KafkaSettings) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSMON_")}
     env.update(
         NEWSMON_KAFKA__BOOTSTRAP_SERVERS=settings.bootstrap_servers,
@@ -43,9 +44,22 @@ def worker_env(settings: KafkaSettings, metrics_port: int) -> dict[str, str]:
         NEWSMON_KAFKA__SESSION_TIMEOUT_SECONDS="6",
         NEWSMON_HTTP__ALLOW_PRIVATE_NETWORKS="true",
         NEWSMON_METRICS__HOST="127.0.0.1",
-        NEWSMON_METRICS__PORT=str(metrics_port),
+        # Port 0: each worker binds a free port and logs it. A port picked here and bound
+        # later can be taken meanwhile by any outgoing connection (same ephemeral range).
+        NEWSMON_METRICS__PORT="0",
     )
     return env
+
+
+def metrics_port(log: Path, timeout: float = 60.0) -> int:
+    """The port a worker logged as `metrics listening host=... port=N`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = METRICS_LINE.search(log.read_text())
+        if found:
+            return int(found.group(1))
+        assert time.monotonic() < deadline, f"{log.name}: no metrics port logged"
+        time.sleep(0.2)
 
 
 def worker_command(name: str, feeds: Path, state: Path, hook: str) -> list[str]:
@@ -85,12 +99,11 @@ def test_four_workers_deliver_exactly_the_three_seed_alerts(
 ) -> None:
     receiver = Receiver()
     feeds = newsroom.write_feeds_file(tmp_path)
-    ports = {name: pick_free_port() for name in WORKERS}
     logs = {name: (tmp_path / f"{name}.log").open("w") for name in WORKERS}
     processes = {
         name: subprocess.Popen(
             worker_command(name, feeds, tmp_path / "state", receiver.url()),
-            env=worker_env(kafka_settings, ports[name]),
+            env=worker_env(kafka_settings),
             cwd=ROOT,
             stdout=logs[name],
             stderr=subprocess.STDOUT,
@@ -103,6 +116,7 @@ def test_four_workers_deliver_exactly_the_three_seed_alerts(
             assert all(p.poll() is None for p in processes.values()), "a worker died"
             time.sleep(0.5)
         time.sleep(8)  # anything extra (a duplicate, a false alarm) would arrive by now
+        ports = {name: metrics_port(tmp_path / f"{name}.log") for name in WORKERS}
 
         webhook = standardwebhooks.Webhook(SECRET)
         for request in receiver.requests:
