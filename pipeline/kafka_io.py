@@ -578,6 +578,9 @@ class InFlightRunner(StageRunner):
         on_round: Callable[[], None] | None = None,
     ) -> None:
         self.chunked = stage
+        self.stuck_after = settings.max_poll_interval_seconds
+        """A chunk running longer than this counts as hung: `on_round` is no longer called,
+        as a `StageRunner`'s stops when its handler hangs (liveness probes watch it)."""
         self._tracker = OffsetTracker()
         self._waiting: list[Message] = []
         self._flights: list[_Flight] = []
@@ -597,7 +600,7 @@ class InFlightRunner(StageRunner):
         """Settle finished chunks, start waiting ones, poll if there is room; returns
         how many records were settled."""
         wait = self.settings.poll_timeout_seconds if timeout is None else timeout
-        if self.on_round is not None:
+        if self.on_round is not None and not self._hung():
             self.on_round()
         settled = self._land()
         self._launch()
@@ -606,6 +609,10 @@ class InFlightRunner(StageRunner):
         elif self._flights:
             futures.wait([f.future for f in self._flights], wait, futures.FIRST_COMPLETED)
         return settled + self._land()
+
+    def _hung(self) -> bool:
+        oldest = min((f.started for f in self._flights), default=None)
+        return oldest is not None and time.monotonic() - oldest > self.stuck_after
 
     def _poll(self, wait: float) -> None:
         polled = self.consumer.poll(timeout_ms=int(wait * 1000))

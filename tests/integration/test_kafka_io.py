@@ -376,3 +376,34 @@ def test_a_broken_pool_stops_the_worker_and_dead_letters_nothing(
     runner.close()
     assert read_all(kafka_settings, kafka_settings.topics.dead_letter) == []
     assert committed(kafka_settings, f"{kafka_settings.group_prefix}-extractor", raw) == {}
+
+
+def test_a_hung_chunk_stops_the_rounds_a_liveness_probe_watches(
+    kafka_settings: KafkaSettings,
+) -> None:
+    publish_stories(kafka_settings, [make_story(1)])
+    stage = SlowPooledStage(kafka_settings, delay=0.0)
+    never: Future[Sequence[Result]] = Future()  # a chunk that never finishes
+    submitted = threading.Event()
+
+    def hang(messages: Sequence[Message]) -> Future[Sequence[Result]]:
+        submitted.set()
+        return never
+
+    stage.submit = hang  # type: ignore[method-assign]
+    rounds: list[float] = []
+    runner = InFlightRunner(
+        stage, kafka_settings, [kafka_settings.topics.raw], Metrics(), threading.Event(),
+        on_round=lambda: rounds.append(time.monotonic()),
+    )  # fmt: skip
+    runner.stuck_after = 1.0
+    try:
+        _wait(lambda: runner.run_once(timeout=0.2) >= 0 and submitted.is_set())
+        launched = time.monotonic()
+        while time.monotonic() < launched + 3.0:
+            runner.run_once(timeout=0.2)
+        assert any(launched < r < launched + 0.8 for r in rounds)  # alive while it may finish
+        assert max(rounds) < launched + 1.5  # then no more rounds: the probe sees it hang
+    finally:
+        never.set_result([[]])
+        runner.close()
