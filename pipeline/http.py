@@ -257,9 +257,6 @@ class _HostLimiter:
         self._hosts[host][0].release()
         self._forget(host)
 
-    def busy(self, host: str) -> bool:
-        return host in self._hosts
-
     def _forget(self, host: str) -> None:
         semaphore, users = self._hosts[host]
         if users <= 1:
