@@ -40,7 +40,6 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import TypeVar
 
@@ -48,6 +47,7 @@ import spacy
 import trafilatura
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
+from pipeline_site import serve_html
 from spacy.language import Language
 
 from pipeline.config import KafkaSettings, Settings, TopicNames
@@ -92,25 +92,7 @@ def load_pages() -> list[Page]:
 def _serve(pages: dict[str, bytes], port: multiprocessing.Queue[int], cpu: int | None) -> None:
     if cpu is not None:
         os.sched_setaffinity(0, {cpu})
-
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def do_GET(self) -> None:
-            body = pages.get(self.path.split("?")[0].rsplit("/", 1)[-1], b"")
-            self.send_response(200 if body else 404)
-            self.send_header("Content-Type", "text/html; charset=utf-8")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: object) -> None:
-            """Quiet."""
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    port.put(server.server_address[1])
-    server.serve_forever()
+    serve_html(lambda path: pages.get(path.split("?")[0].rsplit("/", 1)[-1], b""), port)
 
 
 @contextlib.contextmanager

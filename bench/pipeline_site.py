@@ -26,7 +26,7 @@ import random
 import re
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -167,15 +167,16 @@ class StoryPages:
 # --- the page server, in a process of its own ------------------------------------------------
 
 
-def _serve_pages(corpus: Corpus, ports: multiprocessing.Queue[int]) -> None:
-    pages = StoryPages(corpus)
+def serve_html(page_for: Callable[[str], bytes], ports: multiprocessing.Queue[int]) -> None:
+    """Serve `page_for(path)` as HTML (404 where it is empty) on a free loopback port until
+    killed; the port goes to `ports`. Meant for a process of its own, so that serving costs
+    the measured processes nothing."""
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
         def do_GET(self) -> None:
-            _, _, number = self.path.split("?")[0].rpartition("/story/")
-            body = pages.page(int(number)) if number.isdigit() else b""
+            body = page_for(self.path)
             self.send_response(200 if body else 404)
             self.send_header("Content-Type", "text/html; charset=utf-8")
             self.send_header("Content-Length", str(len(body)))
@@ -189,6 +190,16 @@ def _serve_pages(corpus: Corpus, ports: multiprocessing.Queue[int]) -> None:
     server.daemon_threads = True
     ports.put(server.server_address[1])
     server.serve_forever()
+
+
+def _serve_pages(corpus: Corpus, ports: multiprocessing.Queue[int]) -> None:
+    pages = StoryPages(corpus)
+
+    def page_for(path: str) -> bytes:
+        _, _, number = path.split("?", maxsplit=1)[0].rpartition("/story/")
+        return pages.page(int(number)) if number.isdigit() else b""
+
+    serve_html(page_for, ports)
 
 
 @dataclass(frozen=True)
