@@ -86,6 +86,12 @@ class KafkaSettings(Section):
     sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
     sasl_username: str | None = None
     sasl_password: SecretStr | None = None
+    commit_interval_seconds: float = Field(
+        1.0,
+        ge=0,
+        description="How often the extractor and rules workers commit what they settled "
+        "(0: after every record); a crash re-reads at most this much, dropped downstream.",
+    )
     max_attempts: int = Field(3, ge=1, description="Tries of a failing record before dead-letter.")
     retry_backoff_seconds: float = Field(0.5, ge=0)
     poll_timeout_seconds: float = Field(1.0, gt=0)

@@ -3,7 +3,10 @@
 A stage runner polls a batch, hands it to the stage's pure transform, publishes
 what came out (waiting for every acknowledgement), dead-letters what could not
 be handled, and only then commits the offsets: at-least-once, and a poison
-record never blocks its partition.
+record never blocks its partition. A runner given `commit_every` commits what it
+settled at most that often (and whenever its input runs dry or it stops): each
+commit costs the broker a log append, and a crash re-reads at most that much,
+which the stage downstream drops by story id.
 """
 
 from __future__ import annotations
@@ -371,8 +374,10 @@ class StageRunner:
         *,
         group_id: str | None = None,
         chunk_size: int = 1,
+        commit_every: float = 0.0,
         on_idle: Callable[[], None] | None = None,
         on_round: Callable[[], None] | None = None,
+        on_published: Callable[[Sequence[Message]], None] | None = None,
     ) -> None:
         self.stage = stage
         self.settings = settings
@@ -381,15 +386,21 @@ class StageRunner:
         self.stop = stop
         self.group_id = group_id or f"{settings.group_prefix}-{stage.name}"
         self.chunk_size = chunk_size
+        self.commit_every = commit_every
         self.on_idle = on_idle
         self.on_round = on_round
+        self.on_published = on_published
+        """Called with each chunk once its outputs are acknowledged, before it is committed."""
         self.producer = Producer(settings)
         self.consumer = self._consumer()
         self._lag_checked = 0.0
+        self._committed_at = time.monotonic()
+        self._uncommitted: dict[TopicPartition, OffsetAndMetadata] = {}
 
     def _consumer(self) -> KafkaConsumer:
         return group_consumer(
             self.settings, self.group_id, self.stage.name, self.topics,
+            listener=_RevokeListener(self._revoked),
             auto_offset_reset="earliest", max_poll_records=self.settings.max_poll_records,
         )  # fmt: skip
 
@@ -413,6 +424,7 @@ class StageRunner:
         messages = [_to_message(r) for records in polled.values() for r in records]
         self._refresh_lag()
         if not messages:
+            self._commit_uncommitted()
             if self.on_idle is not None:
                 self.on_idle()
             return 0
@@ -434,6 +446,8 @@ class StageRunner:
         for message, result in zip(chunk, results, strict=True):
             outputs.extend(self._outputs_for(message, result))
         self._publish(outputs)
+        if self.on_published is not None:
+            self.on_published(chunk)
         self._commit(chunk)
         per_record = (time.monotonic() - started) / len(chunk)
         for _ in chunk:
@@ -505,10 +519,28 @@ class StageRunner:
                 delay = max(delay * 2, 0.5)
 
     def _commit(self, chunk: list[Message]) -> None:
-        offsets: dict[TopicPartition, OffsetAndMetadata] = {}
+        """Commit past `chunk`, now or with a later chunk (see `commit_every`)."""
         for m in chunk:
-            offsets[TopicPartition(m.topic, m.partition)] = OffsetAndMetadata(m.offset + 1, "", -1)
+            tp = TopicPartition(m.topic, m.partition)
+            self._uncommitted[tp] = OffsetAndMetadata(m.offset + 1, "", -1)
+        if time.monotonic() - self._committed_at >= self.commit_every:
+            self._commit_uncommitted()
+
+    def _commit_uncommitted(self) -> None:
+        self._committed_at = time.monotonic()
+        if not self._uncommitted:
+            return
+        offsets, self._uncommitted = self._uncommitted, {}
         self.consumer.commit(offsets)
+
+    def _revoked(self, partitions: set[tuple[str, int]]) -> None:
+        """Settled records of partitions moving away are read again by their next owner.
+
+        Called on kafka-python's IO thread while `poll()` waits, so it must not block on
+        the client: no commit here; the offsets this runner owed for them are dropped.
+        """
+        for topic, partition in partitions:
+            self._uncommitted.pop(TopicPartition(topic, partition), None)
 
     def _rewind_unsettled(self, messages: list[Message]) -> None:
         """Records polled but not handled (stop requested) are re-read if we go on."""
@@ -536,7 +568,11 @@ class StageRunner:
             self.metrics.consumer_lag.labels(self.stage.name, tp.topic, str(tp.partition)).set(lag)
 
     def close(self) -> None:
-        """Flush what is in flight, then leave the group so partitions move at once."""
+        """Commit what was settled, then leave the group so partitions move at once."""
+        try:
+            self._commit_uncommitted()
+        except KafkaError as exc:  # the group moved on: the next owner reads them again
+            log.warning("final commit failed stage=%s error=%s", self.stage.name, exc)
         try:
             self.producer.close()
         finally:
@@ -574,6 +610,7 @@ class InFlightRunner(StageRunner):
         stop: threading.Event,
         *,
         group_id: str | None = None,
+        commit_every: float = 0.0,
         on_idle: Callable[[], None] | None = None,
         on_round: Callable[[], None] | None = None,
     ) -> None:
@@ -586,7 +623,7 @@ class InFlightRunner(StageRunner):
         self._flights: list[_Flight] = []
         super().__init__(
             stage, settings, topics, metrics, stop,
-            group_id=group_id, on_idle=on_idle, on_round=on_round,
+            group_id=group_id, commit_every=commit_every, on_idle=on_idle, on_round=on_round,
         )  # fmt: skip
 
     def _consumer(self) -> KafkaConsumer:
@@ -622,8 +659,10 @@ class InFlightRunner(StageRunner):
         self._waiting.extend(messages)
         self._launch()
         self._refresh_lag()
-        if not messages and not self._flights and self.on_idle is not None:
-            self.on_idle()
+        if not messages and not self._flights:
+            self._commit_settled(now=True)
+            if self.on_idle is not None:
+                self.on_idle()
 
     def _launch(self) -> None:
         while self._waiting and len(self._flights) < self.chunked.in_flight_target:
@@ -649,7 +688,7 @@ class InFlightRunner(StageRunner):
             self._flights.remove(flight)
             self._settle_flight(flight)
         if done:
-            self._commit_settled()
+            self._commit_settled(now=drain)
         return sum(len(f.messages) for f in done)
 
     def _settle_flight(self, flight: _Flight) -> None:
@@ -685,7 +724,12 @@ class InFlightRunner(StageRunner):
             )
         return results
 
-    def _commit_settled(self) -> None:
+    def _commit_settled(self, *, now: bool = False) -> None:
+        """Commit up to each partition's earliest unsettled record, at most every
+        `commit_every` seconds unless `now`."""
+        if not now and time.monotonic() - self._committed_at < self.commit_every:
+            return
+        self._committed_at = time.monotonic()
         offsets = self._tracker.committable()
         if not offsets:
             return

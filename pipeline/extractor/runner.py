@@ -112,7 +112,10 @@ def run_extractor(
         with PageFetcher(settings.http, max_bytes=max_bytes, metrics=metrics) as pages:
             stage = ExtractorStage(extraction, pages, settings.kafka.topics, metrics)
             topics = [settings.kafka.topics.raw]
-            runner = InFlightRunner(stage, settings.kafka, topics, metrics, stop, on_round=on_round)
+            runner = InFlightRunner(
+                stage, settings.kafka, topics, metrics, stop,
+                commit_every=settings.kafka.commit_interval_seconds, on_round=on_round,
+            )  # fmt: skip
             runner.run()
     finally:
         extraction.close()

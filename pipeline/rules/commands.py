@@ -33,9 +33,8 @@ CONFIG_CHECKS = [check_rules_compile]
 
 
 def cmd_rules(args: argparse.Namespace) -> int:
-    from pipeline.kafka_io import StageRunner
     from pipeline.rules.engine import open_engine, reload_on_sighup
-    from pipeline.rules.stage import RulesStage, run_worker
+    from pipeline.rules.stage import RulesStage, rules_runner, run_worker
     from pipeline.runtime import Liveness, setup_logging, start_metrics, stop_event
 
     config = load_from_args(args)
@@ -47,12 +46,8 @@ def cmd_rules(args: argparse.Namespace) -> int:
     stop = stop_event()
     liveness = Liveness(settings.kafka.max_poll_interval_seconds)
     start_metrics(settings, metrics, health=liveness)
-    topics = settings.kafka.topics
-    stage = RulesStage(engine, topics.alerts)
-    runner = StageRunner(
-        stage, settings.kafka, [topics.enriched], metrics, stop,
-        chunk_size=1, on_round=liveness.beat,
-    )  # fmt: skip
+    stage = RulesStage(engine, settings.kafka.topics.alerts)
+    runner = rules_runner(stage, settings.kafka, metrics, stop, on_round=liveness.beat)
     log.info(
         "rules worker started rules=%s state_dir=%s", len(engine.compiled.rules), config.state_dir
     )

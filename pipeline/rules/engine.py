@@ -164,7 +164,8 @@ class RulesEngine:
         return alerts
 
     def confirm_before(self, topic: str, partition: int, offset: int) -> None:
-        """Records of this partition before `offset` are committed: their alerts went out."""
+        """Records of this partition before `offset` were published (acknowledged or
+        committed): their alerts went out."""
         self.store.confirm_before(topic, partition, offset)
 
     def confirm_all(self) -> None:

@@ -11,8 +11,10 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 
+from pipeline.config import KafkaSettings
 from pipeline.errors import PipelineError, Retryable
 from pipeline.kafka_io import Message, Output, Result, StageRunner
+from pipeline.metrics import Metrics
 from pipeline.models import Alert, EnrichedStory, decode
 from pipeline.rules.engine import RulesEngine
 from pipeline.rules.store import SourcePosition
@@ -36,14 +38,21 @@ class RulesStage:
     def handle_batch(self, messages: Sequence[Message]) -> Sequence[Result]:
         """Confirm what is committed, then handle each story.
 
-        The runner commits a chunk before it hands over the next, so every record
-        of a partition before the first one seen here was committed, and with it
-        the alerts it produced. With chunks of one record that holds even when the
-        runner re-handles a record after an error.
+        Reading resumes at the commit point, so every record of a partition before
+        the first one seen here was committed, and with it the alerts it produced
+        (the runner confirms them as soon as they are published, see `published`;
+        this catches a kill between the two). With chunks of one record that holds
+        even when the runner re-handles a record after an error.
         """
         for (topic, partition), offset in _first_offsets(messages).items():
             self.engine.confirm_before(topic, partition, offset)
         return [self._handle(message) for message in messages]
+
+    def published(self, messages: Sequence[Message]) -> None:
+        """The alerts of `messages` (and of every earlier record of their partitions)
+        were acknowledged by the broker: a re-read record must not send them again."""
+        for (topic, partition), offset in _last_offsets(messages).items():
+            self.engine.confirm_before(topic, partition, offset + 1)
 
     def _handle(self, message: Message) -> Result:
         try:
@@ -61,6 +70,34 @@ def _first_offsets(messages: Sequence[Message]) -> dict[tuple[str, int], int]:
         key = (m.topic, m.partition)
         first[key] = min(first.get(key, m.offset), m.offset)
     return first
+
+
+def _last_offsets(messages: Sequence[Message]) -> dict[tuple[str, int], int]:
+    last: dict[tuple[str, int], int] = {}
+    for m in messages:
+        key = (m.topic, m.partition)
+        last[key] = max(last.get(key, m.offset), m.offset)
+    return last
+
+
+def rules_runner(
+    stage: RulesStage,
+    settings: KafkaSettings,
+    metrics: Metrics,
+    stop: threading.Event,
+    *,
+    group_id: str | None = None,
+    on_idle: Callable[[], None] | None = None,
+    on_round: Callable[[], None] | None = None,
+    runner_class: type[StageRunner] = StageRunner,
+) -> StageRunner:
+    """The runner of `newsmon rules`: one record a chunk, its alerts confirmed once the
+    broker acknowledged them, commits at most every `commit_interval_seconds`."""
+    return runner_class(
+        stage, settings, [settings.topics.enriched], metrics, stop,
+        group_id=group_id, chunk_size=1, commit_every=settings.commit_interval_seconds,
+        on_idle=on_idle, on_round=on_round, on_published=stage.published,
+    )  # fmt: skip
 
 
 def run_worker(runner: StageRunner, stage: RulesStage, stop: threading.Event) -> None:

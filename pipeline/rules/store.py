@@ -3,11 +3,12 @@
 One row per (rule, story) that ever fired, so an alert is raised once per rule
 and story however often the story comes back, across restarts. A row starts
 `pending` when its alert is handed to the corridor and becomes `published`
-once the record that produced it is known to be committed (a later offset of
-the same partition is being handled, or the one-process mode says so). A
-pending row met again re-publishes the very same alert (same `alert_id`): after
-a kill -9 between "published" and "offset committed" the record comes back and
-its alert goes out again rather than being lost; downstream drops it by id.
+once the broker acknowledged it (the Kafka runner says so after each record,
+and reading resuming past a record says so after a restart; the one-process
+mode says so after delivery). A pending row met again re-publishes the very
+same alert (same `alert_id`): after a kill -9 between the broker's
+acknowledgement and the confirmation, the record comes back and its alert goes
+out again rather than being lost.
 
 Other states: `held` (throttled, waiting for its rule's digest), `digested`
 (sent in a digest), `duplicate` (a near-duplicate of a story that already
@@ -156,7 +157,7 @@ class AlertStore:
         )  # fmt: skip
 
     def confirm_before(self, topic: str, partition: int, offset: int) -> int:
-        """Alerts of records before `offset` were committed, hence published: forget their bytes."""
+        """Alerts of records before `offset` were published: forget their bytes."""
         with self._lock:
             cursor = self._db.execute(
                 "UPDATE alerts SET state = 'published', payload = NULL WHERE state = 'pending'"

@@ -92,10 +92,15 @@ def main() -> int:
     if on_idle is not None:
         stage.on_record = on_idle.reset
     topics = [settings.topics.raw]
+    pace = settings.commit_interval_seconds
     if isinstance(stage, PooledEchoStage):
-        InFlightRunner(stage, settings, topics, Metrics(), stop, on_idle=on_idle).run()
+        InFlightRunner(
+            stage, settings, topics, Metrics(), stop, commit_every=pace, on_idle=on_idle
+        ).run()
     else:
-        StageRunner(stage, settings, topics, Metrics(), stop, on_idle=on_idle).run()
+        StageRunner(
+            stage, settings, topics, Metrics(), stop, commit_every=pace, on_idle=on_idle
+        ).run()
     return 0
 
 

@@ -1,9 +1,10 @@
-"""The rules worker (`RulesStage` run by the real `StageRunner`) in its own process, for kill tests.
+"""The rules worker (`rules_runner`, as `newsmon rules` builds it) in its own process, for kill tests.
 
 `--hang-before-commit` makes it stop for good after the first chunk's alerts are
-published and before its offset is committed (it writes "published" to `--log`
-first), so a test can kill -9 it in exactly that window. `--exit-when-idle`
-stops it once nothing has arrived for a few seconds.
+published and confirmed and before its offset is committed; `--hang-before-confirm`
+after they are published and before they are confirmed. Either writes "published"
+to `--log` first, so a test can kill -9 it in exactly that window.
+`--exit-when-idle` stops it once nothing has arrived for a few seconds.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pipeline.config import KafkaSettings, RulesSettings
 from pipeline.kafka_io import Message, Result, StageRunner
 from pipeline.metrics import Metrics
 from pipeline.rules.engine import STORE_FILE, RulesEngine
-from pipeline.rules.stage import RulesStage, run_worker
+from pipeline.rules.stage import RulesStage, rules_runner, run_worker
 from pipeline.rules.store import AlertStore
 from pipeline.runtime import stop_event
 
@@ -40,11 +41,19 @@ class WatchedStage(RulesStage):
     """Tells the idle timer that records are still arriving."""
 
     on_record: IdleExit | None = None
+    hang_before_confirm: Path | None = None
 
     def handle_batch(self, messages: Sequence[Message]) -> Sequence[Result]:
         if self.on_record is not None:
             self.on_record.reset()
         return super().handle_batch(messages)
+
+    def published(self, messages: Sequence[Message]) -> None:
+        if self.hang_before_confirm is not None:
+            with self.hang_before_confirm.open("a") as log:
+                log.write("published\n")
+            time.sleep(3600)
+        super().published(messages)
 
 
 def main() -> int:
@@ -54,6 +63,7 @@ def main() -> int:
     parser.add_argument("--state-dir", type=Path, required=True)
     parser.add_argument("--log", type=Path, required=True)
     parser.add_argument("--hang-before-commit", action="store_true")
+    parser.add_argument("--hang-before-confirm", action="store_true")
     parser.add_argument("--exit-when-idle", action="store_true")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, stream=sys.stderr)
@@ -66,8 +76,9 @@ def main() -> int:
     runner_class = HangBeforeCommit if args.hang_before_commit else StageRunner
     on_idle = IdleExit(stop) if args.exit_when_idle else None
     stage.on_record = on_idle
-    runner = runner_class(
-        stage, settings, [settings.topics.enriched], metrics, stop, chunk_size=1, on_idle=on_idle
+    stage.hang_before_confirm = args.log if args.hang_before_confirm else None
+    runner = rules_runner(
+        stage, settings, metrics, stop, on_idle=on_idle, runner_class=runner_class
     )
     if isinstance(runner, HangBeforeCommit):
         runner.log_path = args.log

@@ -195,14 +195,16 @@ def test_sigkill_before_commit_redelivers_the_record(
     assert log.read_text().split() == [story.id, story.id]
 
 
+@pytest.mark.parametrize("runner", [[], ["--in-flight", "2"]], ids=["stage", "in-flight"])
 def test_sigterm_finishes_in_hand_record_and_loses_or_repeats_nothing(
-    kafka_settings: KafkaSettings, tmp_path: Path
+    kafka_settings: KafkaSettings, tmp_path: Path, runner: list[str]
 ) -> None:
+    """Commits are paced (`commit_interval_seconds`): stopping commits what was settled."""
     stories = [make_story(n) for n in range(20)]
     publish_stories(kafka_settings, stories)
     log = tmp_path / "handled.log"
 
-    worker = start_worker(kafka_settings, log, "--delay", "0.2")
+    worker = start_worker(kafka_settings, log, "--delay", "0.2", *runner)
     wait_for_lines(log, 5)
     worker.send_signal(signal.SIGTERM)
     assert worker.wait(timeout=30) == 0
@@ -347,6 +349,42 @@ def test_partitions_moving_mid_flight_publish_each_story_once(
     assert len(first_stage.started) > len(stories)  # it read again what it owned anew
     group = f"{kafka_settings.group_prefix}-extractor"
     assert committed(kafka_settings, group, raw) == ends(kafka_settings, raw)
+
+
+@pytest.mark.parametrize("runner_class", [StageRunner, InFlightRunner])
+def test_commits_are_paced_and_caught_up_when_the_input_runs_dry(
+    kafka_settings: KafkaSettings, runner_class: type[StageRunner]
+) -> None:
+    """With `commit_every`, a stream of records costs a commit per interval, not per
+    record; once nothing more arrives, everything settled is committed."""
+    raw, enriched = kafka_settings.topics.raw, kafka_settings.topics.enriched
+    for n in range(12):  # one produce request each: the polls bring them in small bites
+        publish_stories(kafka_settings, [make_story(n)])
+    stage = SlowPooledStage(kafka_settings, delay=0.05, threads=1)  # chunks land one by one
+    runner = runner_class(
+        stage, kafka_settings, [raw], Metrics(), threading.Event(), commit_every=3600.0
+    )
+    commits: list[dict[object, object]] = []
+    commit = runner.consumer.commit
+
+    def counted(offsets: dict[object, object]) -> None:
+        commits.append(offsets)
+        commit(offsets)
+
+    runner.consumer.commit = counted
+    try:
+        _wait(lambda: runner.run_once(timeout=0.2) >= 0 and len(stage.started) == 12)
+        ended = ends(kafka_settings, raw)
+        _wait(
+            lambda: (
+                runner.run_once(timeout=0.2) >= 0
+                and committed(kafka_settings, runner.group_id, raw) == ended
+            )
+        )
+    finally:
+        runner.close()
+    assert len(read_all(kafka_settings, enriched)) == 12
+    assert 1 <= len(commits) <= 3  # the input ran dry once or twice; never a commit a record
 
 
 def _wait(condition: Callable[[], bool], timeout: float = 60.0) -> None:

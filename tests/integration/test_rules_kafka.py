@@ -16,11 +16,11 @@ from prometheus_client import CollectorRegistry
 from seed import enriched_seed_story
 
 from pipeline.config import KafkaSettings, RulesSettings
-from pipeline.kafka_io import Output, Producer, StageRunner, read_to_end
+from pipeline.kafka_io import Output, Producer, read_to_end
 from pipeline.metrics import Metrics
 from pipeline.models import Alert, EnrichedStory, decode, story_id_for
 from pipeline.rules.engine import STORE_FILE, RulesEngine
-from pipeline.rules.stage import RulesStage, run_worker
+from pipeline.rules.stage import RulesStage, rules_runner, run_worker
 from pipeline.rules.store import AlertStore
 
 pytestmark = pytest.mark.integration
@@ -74,9 +74,7 @@ def run_rules(
     engine = RulesEngine(RULES, rules_settings or RulesSettings(), store, metrics)
     stage = RulesStage(engine, settings.topics.alerts)
     stop = threading.Event()
-    runner = StageRunner(
-        stage, settings, [settings.topics.enriched], metrics, stop, group_id=group_id, chunk_size=1
-    )
+    runner = rules_runner(stage, settings, metrics, stop, group_id=group_id)
     worker = threading.Thread(target=run_worker, args=(runner, stage, stop), daemon=True)
     worker.start()
     deadline = time.monotonic() + timeout
@@ -140,14 +138,14 @@ def wait_for_text(path: Path, text: str, timeout: float = 60.0) -> None:
         time.sleep(0.1)
 
 
-def test_kill_9_between_publish_and_commit_republishes_the_same_alerts(
+def test_kill_9_between_publish_and_confirm_republishes_the_same_alerts(
     kafka_settings: KafkaSettings, tmp_path: Path
 ) -> None:
     story = seed_story()
     publish_stories(kafka_settings, [story])
     log = tmp_path / "worker.log"
 
-    worker = start_worker(kafka_settings, tmp_path, log, "--hang-before-commit")
+    worker = start_worker(kafka_settings, tmp_path, log, "--hang-before-confirm")
     wait_for_text(log, "published")
     first = alerts_on(kafka_settings)
     worker.send_signal(signal.SIGKILL)
@@ -165,6 +163,31 @@ def test_kill_9_between_publish_and_commit_republishes_the_same_alerts(
     last = start_worker(kafka_settings, tmp_path, log, "--exit-when-idle")
     assert last.wait(timeout=120) == 0
     assert len(alerts_on(kafka_settings)) == 2 * len(first)
+
+
+def test_kill_9_after_confirm_before_commit_sends_no_alert_twice(
+    kafka_settings: KafkaSettings, tmp_path: Path
+) -> None:
+    """Commits lag behind (`commit_interval_seconds`): a record read again after a kill
+    finds its alerts confirmed, and nothing goes out twice."""
+    publish_stories(kafka_settings, [seed_story()])
+    log = tmp_path / "worker.log"
+
+    worker = start_worker(kafka_settings, tmp_path, log, "--hang-before-commit")
+    wait_for_text(log, "published")
+    first = alerts_on(kafka_settings)
+    worker.send_signal(signal.SIGKILL)
+    worker.wait(timeout=10)
+    assert sorted(a.rule_id for a in first) == sorted(SEED_RULES)
+
+    restarted = start_worker(kafka_settings, tmp_path, log, "--exit-when-idle")
+    assert restarted.wait(timeout=120) == 0
+    assert alerts_on(kafka_settings) == first
+    store = AlertStore(tmp_path / STORE_FILE)
+    try:
+        assert (store.count("published"), store.count("pending")) == (3, 0)
+    finally:
+        store.close()
 
 
 def distinct_tesla_story(number: int) -> EnrichedStory:
