@@ -65,19 +65,21 @@ class RulesStage:
 
 
 def _first_offsets(messages: Sequence[Message]) -> dict[tuple[str, int], int]:
-    first: dict[tuple[str, int], int] = {}
-    for m in messages:
-        key = (m.topic, m.partition)
-        first[key] = min(first.get(key, m.offset), m.offset)
-    return first
+    return _offsets(messages, min)
 
 
 def _last_offsets(messages: Sequence[Message]) -> dict[tuple[str, int], int]:
-    last: dict[tuple[str, int], int] = {}
+    return _offsets(messages, max)
+
+
+def _offsets(
+    messages: Sequence[Message], pick: Callable[[int, int], int]
+) -> dict[tuple[str, int], int]:
+    found: dict[tuple[str, int], int] = {}
     for m in messages:
         key = (m.topic, m.partition)
-        last[key] = max(last.get(key, m.offset), m.offset)
-    return last
+        found[key] = pick(found.get(key, m.offset), m.offset)
+    return found
 
 
 def rules_runner(

@@ -138,29 +138,37 @@ def wait_for_text(path: Path, text: str, timeout: float = 60.0) -> None:
         time.sleep(0.1)
 
 
-def test_kill_9_between_publish_and_confirm_republishes_the_same_alerts(
-    kafka_settings: KafkaSettings, tmp_path: Path
-) -> None:
-    story = seed_story()
-    publish_stories(kafka_settings, [story])
+def killed_mid_record_and_restarted(
+    kafka_settings: KafkaSettings, tmp_path: Path, hang: str
+) -> list[Alert]:
+    """Kill -9 the worker where `hang` stops it, restart it until idle; the first alerts."""
     log = tmp_path / "worker.log"
-
-    worker = start_worker(kafka_settings, tmp_path, log, "--hang-before-confirm")
+    worker = start_worker(kafka_settings, tmp_path, log, hang)
     wait_for_text(log, "published")
     first = alerts_on(kafka_settings)
     worker.send_signal(signal.SIGKILL)
     worker.wait(timeout=10)
     assert sorted(a.rule_id for a in first) == sorted(SEED_RULES)
-
     restarted = start_worker(kafka_settings, tmp_path, log, "--exit-when-idle")
     assert restarted.wait(timeout=120) == 0
-    # Each alert went out twice, byte for byte (the notifier drops the copy by alert_id).
+    return first
+
+
+def test_kill_9_between_publish_and_confirm_republishes_the_same_alerts(
+    kafka_settings: KafkaSettings, tmp_path: Path
+) -> None:
+    story = seed_story()
+    publish_stories(kafka_settings, [story])
+
+    first = killed_mid_record_and_restarted(kafka_settings, tmp_path, "--hang-before-confirm")
+
+    # Each alert went out twice, byte for byte (receivers drop the copy by its webhook-id).
     first_copies = Counter(a.to_bytes() for a in first)
     assert Counter(a.to_bytes() for a in alerts_on(kafka_settings)) == first_copies + first_copies
 
     # The story comes back in a new record (re-polled): nothing more goes out.
     publish_stories(kafka_settings, [story])
-    last = start_worker(kafka_settings, tmp_path, log, "--exit-when-idle")
+    last = start_worker(kafka_settings, tmp_path, tmp_path / "worker.log", "--exit-when-idle")
     assert last.wait(timeout=120) == 0
     assert len(alerts_on(kafka_settings)) == 2 * len(first)
 
@@ -171,17 +179,9 @@ def test_kill_9_after_confirm_before_commit_sends_no_alert_twice(
     """Commits lag behind (`commit_interval_seconds`): a record read again after a kill
     finds its alerts confirmed, and nothing goes out twice."""
     publish_stories(kafka_settings, [seed_story()])
-    log = tmp_path / "worker.log"
 
-    worker = start_worker(kafka_settings, tmp_path, log, "--hang-before-commit")
-    wait_for_text(log, "published")
-    first = alerts_on(kafka_settings)
-    worker.send_signal(signal.SIGKILL)
-    worker.wait(timeout=10)
-    assert sorted(a.rule_id for a in first) == sorted(SEED_RULES)
+    first = killed_mid_record_and_restarted(kafka_settings, tmp_path, "--hang-before-commit")
 
-    restarted = start_worker(kafka_settings, tmp_path, log, "--exit-when-idle")
-    assert restarted.wait(timeout=120) == 0
     assert alerts_on(kafka_settings) == first
     store = AlertStore(tmp_path / STORE_FILE)
     try:
