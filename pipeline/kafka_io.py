@@ -690,7 +690,7 @@ class InFlightRunner(StageRunner):
         for flight in done:
             self._flights.remove(flight)
             self._settle_flight(flight)
-        if done:
+        if done or drain:  # stopping commits what earlier rounds left to the pace
             self._commit_settled(now=drain)
         return sum(len(f.messages) for f in done)
 

@@ -38,11 +38,12 @@ class RulesStage:
     def handle_batch(self, messages: Sequence[Message]) -> Sequence[Result]:
         """Confirm what is committed, then handle each story.
 
-        Reading resumes at the commit point, so every record of a partition before
-        the first one seen here was committed, and with it the alerts it produced
-        (the runner confirms them as soon as they are published, see `published`;
-        this catches a kill between the two). With chunks of one record that holds
-        even when the runner re-handles a record after an error.
+        Every record of a partition before the first one seen here was published,
+        and with it the alerts it produced: this runner handled it earlier (each
+        chunk is published before the next is handed over, and `published` confirms
+        it then), or reading resumed at a commit point past it (this catches a kill
+        between a publication and its confirmation). With chunks of one record that
+        holds even when the runner re-handles a record after an error.
         """
         for (topic, partition), offset in _first_offsets(messages).items():
             self.engine.confirm_before(topic, partition, offset)
