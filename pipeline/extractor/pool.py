@@ -10,7 +10,9 @@ the pool. With one worker, enrichment runs in the calling process.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import time
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from multiprocessing import get_context
 from multiprocessing.sharedctypes import Synchronized
@@ -29,24 +31,42 @@ _worker_error: Exception | None = None
 
 
 def _start_worker(settings: Settings, started: Synchronized[int]) -> None:
-    """Load the models; every worker but the first runs at a lower CPU priority.
-
-    The first worker competes for CPU like any process; the others soak up cores that
-    would otherwise idle, and yield them to the other stages. Two extractors on one
-    machine thus each keep about one busy process when both have work (time-slicing
-    four spaCy processes over two cores seemed to cost more CPU per story in
-    `bench/pipeline_latency.py`), and either one uses every core when the other has none.
-    """
+    """Load the models, after `_yield_to_stages`."""
     global _worker_enricher, _worker_error  # noqa: PLW0603 - one Enricher per worker process
     with started.get_lock():
         first = started.value == 0
         started.value += 1
-    if not first:
-        os.nice(SPARE_WORKER_NICE)
+    _yield_to_stages(spare=not first)
     try:
         _worker_enricher = Enricher.from_settings(settings)
     except Exception as exc:  # raised to the parent by the first task, not a broken pool
         _worker_error = exc
+
+
+def _yield_to_stages(*, spare: bool) -> None:
+    """Pool processes run as batch work; every worker but the first also at a lower priority.
+
+    Linux's SCHED_BATCH gives CPU-bound work longer slices and lets it be preempted by
+    no one's wake-up but lets the stages' own processes (polling, publishing, matching,
+    delivering) run as soon as they wake. The first worker otherwise competes for CPU
+    like any process; the others soak up cores that would otherwise idle, and yield them.
+    Two extractors on one machine thus each keep about one busy process when both have
+    work (time-slicing four spaCy processes over two cores costs more CPU per story in
+    `bench/pipeline_latency.py`), and either one uses every core when the other has none.
+    """
+    if hasattr(os, "SCHED_BATCH"):
+        with contextlib.suppress(OSError):  # a sandbox may refuse it: run as normal work
+            os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
+    if spare:
+        os.nice(SPARE_WORKER_NICE)
+
+
+def scheduling(hold: float = 0.0) -> tuple[int, int]:
+    """(scheduling policy, nice value) of the calling process, after `hold` seconds (a
+    check that keeps one pool process busy that long, so the next call goes elsewhere)."""
+    time.sleep(hold)
+    policy = os.sched_getscheduler(0) if hasattr(os, "sched_getscheduler") else -1
+    return policy, os.nice(0)
 
 
 def _enrich_in_worker(items: Items) -> Enriched:

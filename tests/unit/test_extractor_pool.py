@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import pickle
 from datetime import UTC, datetime
 from pathlib import Path
@@ -11,7 +12,7 @@ import pytest
 from pipeline.config import ExtractionSettings, NlpSettings, Settings
 from pipeline.errors import ConfigError
 from pipeline.extractor.enrich import FetchedPage, PageFailed
-from pipeline.extractor.pool import Extraction
+from pipeline.extractor.pool import SPARE_WORKER_NICE, Extraction, scheduling
 from pipeline.metrics import Metrics
 from pipeline.models import RawStory, story_id_for
 
@@ -74,3 +75,21 @@ def test_a_config_error_survives_pickling_with_its_problems() -> None:
     error = ConfigError(["a.b: wrong", "c.d: missing"])
     copy = pickle.loads(pickle.dumps(error))
     assert (type(copy), copy.problems, str(copy)) == (ConfigError, error.problems, str(error))
+
+
+@pytest.mark.skipif(not hasattr(os, "SCHED_BATCH"), reason="Linux scheduling policies")
+def test_pool_processes_run_as_batch_work_and_spares_at_a_lower_priority() -> None:
+    settings = Settings(
+        extraction=ExtractionSettings(workers=2),
+        nlp=NlpSettings(topics_file=ROOT / "configs" / "topics.yaml"),
+    )
+    extraction = Extraction(settings, Metrics())
+    try:
+        assert extraction.pool is not None
+        calls = [extraction.pool.submit(scheduling, 0.3) for _ in range(4)]  # both get some
+        seen = {call.result() for call in calls}
+    finally:
+        extraction.close()
+    base = os.nice(0)
+    assert seen == {(os.SCHED_BATCH, base), (os.SCHED_BATCH, min(base + SPARE_WORKER_NICE, 19))}
+    assert scheduling() == (os.SCHED_OTHER, base)  # the calling process is left alone
