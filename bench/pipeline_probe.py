@@ -44,6 +44,13 @@ class Probe:
     """Alerts received twice, or not for a story (a digest): never expected."""
     drained: bool = True
     """Every released story's alert arrived before the next probe (else it starts loaded)."""
+    bare: float = math.nan
+    """The bare calls' stories per second around this probe: the mean of the measurements
+    just before and just after it (the host's speed drifts within a run)."""
+
+    @property
+    def ratio(self) -> float:
+        return self.rate / self.bare
 
     @property
     def others(self) -> float:
@@ -210,5 +217,6 @@ def search(probe: Callable[[float], Probe], bare: float, probes: int) -> list[Pr
 
 
 def sustained(probes: Sequence[Probe]) -> Probe | None:
+    """The passing probe with the highest rate relative to the bare calls around it."""
     passed = [p for p in probes if p.passed]
-    return max(passed, key=lambda p: p.rate) if passed else None
+    return max(passed, key=lambda p: (p.ratio, p.rate)) if passed else None
