@@ -18,7 +18,7 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, wait
+from concurrent.futures import FIRST_COMPLETED, BrokenExecutor, Future, wait
 from dataclasses import dataclass, field
 from typing import TextIO
 
@@ -191,6 +191,10 @@ class LocalPipeline:
             self._chunks.remove(chunk)
             try:
                 enriched = chunk.future.result()
+            except BrokenExecutor:
+                # The pool is gone (a process was killed): retrying one by one would only
+                # dead-letter every story. Stop; the stories stay queued for the restart.
+                raise
             except Exception as exc:
                 log.exception("enrichment failed, retrying one by one stories=%s",
                               len(chunk.items))  # fmt: skip
@@ -213,6 +217,8 @@ class LocalPipeline:
             started = time.monotonic()
             try:
                 enriched = self.extraction.enrich([item])
+            except BrokenExecutor:
+                raise
             except Exception as exc:
                 self._dead_letter(RAW, "extractor", record, "crash", f"{type(exc).__name__}: {exc}")
                 continue
