@@ -2,8 +2,8 @@
 
 Run from the project root (a Kafka broker is needed; see `--bootstrap`):
 
-    /tmp/venv/bin/python bench/pipeline_latency.py            # about 7-9 minutes
-    /tmp/venv/bin/python bench/pipeline_latency.py --quick    # about 3.5 minutes
+    /tmp/venv/bin/python bench/pipeline_latency.py            # about 11-12 minutes
+    /tmp/venv/bin/python bench/pipeline_latency.py --quick    # about 5 minutes
 
 Method, settings and the latest figures: docs/benchmarks.md.
 
