@@ -224,3 +224,25 @@ def test_alert_metrics_by_rule_and_severity(tmp_path: Path) -> None:
     assert sample("newsmon_stories_matched_total", {"matched": "true"}) == 1
     assert sample("newsmon_stories_matched_total", {"matched": "false"}) == 1
     assert sample("newsmon_rules_loaded") == 1
+
+
+def test_signatures_are_datasketch_minhashes_of_the_word_3_grams() -> None:
+    """Signatures are stored (the near-duplicate index is rebuilt from them at start-up):
+    they must stay what plain datasketch computes, scheme `affine32`, 128 permutations."""
+    from datasketch import MinHash
+
+    from pipeline.rules.dedup import MINHASH_SCHEME, _from_bytes, signature
+    from pipeline.rules.tokens import words
+
+    original = seed_story()
+    tokens = words(original.text)
+    grams = {" ".join(tokens[i : i + 3]).encode() for i in range(len(tokens) - 2)}
+    expected = MinHash(num_perm=128, scheme="affine32")
+    expected.update_batch(sorted(grams))
+
+    found = signature(original)
+
+    assert MINHASH_SCHEME == "affine32"
+    assert (found.hashvalues == expected.hashvalues).all()
+    stored = _from_bytes(found.hashvalues.astype("uint32").tobytes())
+    assert stored.jaccard(expected) == 1.0
