@@ -90,7 +90,8 @@ class KafkaSettings(Section):
         1.0,
         ge=0,
         description="How often the extractor and rules workers commit what they settled "
-        "(0: after every record); a crash re-reads at most this much, dropped downstream.",
+        "(0: after every record); a crash re-reads at most this much, and the rules ledger "
+        "drops what was already done by story id.",
     )
     max_attempts: int = Field(3, ge=1, description="Tries of a failing record before dead-letter.")
     retry_backoff_seconds: float = Field(0.5, ge=0)

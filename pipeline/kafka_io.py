@@ -5,8 +5,8 @@ what came out (waiting for every acknowledgement), dead-letters what could not
 be handled, and only then commits the offsets: at-least-once, and a poison
 record never blocks its partition. A runner given `commit_every` commits what it
 settled at most that often (and whenever its input runs dry or it stops): each
-commit costs the broker a log append, and a crash re-reads at most that much,
-which the stage downstream drops by story id.
+commit costs the broker a log append, and a crash re-reads at most that much
+(the rules ledger drops what was already done by story id).
 """
 
 from __future__ import annotations
