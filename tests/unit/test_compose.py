@@ -93,6 +93,12 @@ def test_workers_restart_and_have_a_health_check_on_the_metrics_port() -> None:
         assert f":{spec['environment']['NEWSMON_METRICS__PORT']}/healthz" in probe, name
 
 
+def test_workers_get_time_to_finish_what_they_hold_on_sigterm() -> None:
+    for name in WORKERS:
+        grace = NEWSMON_SERVICES[name]["stop_grace_period"]
+        assert grace.endswith("s") and int(grace[:-1]) >= 30, name
+
+
 def test_extractor_can_be_scaled() -> None:
     spec = NEWSMON_SERVICES["extractor"]
     assert "container_name" not in spec and "ports" not in spec
