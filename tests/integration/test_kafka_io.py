@@ -384,7 +384,8 @@ def test_commits_are_paced_and_caught_up_when_the_input_runs_dry(
     finally:
         runner.close()
     assert len(read_all(kafka_settings, enriched)) == 12
-    assert 1 <= len(commits) <= 3  # the input ran dry once or twice; never a commit a record
+    # One commit each time the input ran dry (once or a few times), against 12 unpaced.
+    assert 1 <= len(commits) <= 5
 
 
 def _wait(condition: Callable[[], bool], timeout: float = 60.0) -> None:
