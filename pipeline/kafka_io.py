@@ -526,8 +526,11 @@ class StageRunner:
         for m in chunk:
             tp = TopicPartition(m.topic, m.partition)
             self._uncommitted[tp] = OffsetAndMetadata(m.offset + 1, "", -1)
-        if time.monotonic() - self._committed_at >= self.commit_every:
+        if self._commit_due():
             self._commit_uncommitted()
+
+    def _commit_due(self) -> bool:
+        return time.monotonic() - self._committed_at >= self.commit_every
 
     def _commit_uncommitted(self) -> None:
         self._committed_at = time.monotonic()
@@ -730,7 +733,7 @@ class InFlightRunner(StageRunner):
     def _commit_settled(self, *, now: bool = False) -> None:
         """Commit up to each partition's earliest unsettled record, at most every
         `commit_every` seconds unless `now`."""
-        if not now and time.monotonic() - self._committed_at < self.commit_every:
+        if not (now or self._commit_due()):
             return
         self._committed_at = time.monotonic()
         offsets = self._tracker.committable()

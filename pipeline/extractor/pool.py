@@ -46,10 +46,11 @@ def _start_worker(settings: Settings, started: Synchronized[int]) -> None:
 def _yield_to_stages(*, spare: bool) -> None:
     """Pool processes run as batch work; every worker but the first also at a lower priority.
 
-    Linux's SCHED_BATCH gives CPU-bound work longer slices and lets it be preempted by
-    no one's wake-up but lets the stages' own processes (polling, publishing, matching,
-    delivering) run as soon as they wake. The first worker otherwise competes for CPU
-    like any process; the others soak up cores that would otherwise idle, and yield them.
+    Linux's SCHED_BATCH gives CPU-bound work longer time slices, and a batch process
+    waking up does not preempt others, while the stages' own processes (polling,
+    publishing, matching, delivering) still run as soon as they wake. The first worker
+    otherwise competes for CPU like any process; the others soak up cores that would
+    otherwise idle, and yield them.
     Two extractors on one machine thus each keep about one busy process when both have
     work (time-slicing four spaCy processes over two cores costs more CPU per story in
     `bench/pipeline_latency.py`), and either one uses every core when the other has none.
