@@ -44,7 +44,7 @@ HEADER_PREFIX = "newsmon."
 LAG_REFRESH_SECONDS = 10.0
 # How often finished chunks are published while others run. Each check is a consumer
 # poll: at 0.05 s the polls cost two extractors and the broker 0.05 cores more than at
-# 0.2 s (bench/pipeline_latency.py at 6 stories/s), for about 0.06 s of median latency.
+# 0.2 s (bench/pipeline_hold.py at 6 stories/s), for about 0.06 s of median latency.
 FLIGHT_CHECK_SECONDS = 0.2
 
 
