@@ -26,9 +26,8 @@ from pathlib import Path
 
 import pipeline_baseline
 import pipeline_procs
-from pipeline_latency import WARM_UP_STORIES, cpu_reading, mode_files, report_probe, world
-from pipeline_probe import Pacer, Probe
-from pipeline_procs import Children
+from pipeline_latency import report_probe, running, world
+from pipeline_probe import Probe
 from pipeline_site import load_corpus
 
 from pipeline.config import Settings
@@ -62,30 +61,13 @@ def hold(args: argparse.Namespace, folder: Path) -> None:
         world(load_corpus()) as site,
     ):
         pages = [site.pages.page(n) for n in range(BARE_PAGES)]
-        files = mode_files(site, bootstrap, folder, args.overrides)
-        children = Children(files.config.parent)
-        broker_pid = pipeline_procs.local_broker_pid(bootstrap)
-        site.releases.start_at(site.next_story)
-        pacer = Pacer(
-            site.releases, site.receiver, children.check_alive,
-            lambda: cpu_reading(children, site.server.pid, broker_pid),
-        )  # fmt: skip
-        try:
-            pipeline_procs.start_mode(mode, files, children)
-            pipeline_procs.wait_for_groups(
-                bootstrap, pipeline_procs.consumer_groups(mode, files.run_id), children
-            )
-            pacer.warm_up(WARM_UP_STORIES, 2.0, timeout=240)
+        with running(mode, site, bootstrap, folder, args.overrides) as (_, pacer):
             print(f"{mode.name}: up and warm; broker {bootstrap}", flush=True)
             for rate in args.rates:
                 bare = pipeline_baseline.measure(pages, model)
                 print(f"  bare calls: {bare.rate:.2f} stories/s", flush=True)
                 probe = replace(pacer.probe(rate, WARM_SECONDS, args.seconds), bare=bare.rate)
                 report(report_probe(probe), bare)
-        finally:
-            children.stop_all()
-            if mode.extractors is not None:
-                pipeline_procs.delete_topics(bootstrap, files.run_id)
 
 
 def parse_args() -> argparse.Namespace:

@@ -149,6 +149,34 @@ def mode_files(
     return pipeline_procs.write_files(folder / run_id, settings, world.feed.url, WATCH_TERM)
 
 
+@contextlib.contextmanager
+def running(
+    mode: Mode, world: World, bootstrap: str, folder: Path, overrides: Sequence[str] = ()
+) -> Iterator[tuple[Children, Pacer]]:
+    """A fresh pipeline of `mode` (own state, topics and groups), up and warmed up; every
+    process it started is stopped on the way out."""
+    files = mode_files(world, bootstrap, folder, overrides)
+    children = Children(files.config.parent)
+    broker_pid = pipeline_procs.local_broker_pid(bootstrap)
+    world.releases.start_at(world.next_story)
+    pacer = Pacer(
+        world.releases, world.receiver, children.check_alive,
+        lambda: cpu_reading(children, world.server.pid, broker_pid),
+    )  # fmt: skip
+    try:
+        pipeline_procs.start_mode(mode, files, children)
+        pipeline_procs.wait_for_groups(
+            bootstrap, pipeline_procs.consumer_groups(mode, files.run_id), children
+        )
+        pacer.warm_up(WARM_UP_STORIES, 2.0, timeout=240)
+        yield children, pacer
+    finally:
+        world.next_story = world.releases.next_number()
+        children.stop_all()
+        if mode.extractors is not None:
+            pipeline_procs.delete_topics(bootstrap, files.run_id)
+
+
 def run_mode(
     mode: Mode,
     world: World,
@@ -160,39 +188,20 @@ def run_mode(
     plan: Plan,
     overrides: Sequence[str] = (),
 ) -> ModeResult:
-    files = mode_files(world, bootstrap, folder, overrides)
-    run_id = files.run_id
-    children = Children(files.config.parent)
-    broker_pid = pipeline_procs.local_broker_pid(bootstrap)
-    world.releases.start_at(world.next_story)
-    pacer = Pacer(
-        world.releases, world.receiver, children.check_alive,
-        lambda: cpu_reading(children, world.server.pid, broker_pid),
-    )  # fmt: skip
-    started = time.monotonic()
     baselines = [before]
-
-    def probe_at(rate: float) -> Probe:
-        probe = pacer.probe(max(rate, 0.2), plan.warm, plan.window)
-        baselines.append(measure(f"    bare calls after the {probe.rate:.1f}/s probe"))
-        around = statistics.mean(b.rate for b in baselines[-2:])
-        return report_probe(replace(probe, bare=around))
-
-    try:
-        pipeline_procs.start_mode(mode, files, children)
-        pipeline_procs.wait_for_groups(
-            bootstrap, pipeline_procs.consumer_groups(mode, run_id), children
-        )
-        pacer.warm_up(WARM_UP_STORIES, 2.0, timeout=240)
+    started = time.monotonic()
+    with running(mode, world, bootstrap, folder, overrides) as (children, pacer):
         startup = time.monotonic() - started
         print(f"  {mode.name}: up and warm in {startup:.0f} s", flush=True)
+
+        def probe_at(rate: float) -> Probe:
+            probe = pacer.probe(max(rate, 0.2), plan.warm, plan.window)
+            baselines.append(measure(f"    bare calls after the {probe.rate:.1f}/s probe"))
+            around = statistics.mean(b.rate for b in baselines[-2:])
+            return report_probe(replace(probe, bare=around))
+
         probes = pipeline_probe.search(probe_at, before.rate, plan.probes)
         per_story = stage_costs(children)
-    finally:
-        world.next_story = world.releases.next_number()
-        children.stop_all()
-        if mode.extractors is not None:
-            pipeline_procs.delete_topics(bootstrap, run_id)
     return ModeResult(mode, Bare(tuple(baselines)), startup, probes, per_story)
 
 
