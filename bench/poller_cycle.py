@@ -27,6 +27,7 @@ import threading
 import time
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
+from multiprocessing.synchronize import Event as EventType
 
 import feedparser
 import httpx
@@ -65,9 +66,7 @@ def feed_body(index: int) -> bytes:
 # --- the server (its own process) ---------------------------------------------------------
 
 
-def serve(
-    hosts: list[str], port: int, feeds: int, latency: float, ready: multiprocessing.Event
-) -> None:  # type: ignore[valid-type]
+def serve(hosts: list[str], port: int, feeds: int, latency: float, ready: EventType) -> None:
     bodies = {f"/feed-{i}.xml": feed_body(i) for i in range(feeds)}
     etags = {path: '"' + hashlib.sha1(body).hexdigest()[:16] + '"' for path, body in bodies.items()}
     stats = {"bytes": 0, "ok": 0, "not_modified": 0}
