@@ -34,6 +34,9 @@ from pipeline.config import Settings
 
 BARE_PAGES = 69
 WARM_SECONDS = 4.0
+# Before the first rate: 30 s a little below the lowest (see pipeline_latency.running).
+STEADY_SECONDS = 30.0
+STEADY_SHARE = 0.8
 
 
 def is_pool(name: str) -> bool:
@@ -61,7 +64,11 @@ def hold(args: argparse.Namespace, folder: Path) -> None:
         world(load_corpus()) as site,
     ):
         pages = [site.pages.page(n) for n in range(BARE_PAGES)]
-        with running(mode, site, bootstrap, folder, args.overrides) as (_, pacer):
+        steady = (STEADY_SHARE * min(args.rates), STEADY_SECONDS)
+        with running(mode, site, bootstrap, folder, steady=steady, overrides=args.overrides) as (
+            _,
+            pacer,
+        ):
             print(f"{mode.name}: up and warm; broker {bootstrap}", flush=True)
             for rate in args.rates:
                 bare = pipeline_baseline.measure(pages, model)

@@ -76,11 +76,15 @@ class Plan:
     warm: float
     window: float
     baseline_pages: int
+    steady: float  # seconds of load before the first probe
 
 
-FULL = Plan(probes=5, warm=4.0, window=15.0, baseline_pages=138)
-QUICK = Plan(probes=3, warm=3.0, window=10.0, baseline_pages=69)
+FULL = Plan(probes=5, warm=4.0, window=15.0, baseline_pages=138, steady=30.0)
+QUICK = Plan(probes=3, warm=3.0, window=10.0, baseline_pages=69, steady=15.0)
 WARM_UP_STORIES = 8
+# The load that brings a fresh pipeline to its steady state before the first probe, as a
+# share of the bare calls' rate: below every mode's sustained rate.
+STEADY_SHARE = 0.6
 BARE_QUIET_SECONDS = 30.0
 
 
@@ -151,10 +155,22 @@ def mode_files(
 
 @contextlib.contextmanager
 def running(
-    mode: Mode, world: World, bootstrap: str, folder: Path, overrides: Sequence[str] = ()
+    mode: Mode,
+    world: World,
+    bootstrap: str,
+    folder: Path,
+    *,
+    steady: tuple[float, float],
+    overrides: Sequence[str] = (),
 ) -> Iterator[tuple[Children, Pacer]]:
-    """A fresh pipeline of `mode` (own state, topics and groups), up and warmed up; every
-    process it started is stopped on the way out."""
+    """A fresh pipeline of `mode` (own state, topics and groups), up and in its steady
+    state; every process it started is stopped on the way out.
+
+    Up: a few stories went through end to end. Steady: it then held `steady` (rate,
+    seconds) uncounted, as a long-lived pipeline would have: a broker's JVM compiles its
+    hot paths in its first minutes (a freshly started one took 0.29 cores at 6.5/s, and
+    0.10 two minutes later), and the workers' first chunks and fetches are their slowest.
+    """
     files = mode_files(world, bootstrap, folder, overrides)
     children = Children(files.config.parent)
     broker_pid = pipeline_procs.local_broker_pid(bootstrap)
@@ -169,6 +185,12 @@ def running(
             bootstrap, pipeline_procs.consumer_groups(mode, files.run_id), children
         )
         pacer.warm_up(WARM_UP_STORIES, 2.0, timeout=240)
+        rate, seconds = steady
+        warm = pacer.probe(rate, 0.0, seconds)
+        print(
+            f"  {mode.name}: steady after {seconds:.0f} s at {warm.rate:.1f}/s "
+            f"(p95 {warm.p95:.2f} s there, not counted)", flush=True,
+        )  # fmt: skip
         yield children, pacer
     finally:
         world.next_story = world.releases.next_number()
@@ -190,9 +212,13 @@ def run_mode(
 ) -> ModeResult:
     baselines = [before]
     started = time.monotonic()
-    with running(mode, world, bootstrap, folder, overrides) as (children, pacer):
+    steady = (STEADY_SHARE * before.rate, plan.steady)
+    with running(mode, world, bootstrap, folder, steady=steady, overrides=overrides) as (
+        children,
+        pacer,
+    ):
         startup = time.monotonic() - started
-        print(f"  {mode.name}: up and warm in {startup:.0f} s", flush=True)
+        print(f"  {mode.name}: up, warm and steady in {startup:.0f} s", flush=True)
 
         def probe_at(rate: float) -> Probe:
             probe = pacer.probe(max(rate, 0.2), plan.warm, plan.window)

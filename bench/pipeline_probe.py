@@ -22,9 +22,10 @@ from pipeline_site import Receiver, Releases
 LIMIT_SECONDS = 2.0
 PERCENTILE = 0.95
 TICK_SECONDS = 0.25
-# The search starts at the target (80 % of bare) and bisects below this ceiling.
+# The search starts at the target (80 % of bare) and steps by a tenth of bare until the
+# verdict changes; then it bisects between the highest pass and the lowest failure.
 FIRST_PROBE = 0.8
-CEILING = 1.5
+STEP = 0.1
 DISTURBED_CORES = 0.3
 RETRIES = 2
 QUIET_SAMPLE_SECONDS = 1.0
@@ -196,12 +197,16 @@ def _cores(before: dict[str, float], after: dict[str, float]) -> dict[str, float
 
 
 def search(probe: Callable[[float], Probe], bare: float, probes: int) -> list[Probe]:
-    """Bisect for the highest passing rate, first trying the target (80 % of bare).
+    """Probes near the highest passing rate: from the target (80 % of bare), step by
+    STEP of bare while every verdict agrees, then bisect between the highest pass and the
+    lowest failure. (Until session 5 it bisected between 0 and 1.5x bare: a failure at
+    the target spent the next probes at 40 % and 60 %.)
 
     A probe that failed while other work took more than DISTURBED_CORES is run again
     (up to RETRIES times a search): a neighbour's burst should not decide the figure.
     """
-    low, high = 0.0, CEILING * bare
+    low: float | None = None  # the highest rate that passed
+    high: float | None = None  # the lowest rate that failed
     rate = FIRST_PROBE * bare
     done: list[Probe] = []
     retries = 0
@@ -211,9 +216,21 @@ def search(probe: Callable[[float], Probe], bare: float, probes: int) -> list[Pr
         if result.disturbed and retries < RETRIES:
             retries += 1
             continue
-        low, high = (rate, high) if result.passed else (low, rate)
-        rate = (low + high) / 2
+        if result.passed:
+            low = rate if low is None else max(low, rate)
+        else:
+            high = rate if high is None else min(high, rate)
+        rate = _next_rate(low, high, STEP * bare)
     return done
+
+
+def _next_rate(low: float | None, high: float | None, step: float) -> float:
+    if high is None:
+        assert low is not None
+        return low + step
+    if low is None:
+        return max(high - step, high / 2)
+    return (low + high) / 2
 
 
 def sustained(probes: Sequence[Probe]) -> Probe | None:
