@@ -204,6 +204,12 @@ class NotifierSettings(Section):
         description="A destination that cannot take an alert within this long (rate limit, "
         "outage) gets it later from the retry queue, so it never holds up the others.",
     )
+    delivered_retention_seconds: float = Field(
+        2 * 24 * 3600,
+        gt=0,
+        description="How long the notifier remembers that a destination has an alert, so "
+        "that an alert read again (after a crash) is not sent again.",
+    )
 
     @field_validator("destinations")
     @classmethod

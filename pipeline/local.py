@@ -30,6 +30,7 @@ from pipeline.extractor.pool import Extraction
 from pipeline.local_queue import LocalQueue, Queued
 from pipeline.metrics import Metrics
 from pipeline.models import Alert, EnrichedStory, RawStory, decode
+from pipeline.notifier.delivered import open_ledger
 from pipeline.notifier.dispatch import Dispatcher
 from pipeline.notifier.local import LocalDelivery
 from pipeline.poller.runner import FeedPoller
@@ -102,6 +103,7 @@ class LocalPipeline:
         dispatcher = Dispatcher(
             destinations, self.settings.notifier, self.metrics,
             user_agent=self.settings.http.user_agent, sleep=self.stop.wait,
+            ledger=open_ledger(self.config.state_dir, self.settings.notifier),
         )  # fmt: skip
         return LocalDelivery(dispatcher, self.config.state_dir, self.metrics)
 
@@ -286,6 +288,7 @@ class LocalPipeline:
         self.stop.set()
         polling_done.wait(timeout=30)
         self.delivery.close()
+        self.delivery.dispatcher.close()
         self.extraction.close()
         self.pages.close()
         self.engine.close()

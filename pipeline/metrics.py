@@ -20,7 +20,7 @@ STAGES = ("poller", "extractor", "rules", "notifier")
 POLL_OUTCOMES = ("ok", "not_modified", "error", "throttled")
 ENTRY_KINDS = ("seen", "new", "duplicate")
 ENRICH_OUTCOMES = ("full_text", "summary_fallback", "failed")
-DELIVERY_OUTCOMES = ("delivered", "retry", "dead_letter")
+DELIVERY_OUTCOMES = ("delivered", "retry", "dead_letter", "already_delivered")
 RECORD_OUTCOMES = ("ok", "skipped", "retried", "dead_letter")
 SEVERITIES = ("info", "low", "medium", "high", "critical")
 

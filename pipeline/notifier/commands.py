@@ -11,6 +11,7 @@ from pipeline.config import Config
 from pipeline.errors import ConfigError
 from pipeline.metrics import Metrics
 from pipeline.notifier.adapters import build_adapters, close_adapters
+from pipeline.notifier.delivered import open_ledger
 from pipeline.notifier.dispatch import Dispatcher
 from pipeline.notifier.flags import add_destination_options, apply_destination_flags
 from pipeline.notifier.kafka_worker import NotifierWorker
@@ -47,9 +48,11 @@ def cmd_notifier(args: argparse.Namespace) -> int:
         )  # fmt: skip
     metrics = Metrics()
     stop = stop_event()
+    # A test alert is sent every time it is asked for: no ledger for it.
+    ledger = None if args.send_test else open_ledger(config.state_dir, settings.notifier)
     dispatcher = Dispatcher(
         settings.notifier.destinations, settings.notifier, metrics,
-        user_agent=settings.http.user_agent, sleep=stop.wait,
+        user_agent=settings.http.user_agent, sleep=stop.wait, ledger=ledger,
     )  # fmt: skip
     try:
         if args.send_test:

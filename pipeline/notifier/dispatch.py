@@ -3,8 +3,12 @@
 The `Dispatcher` owns, per destination, the adapter, the token bucket and the
 health record. `attempt` either sends (and reports the result) or explains why
 not now: the destination is resting after failures, or its rate limit will not
-give a token before `wait_until`. Nothing here knows about Kafka or files: the
-Kafka worker and the one-process mode keep the waiting deliveries their own way.
+give a token before `wait_until`. With a `DeliveredLedger` it also sends nothing
+the destination already has: an alert read again after a crash is settled as
+`already_delivered`, and two attempts at the same alert and destination never
+run at once (the alerts loop and the retry loop of one worker could hold both).
+Nothing here knows about Kafka: the Kafka worker and the one-process mode keep
+the waiting deliveries their own way.
 """
 
 from __future__ import annotations
@@ -24,15 +28,19 @@ from pipeline.errors import DeliveryError, DeliveryRetryable, PipelineError
 from pipeline.metrics import Metrics
 from pipeline.models import Alert
 from pipeline.notifier.adapters import Adapter, build_adapters, close_adapters
+from pipeline.notifier.delivered import DeliveredLedger
 from pipeline.notifier.ratelimit import TokenBucket
 from pipeline.notifier.retry import DestinationHealth, RetryPolicy
-from pipeline.notifier.tasks import Delivered, DeliveryTask, GaveUp, Later, Outcome
+from pipeline.notifier.tasks import STAGE, Delivered, DeliveryTask, GaveUp, Later, Outcome
 
 log = logging.getLogger(__name__)
 
 # A retried alert goes behind those that waited for the destination to recover,
 # so the next probe is another alert: a poison alert cannot hold the line.
 BEHIND_SECONDS = 0.001
+# An attempt at a delivery that another thread is making comes back this much later
+# (by then the ledger knows whether the other one got through).
+CLAIMED_RETRY_SECONDS = 1.0
 
 Sleep = Callable[[float], object]
 
@@ -49,7 +57,9 @@ class Dispatcher:
 
     `clock` is Unix seconds (retry times travel between processes); `sleep`
     waits for a rate-limit token and may return True to say "stop waiting"
-    (pass `stop_event.wait`). `adapters` replaces the real ones in tests.
+    (pass `stop_event.wait`). `adapters` replaces the real ones in tests;
+    `ledger` (None: every attempt sends) remembers what each destination has;
+    it is closed with the dispatcher.
     """
 
     def __init__(
@@ -63,8 +73,11 @@ class Dispatcher:
         sleep: Sleep = time.sleep,
         rng: random.Random | None = None,
         adapters: Mapping[str, Adapter] | None = None,
+        ledger: DeliveredLedger | None = None,
     ) -> None:
         self.settings = settings
+        self.ledger = ledger
+        self._claimed: set[str] = set()
         self.policy = RetryPolicy.from_settings(settings)
         self.metrics = metrics
         self.clock = clock
@@ -101,6 +114,42 @@ class Dispatcher:
         if lane is None:
             error = DeliveryError("no such destination configured", reason="unknown_destination")
             return self._give_up(task, error)
+        if not self._claim(task):
+            later = task.deferred(self.clock() + CLAIMED_RETRY_SECONDS)
+            return Later(later, attempted=False, reason="in_progress")
+        try:
+            if self._already_delivered(task):
+                return Delivered(task, 0.0)
+            return self._attempt_claimed(lane, task, wait_until)
+        finally:
+            with self._lock:
+                self._claimed.discard(task.key)
+
+    def _claim(self, task: DeliveryTask) -> bool:
+        with self._lock:
+            if task.key in self._claimed:
+                return False
+            self._claimed.add(task.key)
+            return True
+
+    def _already_delivered(self, task: DeliveryTask) -> bool:
+        """Per the ledger; one that cannot be read says no (sending twice beats losing)."""
+        if self.ledger is None:
+            return False
+        try:
+            if not self.ledger.has(task.alert.alert_id, task.destination):
+                return False
+        except PipelineError as exc:
+            self._ledger_failed(task, exc)
+            return False
+        self.metrics.deliveries.labels(task.destination, "already_delivered").inc()
+        log.info(
+            "alert already delivered, not sent again destination=%s alert_id=%s",
+            task.destination, task.alert.alert_id,
+        )  # fmt: skip
+        return True
+
+    def _attempt_claimed(self, lane: _Lane, task: DeliveryTask, wait_until: float) -> Outcome:
         now = self.clock()
         if self.policy.past_budget(task.queued_at, now):
             return self._give_up(task, _budget_error(task))
@@ -185,6 +234,7 @@ class Dispatcher:
     def _delivered(self, lane: _Lane, task: DeliveryTask, seconds: float) -> Delivered:
         with self._lock:
             lane.health.record_success()
+        self._remember(task)
         self.metrics.deliveries.labels(task.destination, "delivered").inc()
         age = self.clock() - task.alert.first_seen.timestamp()
         self.metrics.end_to_end_seconds.observe(max(age, 0.0))
@@ -193,6 +243,22 @@ class Dispatcher:
             task.destination, task.alert.alert_id, task.alert.rule_id, task.alert.story.id, seconds,
         )  # fmt: skip
         return Delivered(task, seconds)
+
+    def _remember(self, task: DeliveryTask) -> None:
+        """Into the ledger; a disk that refuses costs only the protection against repeats."""
+        if self.ledger is None:
+            return
+        try:
+            self.ledger.record(task.alert.alert_id, task.destination, self.clock())
+        except PipelineError as exc:
+            self._ledger_failed(task, exc)
+
+    def _ledger_failed(self, task: DeliveryTask, error: PipelineError) -> None:
+        self.metrics.stage_errors.labels(STAGE, error.reason).inc()
+        log.error(
+            "delivery ledger failed, a re-read alert could be sent again destination=%s "
+            "alert_id=%s error=%s", task.destination, task.alert.alert_id, error,
+        )  # fmt: skip
 
     def _failed(self, lane: _Lane, task: DeliveryTask, error: DeliveryRetryable) -> Outcome:
         now = self.clock()
@@ -232,6 +298,8 @@ class Dispatcher:
     def close(self) -> None:
         if self._client is not None:
             close_adapters(self._adapters, self._client)
+        if self.ledger is not None:
+            self.ledger.close()
 
 
 def _exhausted(error: DeliveryRetryable, attempts: int) -> DeliveryError:

@@ -8,8 +8,10 @@ committed. The retry loop reads the retry topic into a local schedule, keeps
 polling while records wait for their time, and commits a partition only up to
 its earliest record not yet settled (delivered, dead-lettered or re-queued with
 its next attempt). A destination that is down therefore costs the others nothing,
-and a worker killed at any point loses nothing: at worst an alert is delivered
-twice, with the same `webhook-id`.
+and a worker killed at any point loses nothing. What it reads again is not sent
+again when the dispatcher has a delivery ledger (`delivered.py`, as `newsmon
+notifier` gives it): only a kill between a destination's answer and the ledger's
+write sends an alert twice, with the same `webhook-id`.
 """
 
 from __future__ import annotations
@@ -34,9 +36,9 @@ from pipeline.kafka_io import (
 from pipeline.metrics import Metrics
 from pipeline.models import Alert, decode
 from pipeline.notifier.dispatch import Dispatcher, run_lanes
-from pipeline.notifier.records import STAGE, dead_letter, retry_record, task_from_retry
+from pipeline.notifier.records import dead_letter, retry_record, task_from_retry
 from pipeline.notifier.scheduler import DeliveryScheduler
-from pipeline.notifier.tasks import Delivered, DeliveryTask, Later, Outcome
+from pipeline.notifier.tasks import STAGE, Delivered, DeliveryTask, Later, Outcome
 from pipeline.offsets import OffsetTracker, Partition, Position
 
 log = logging.getLogger(__name__)

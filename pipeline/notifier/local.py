@@ -23,9 +23,8 @@ from pipeline.metrics import Metrics
 from pipeline.models import Alert
 from pipeline.notifier.dispatch import Dispatcher
 from pipeline.notifier.journal import DeliveryJournal, task_to_json
-from pipeline.notifier.records import STAGE
 from pipeline.notifier.scheduler import DeliveryScheduler
-from pipeline.notifier.tasks import Delivered, DeliveryTask, GaveUp, Outcome
+from pipeline.notifier.tasks import STAGE, Delivered, DeliveryTask, GaveUp, Outcome
 
 log = logging.getLogger(__name__)
 

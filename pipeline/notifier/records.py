@@ -15,9 +15,8 @@ from pipeline.config import KafkaSettings
 from pipeline.errors import PipelineError, SchemaError
 from pipeline.kafka_io import HEADER_PREFIX, Headers, Message, Output, dead_letter_output
 from pipeline.models import Alert, decode
-from pipeline.notifier.tasks import DeliveryTask
+from pipeline.notifier.tasks import STAGE, DeliveryTask
 
-STAGE = "notifier"
 H_DESTINATION = HEADER_PREFIX + "destination"
 H_ATTEMPTS = HEADER_PREFIX + "delivery.attempts"
 H_QUEUED_AT = HEADER_PREFIX + "delivery.queued_at"

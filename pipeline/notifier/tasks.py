@@ -7,6 +7,8 @@ from dataclasses import dataclass, replace
 from pipeline.errors import PipelineError
 from pipeline.models import Alert
 
+STAGE = "notifier"  # the notifier's `stage` label on metrics and dead letters
+
 
 @dataclass(frozen=True)
 class DeliveryTask:

@@ -1,8 +1,9 @@
 """The thin runner around the engine: EnrichedStory records in, Alert records out.
 
 Alerts are keyed by `alert_id`: a re-published alert (after a crash, see
-`store.py`) lands in the same partition as its first copy, so a notifier
-replica that owns that partition can drop it with only its own memory of ids.
+`store.py`) lands in the same partition as its first copy, so the notifier
+replica that owns that partition finds it in its delivery ledger and does not
+send it again (`notifier/delivered.py`).
 """
 
 from __future__ import annotations

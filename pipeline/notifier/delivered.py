@@ -1,0 +1,107 @@
+"""Which alerts each destination already has, so that an alert read again is not sent again.
+
+An alert reaches the notifier a second time when a worker stopped between delivering
+it and committing its offset (a kill, an OOM, a lost container), or when the rules
+stage re-published it after a crash of its own (same `alert_id`). Kafka's at-least-once
+reading is right for not losing alerts; this ledger turns it into exactly-once sending
+for everything but the moment between the destination's answer and the ledger's write.
+
+One SQLite file (WAL, synchronous=FULL) in the notifier's state directory, one row per
+(alert id, destination) delivered, kept `retention` seconds (an alert is read again
+within minutes of a crash; the default keeps two days). Replicas that share a state
+directory on one host share the ledger.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+from pipeline.config import NotifierSettings
+from pipeline.errors import Retryable
+
+LEDGER_FILE = "delivered.sqlite3"
+PRUNE_EVERY = 1000  # records between two sweeps of rows past retention
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS delivered (
+    alert_id TEXT NOT NULL,
+    destination TEXT NOT NULL,
+    delivered_at REAL NOT NULL,
+    PRIMARY KEY (alert_id, destination)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS delivered_at ON delivered (delivered_at);
+"""
+
+
+class DeliveredLedger:
+    """Thread-safe: the destinations' lanes record from their own threads."""
+
+    def __init__(self, path: Path, retention: float) -> None:
+        self.path = path
+        self.retention = retention
+        self._lock = threading.Lock()
+        self._since_prune = 0
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.executescript(_SCHEMA)
+        except (OSError, sqlite3.Error) as exc:
+            raise Retryable(f"delivery ledger {path}: {exc}", reason="state") from exc
+        self.prune(time.time())
+
+    def has(self, alert_id: str, destination: str) -> bool:
+        """Raises `Retryable` if the file cannot be read."""
+        try:
+            with self._lock:
+                row = self._db.execute(
+                    "SELECT 1 FROM delivered WHERE alert_id = ? AND destination = ?",
+                    (alert_id, destination),
+                ).fetchone()
+        except sqlite3.Error as exc:
+            raise Retryable(f"delivery ledger {self.path}: {exc}", reason="state") from exc
+        return row is not None
+
+    def record(self, alert_id: str, destination: str, at: float) -> None:
+        """Raises `Retryable` if the disk refuses; the delivery itself stands."""
+        try:
+            with self._lock:
+                self._db.execute(
+                    "INSERT OR REPLACE INTO delivered VALUES (?, ?, ?)",
+                    (alert_id, destination, at),
+                )
+                self._since_prune += 1
+                due = self._since_prune >= PRUNE_EVERY
+        except sqlite3.Error as exc:
+            raise Retryable(f"delivery ledger {self.path}: {exc}", reason="state") from exc
+        if due:
+            self.prune(at)
+
+    def prune(self, now: float) -> int:
+        """Forget deliveries older than the retention; returns how many."""
+        with self._lock:
+            self._since_prune = 0
+            cursor = self._db.execute(
+                "DELETE FROM delivered WHERE delivered_at < ?", (now - self.retention,)
+            )
+        return cursor.rowcount
+
+    def __len__(self) -> int:
+        with self._lock:
+            (count,) = self._db.execute("SELECT COUNT(*) FROM delivered").fetchone()
+        return int(count)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+def open_ledger(state_dir: Path, settings: NotifierSettings) -> DeliveredLedger:
+    """The ledger of a notifier (Kafka worker or `newsmon run`) whose state is in `state_dir`."""
+    return DeliveredLedger(
+        state_dir / "notifier" / LEDGER_FILE, settings.delivered_retention_seconds
+    )
