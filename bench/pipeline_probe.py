@@ -234,6 +234,10 @@ def _next_rate(low: float | None, high: float | None, step: float) -> float:
 
 
 def sustained(probes: Sequence[Probe]) -> Probe | None:
-    """The passing probe with the highest rate relative to the bare calls around it."""
+    """The passing probe with the highest rate.
+
+    (In session 4 it was the one with the highest rate relative to the bare calls around
+    it: the highest of several noisy ratios, so a low bare measurement after one probe
+    could decide the figure.)"""
     passed = [p for p in probes if p.passed]
-    return max(passed, key=lambda p: (p.ratio, p.rate)) if passed else None
+    return max(passed, key=lambda p: p.rate) if passed else None
