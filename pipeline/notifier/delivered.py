@@ -17,6 +17,8 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from pipeline.config import NotifierSettings
@@ -44,46 +46,45 @@ class DeliveredLedger:
         self.retention = retention
         self._lock = threading.Lock()
         self._since_prune = 0
-        try:
+        with self._using():
             path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(_SCHEMA)
-        except (OSError, sqlite3.Error) as exc:
-            raise Retryable(f"delivery ledger {path}: {exc}", reason="state") from exc
         self.prune(time.time())
 
-    def has(self, alert_id: str, destination: str) -> bool:
-        """Raises `Retryable` if the file cannot be read."""
+    @contextmanager
+    def _using(self) -> Iterator[None]:
+        """Under the lock; a file or disk that fails raises `Retryable` (reason "state")."""
         try:
             with self._lock:
-                row = self._db.execute(
-                    "SELECT 1 FROM delivered WHERE alert_id = ? AND destination = ?",
-                    (alert_id, destination),
-                ).fetchone()
-        except sqlite3.Error as exc:
+                yield
+        except (OSError, sqlite3.Error) as exc:
             raise Retryable(f"delivery ledger {self.path}: {exc}", reason="state") from exc
+
+    def has(self, alert_id: str, destination: str) -> bool:
+        with self._using():
+            row = self._db.execute(
+                "SELECT 1 FROM delivered WHERE alert_id = ? AND destination = ?",
+                (alert_id, destination),
+            ).fetchone()
         return row is not None
 
     def record(self, alert_id: str, destination: str, at: float) -> None:
         """Raises `Retryable` if the disk refuses; the delivery itself stands."""
-        try:
-            with self._lock:
-                self._db.execute(
-                    "INSERT OR REPLACE INTO delivered VALUES (?, ?, ?)",
-                    (alert_id, destination, at),
-                )
-                self._since_prune += 1
-                due = self._since_prune >= PRUNE_EVERY
-        except sqlite3.Error as exc:
-            raise Retryable(f"delivery ledger {self.path}: {exc}", reason="state") from exc
+        with self._using():
+            self._db.execute(
+                "INSERT OR REPLACE INTO delivered VALUES (?, ?, ?)", (alert_id, destination, at)
+            )
+            self._since_prune += 1
+            due = self._since_prune >= PRUNE_EVERY
         if due:
             self.prune(at)
 
     def prune(self, now: float) -> int:
         """Forget deliveries older than the retention; returns how many."""
-        with self._lock:
+        with self._using():
             self._since_prune = 0
             cursor = self._db.execute(
                 "DELETE FROM delivered WHERE delivered_at < ?", (now - self.retention,)
@@ -91,7 +92,7 @@ class DeliveredLedger:
         return cursor.rowcount
 
     def __len__(self) -> int:
-        with self._lock:
+        with self._using():
             (count,) = self._db.execute("SELECT COUNT(*) FROM delivered").fetchone()
         return int(count)
 

@@ -148,3 +148,20 @@ def test_without_a_ledger_every_attempt_sends() -> None:
     deliver_once(dispatcher, make_alert(1))
     deliver_once(dispatcher, make_alert(1))
     assert ops.sent == ["alert-1", "alert-1"]
+
+
+def test_a_ledger_that_cannot_be_used_says_so_as_a_state_error(tmp_path: Path) -> None:
+    (tmp_path / "not-a-dir").write_text("")
+    with pytest.raises(Retryable) as opening:
+        DeliveredLedger(tmp_path / "not-a-dir" / "delivered.sqlite3", retention=DAY)
+    assert opening.value.reason == "state"
+    ledger = DeliveredLedger(tmp_path / "delivered.sqlite3", retention=DAY)
+    ledger.close()
+    for use in (
+        lambda: ledger.has("alert-1", "ops"),
+        lambda: ledger.record("alert-1", "ops", NOW),
+        lambda: ledger.prune(NOW),
+        lambda: len(ledger),
+    ):
+        with pytest.raises(Retryable):
+            use()
