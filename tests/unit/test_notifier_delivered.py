@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from notifier_alerts import FAST, Scripted, down, make_alert
 
+from pipeline.cli import main
 from pipeline.config import Destination, NotifierSettings
 from pipeline.errors import Retryable
 from pipeline.metrics import Metrics
@@ -165,3 +166,20 @@ def test_a_ledger_that_cannot_be_used_says_so_as_a_state_error(tmp_path: Path) -
     ):
         with pytest.raises(Retryable):
             use()
+
+
+def test_newsmon_notifier_stops_at_start_without_a_writable_state_dir(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "newsmon.yaml").write_text("metrics:\n  enabled: false\n")
+    (tmp_path / "feeds.yaml").write_text("feeds: []\n")
+    (tmp_path / "rules.yaml").write_text("rules: []\n")
+    (tmp_path / "a-file").write_text("")
+    code = main(
+        ["notifier", "--config", str(tmp_path / "newsmon.yaml"),
+         "--feeds", str(tmp_path / "feeds.yaml"), "--rules", str(tmp_path / "rules.yaml"),
+         "--state-dir", str(tmp_path / "a-file"),
+         "--webhook", "http://127.0.0.1:9/hook", "--webhook-secret", "s3cret"]
+    )  # fmt: skip
+    assert code == 1
+    assert "newsmon: state: delivery ledger" in capsys.readouterr().err
