@@ -19,14 +19,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
 
 import pipeline_baseline
 import pipeline_procs
-from pipeline_latency import report_probe, running, world
+from pipeline_latency import in_work_folder, report_probe, running, world
 from pipeline_probe import Probe
 from pipeline_site import load_corpus
 
@@ -94,19 +93,10 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> int:
     args = parse_args()
-    folder = Path(tempfile.mkdtemp(prefix="newsmon-hold-"))
     started = time.monotonic()
-    try:
-        hold(args, folder)
-    except KeyboardInterrupt:
-        print("interrupted: every process started has been stopped", file=sys.stderr)
-        return 130
-    finally:
-        import shutil
-
-        shutil.rmtree(folder, ignore_errors=True)
+    code = in_work_folder("newsmon-hold-", lambda folder: hold(args, folder))
     print(f"{time.monotonic() - started:.0f} s in all")
-    return 0
+    return code
 
 
 if __name__ == "__main__":

@@ -17,15 +17,17 @@ For each of `newsmon run`, the Kafka workers with one extractor process and with
 a fresh pipeline (own state, topics and consumer groups) is started, warmed up and
 held at 60 % of the baseline for a while (its steady state); then rates are probed,
 each held for a warm-up and a counted window, starting at 80 % of the baseline,
-stepping by 10 % of it while the verdicts agree, then bisecting. A rate is sustained when every counted story's alert
-arrived, once, and their p95 is under 2 s (pipeline_probe.py).
+stepping by 10 % of it while the verdicts agree, then bisecting. A rate is sustained
+when every counted story's alert arrived, once, and their p95 is under 2 s
+(pipeline_probe.py).
 
 Baseline, measured in the same run just before each mode and again after each probe
 (the pipeline idle meanwhile): the bare `trafilatura.extract` + spaCy NER calls on
 the same story pages in two processes (pipeline_baseline.py), wall-clock stories per
 second. A mode's figure is its highest passing rate over the mean of the mode's
 measurements (the host's speed drifts within a run); each probe's line also rates it
-against the measurements just before and just after it. Target: the Kafka pipeline with two extractors sustains >= 80 % of it.
+against the measurements just before and just after it. Target: the Kafka pipeline
+with two extractors sustains >= 80 % of it.
 
 The machine has two cores and may be shared: the load average and the CPU taken by
 work the bench did not start are printed (probes wait for it to settle, and failed
@@ -39,6 +41,7 @@ import argparse
 import contextlib
 import math
 import os
+import shutil
 import signal
 import statistics
 import sys
@@ -429,23 +432,27 @@ def run(args: argparse.Namespace, folder: Path) -> None:
     print(f"\nload average {load()}; {time.monotonic() - begun:.0f} s in all")
 
 
-def main() -> int:
-    args = parse_args()
+def in_work_folder(prefix: str, body: Callable[[Path], None], *, keep: bool = False) -> int:
+    """`body` in a fresh work folder, removed afterwards unless `keep`; Ctrl-C and SIGTERM
+    end every process started on the way out (exit 130)."""
     stop_on_sigterm()
-    folder = Path(tempfile.mkdtemp(prefix="newsmon-latency-"))
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
     try:
-        run(args, folder)
+        body(folder)
     except KeyboardInterrupt:
         print("interrupted: every process started has been stopped", file=sys.stderr)
         return 130
     finally:
-        if args.keep:
+        if keep:
             print(f"work folder kept: {folder}")
         else:
-            import shutil
-
             shutil.rmtree(folder, ignore_errors=True)
     return 0
+
+
+def main() -> int:
+    args = parse_args()
+    return in_work_folder("newsmon-latency-", lambda folder: run(args, folder), keep=args.keep)
 
 
 if __name__ == "__main__":
