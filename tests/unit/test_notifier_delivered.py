@@ -16,6 +16,7 @@ from pipeline.config import Destination, NotifierSettings
 from pipeline.errors import Retryable
 from pipeline.metrics import Metrics
 from pipeline.models import Alert
+from pipeline.notifier.adapters import Adapter
 from pipeline.notifier.delivered import DeliveredLedger, open_ledger
 from pipeline.notifier.dispatch import CLAIMED_RETRY_SECONDS, Dispatcher
 from pipeline.notifier.tasks import Delivered, Later
@@ -25,7 +26,7 @@ DAY = 86_400.0
 
 
 def dispatcher_over(
-    ledger: DeliveredLedger | None, adapters: dict[str, object], metrics: Metrics | None = None
+    ledger: DeliveredLedger | None, adapters: dict[str, Adapter], metrics: Metrics | None = None
 ) -> Dispatcher:
     destinations = [
         Destination.model_validate({"id": d, "type": "apprise", "url": "json://x", **FAST})
@@ -33,7 +34,7 @@ def dispatcher_over(
     ]
     return Dispatcher(
         destinations, NotifierSettings(), metrics or Metrics(), clock=lambda: NOW,
-        rng=random.Random(1), adapters=adapters, ledger=ledger,  # type: ignore[arg-type]
+        rng=random.Random(1), adapters=adapters, ledger=ledger,
     )  # fmt: skip
 
 

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+from datasketch import MinHash
 from prometheus_client import CollectorRegistry
 from rules_stories import rule, seed_story, story
 
@@ -13,8 +14,10 @@ from pipeline.config import Rule, RulesSettings
 from pipeline.errors import Retryable
 from pipeline.metrics import Metrics
 from pipeline.models import Alert, EnrichedStory, alert_id_for, story_id_for
+from pipeline.rules.dedup import MINHASH_SCHEME, _from_bytes, signature
 from pipeline.rules.engine import RulesEngine
 from pipeline.rules.store import AlertStore, SourcePosition
+from pipeline.rules.tokens import words
 
 SEED_RULES = [
     rule("tesla", "Tesla", entity_types=["ORG"]),
@@ -229,11 +232,6 @@ def test_alert_metrics_by_rule_and_severity(tmp_path: Path) -> None:
 def test_signatures_are_datasketch_minhashes_of_the_word_3_grams() -> None:
     """Signatures are stored (the near-duplicate index is rebuilt from them at start-up):
     they must stay what plain datasketch computes, scheme `affine32`, 128 permutations."""
-    from datasketch import MinHash
-
-    from pipeline.rules.dedup import MINHASH_SCHEME, _from_bytes, signature
-    from pipeline.rules.tokens import words
-
     original = seed_story()
     tokens = words(original.text)
     grams = {" ".join(tokens[i : i + 3]).encode() for i in range(len(tokens) - 2)}
