@@ -543,6 +543,12 @@ def _read_yaml(path: Path, problems: list[str], *, required: bool) -> dict[str, 
         return {}
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        problems.append(f"{path}: not UTF-8 text (byte {exc.start}): {exc.reason}")
+        return {}
+    except OSError as exc:
+        problems.append(f"{path}: cannot read: {exc.strerror or exc}")
+        return {}
     except yaml.YAMLError as exc:
         problems.append(f"{path}: not valid YAML: {exc}")
         return {}
