@@ -71,6 +71,51 @@ def kafka_bootstrap() -> Iterator[str]:
         subprocess.run(["bash", str(KAFKA_SCRIPT), "stop", str(workdir)], check=False)
 
 
+class KafkaCluster:
+    """Three KRaft nodes started by scripts/kafka.sh; a test may kill, stop and start nodes."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.ports = [pick_free_port() for _ in range(3)]
+        self.controllers = [pick_free_port() for _ in range(3)]
+
+    @property
+    def bootstrap(self) -> str:
+        return ",".join(f"127.0.0.1:{port}" for port in self.ports)
+
+    def script(self, *args: str) -> None:
+        env = {**os.environ, "KAFKA_HEAP_OPTS": "-Xms128m -Xmx384m"}
+        subprocess.run(["bash", str(KAFKA_SCRIPT), *args], check=True, env=env)
+
+    def start(self) -> None:
+        ports = ",".join(map(str, self.ports))
+        self.script("cluster-start", str(self.workdir), ports, ",".join(map(str, self.controllers)))
+
+    def kill(self, node: int) -> None:
+        self.script("node-kill", str(self.workdir), str(node))
+
+    def stop_node(self, node: int) -> None:
+        self.script("node-stop", str(self.workdir), str(node))
+
+    def start_node(self, node: int) -> None:
+        self.script("node-start", str(self.workdir), str(node))
+
+    def stop(self) -> None:
+        self.script("cluster-stop", str(self.workdir))
+
+
+@pytest.fixture(scope="session")
+def kafka_cluster() -> Iterator[KafkaCluster]:
+    """Three brokers (replication 3, min.insync.replicas 2), started for the tests that ask."""
+    cluster = KafkaCluster(Path(tempfile.mkdtemp(prefix="newsmon-cluster-")))
+    cluster.start()
+    try:
+        _wait_for_metadata(cluster.bootstrap, time.monotonic() + 90)
+        yield cluster
+    finally:
+        cluster.stop()
+
+
 @pytest.fixture
 def kafka_settings(kafka_bootstrap: str) -> KafkaSettings:
     """Settings with topics of their own for one test, already created."""
