@@ -8,12 +8,12 @@ import time
 from pathlib import Path
 
 import pytest
+from extraction_score import load_corpus, match_page, pooled, score
 
 from pipeline.errors import ExtractionRejected
 from pipeline.extractor import text as text_module
 from pipeline.extractor.text import Article, extract_article
 from pipeline.extractor.text_decode import decode_html
-from pipeline.extractor.text_score import load_corpus, match_page, pooled, score
 
 ROOT = Path(__file__).resolve().parents[2]
 TESTDATA = ROOT / "tests" / "testdata"
