@@ -161,7 +161,7 @@ def _f1(precision: float, recall: float) -> float:
 TUNING_GRID: tuple[Tuning, ...] = tuple(
     Tuning(link, chars, lead, tail, twin, repair)
     for repair, link, chars, lead, tail, twin in product(
-        (True, False), (0.0, 0.3, 0.6), (1, 40), (False, True), (False, True), (200, 600, 10**9)
+        (True, False), (0.0, 0.3, 0.6), (1, 40), (10**9, 150, 80), (False, True), (200, 600, 10**9)
     )
 )
 

@@ -57,7 +57,7 @@ class Tuning:
 
     max_link_share: float  # share of its characters inside links
     min_chars: int  # characters of text outside links
-    lead: bool  # paragraphs before the first kept one (bylines, captions, standfirsts)
+    min_lead_chars: int  # a paragraph before the first kept one: longer than bylines, captions
     tail: bool  # paragraphs after the last kept one, in the same container
     min_twin_chars: int  # prose a twin container must hold for its paragraphs to come back
     repair: bool  # restore a kept paragraph whose linked words the precision pass cut out
@@ -66,7 +66,12 @@ class Tuning:
 # Chosen by bench/extraction_quality.py on the whole corpus (its cross-validated figure
 # tunes on k-1 folds and scores the held-out one).
 TUNING = Tuning(
-    max_link_share=0.0, min_chars=1, lead=False, tail=False, min_twin_chars=200, repair=True
+    max_link_share=0.0,
+    min_chars=1,
+    min_lead_chars=10**9,
+    tail=False,
+    min_twin_chars=200,
+    repair=True,
 )
 
 Place = Literal["lead", "inside", "tail", "twin"]
@@ -125,7 +130,9 @@ def _accepted(block: Dropped, tuning: Tuning) -> bool:
         return False
     if block.place == "twin":
         return block.twin_chars >= tuning.min_twin_chars
-    return block.place == "inside" or getattr(tuning, block.place)
+    if block.place == "lead":
+        return block.unlinked_chars >= tuning.min_lead_chars
+    return block.place == "inside" or tuning.tail
 
 
 class _KeptText:

@@ -281,6 +281,12 @@ def test_a_short_market_story_keeps_its_linked_company_names() -> None:
         assert company in article.text
 
 
+def test_a_name_in_a_hover_card_stays_in_its_sentence() -> None:
+    """The card's popup is furniture; the linked name it wraps is part of the sentence."""
+    article, entry = _own_page("hovercard_names")
+    assert _missing_paragraphs(article, entry["truth"]) == []
+
+
 @pytest.mark.parametrize("name", sorted(OWN_PAGES))
 def test_furniture_stays_out_of_the_own_pages(name: str) -> None:
     article, entry = _own_page(name)
