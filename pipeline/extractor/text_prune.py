@@ -84,6 +84,9 @@ _LABELS = XPath(
     "//h1|//h2|//h3|//h4|//h5|//h6"
     "|//body//*[count(*) < 3 and (contains(@class, 'title') or contains(@class, 'heading'))]"
 )
+# An embedded post (a tweet in <blockquote class="twitter-tweet">) quotes someone in the
+# story, even when its wrapper is called "social-embed".
+_QUOTED_PROSE = XPath(".//blockquote[string-length(normalize-space()) > 80]")
 _SCRIPTS = XPath("//script|//style|//noscript")
 
 
@@ -116,7 +119,7 @@ def named_furniture(root: HtmlElement) -> Iterator[HtmlElement]:
     furniture goes, and the name stays in the sentence; a link in a sentence is
     sentence text whatever its class says.
     """
-    named = [el for el in _NAMED(root) if _is_named_furniture(el)]
+    named = [el for el in _NAMED(root) if _is_named_furniture(el) and not _QUOTED_PROSE(el)]
     doomed = {id(el) for el in named}
     for element in named:
         if _in_paragraph(element) and (

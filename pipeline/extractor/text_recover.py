@@ -66,7 +66,7 @@ class Tuning:
 # Chosen by bench/extraction_quality.py on the whole corpus (its cross-validated figure
 # tunes on k-1 folds and scores the held-out one).
 TUNING = Tuning(
-    max_link_share=0.0,
+    max_link_share=0.6,
     min_chars=1,
     min_lead_chars=10**9,
     tail=False,
@@ -201,6 +201,8 @@ def _dropped_in(
             anchor = max(anchor, kept.line_of(key))
             continue
         parent = block.getparent()
+        if block.tag == "blockquote" and parent is not None and id(parent) not in home_ids:
+            parent = parent.getparent()
         twin = next((id(a) for a in block.iterancestors() if id(a) in twins), None)
         if parent is not None and id(parent) in home_ids:
             cut = kept.cut_copy(anchor + 1, key)
@@ -279,13 +281,14 @@ def _key(block: HtmlElement) -> str:
 
 
 def _block_text(block: HtmlElement) -> str:
-    """The block's text with a space for each <br> (itertext would glue "FL<br>June")."""
+    """The block's text with a space at each <br> and block edge (itertext glues "FL<br>June")."""
     parts: list[str] = []
     for event, node in iterwalk(block, events=("start", "end")):
         if event == "start":
             parts.append(" " if node.tag in _BREAKS else "")
             parts.append(node.text or "" if isinstance(node.tag, str) else "")
         elif node is not block:
+            parts.append(" " if node.tag in _BREAKS else "")
             parts.append(node.tail or "")
     return " ".join("".join(parts).split())
 

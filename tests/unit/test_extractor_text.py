@@ -287,6 +287,12 @@ def test_a_name_in_a_hover_card_stays_in_its_sentence() -> None:
     assert _missing_paragraphs(article, entry["truth"]) == []
 
 
+def test_a_post_quoted_in_the_story_is_story_text() -> None:
+    """An embedded tweet quotes someone; its "social-embed" wrapper is not a share bar."""
+    article, entry = _own_page("embedded_post")
+    assert _missing_paragraphs(article, entry["truth"]) == []
+
+
 @pytest.mark.parametrize("name", sorted(OWN_PAGES))
 def test_furniture_stays_out_of_the_own_pages(name: str) -> None:
     article, entry = _own_page(name)
