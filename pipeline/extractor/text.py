@@ -7,9 +7,9 @@ comment form must never read as story text. The text is made in three passes:
 
 1. `text_prune` removes furniture containers from the DOM by generic signals;
 2. trafilatura, set for precision and without comments, extracts the body;
-3. `text_recover` puts back the story paragraphs the precision pass dropped (a
-   body split across sibling containers, the short paragraphs of a market
-   story), judged by structure and link share in the pruned tree;
+3. `text_recover` puts back the story text the precision pass dropped (a body
+   split across sibling containers, linked names cut out of a market story's
+   paragraphs), judged by structure and link share in the pruned tree;
 4. `text_lines` drops the boilerplate lines left inside the body (the repeated
    headline, "Related: ..." links, newsletter pitches).
 

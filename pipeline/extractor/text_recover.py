@@ -1,22 +1,27 @@
-"""Put back the story paragraphs that the precision pass dropped.
+"""Put back the story text that the precision pass dropped.
 
 trafilatura set for precision keeps the densest run of paragraphs and cuts what
-it doubts. Two kinds of page lose story text that way:
+it doubts. Three kinds of page lose story text, and watched names, that way:
 
 - a body split across sibling containers of the same kind (`<div class="body">`
   twice or more, with an ad, a pull quote or a related-links block between):
   only the first run is kept, and every name in the second half is lost;
-- a short story of quotes and bracketed figures, whose short paragraphs (often
-  with ticker links) fail the precision filter one by one.
+- a short market story of quotes and bracketed figures whose company names and
+  tickers are inline links (`<span class="link"><a>Glencore</a></span>`): the
+  precision pass cuts the linked words out of each paragraph ("fell 3.1%, 2.8%");
+- paragraphs it drops one by one between kept ones (short ones with links,
+  headings, quoted posts).
 
-Both are repaired from the pruned DOM, after extraction, at the cost of a few
+All are repaired from the pruned DOM, after extraction, at the cost of a few
 XPath passes: the paragraphs whose words are in the extracted text show where
-the story lives (its containers); paragraphs of those containers, and of their
-twins (siblings with the same tag and class), that the text lacks are
-candidates. A candidate comes back when it reads as prose rather than links
-(`Tuning`), in document order after the kept paragraph it follows. Nothing here
-knows a site or a language: only structure, link share and length decide, and
-the furniture pruned before extraction is already gone from the tree.
+the story lives (its containers); paragraphs of those containers (a blockquote
+also one level down), and of their twins (siblings with the same tag and class),
+that the text lacks are candidates. A kept line that is a cut copy of such a
+paragraph is replaced by the whole paragraph; another candidate comes back when
+it reads as prose rather than links (`Tuning`), in page order after the kept
+paragraph it follows. Nothing here knows a site or a language: structure, link
+share and length decide, and the furniture pruned before extraction is already
+gone from the tree.
 """
 
 from __future__ import annotations
@@ -47,6 +52,9 @@ _HOME_SHARE = 0.2
 _CUT_SHARE = 0.95
 _MIN_CUT_WORDS = 4  # a shorter line must consist only of the paragraph's words
 _CUT_WINDOW = 3  # lines after the last kept paragraph where its cut copy may be
+# A page with more paragraphs than this is no article (the heaviest scored page has a few
+# hundred); the search for dropped ones grows with paragraphs times text, so it is skipped.
+MAX_BLOCKS = 3000
 # How far up from a story container a twin may be found (1: siblings of the container itself).
 _TWIN_LEVELS = 2
 
@@ -118,6 +126,8 @@ def find_dropped(root: HtmlElement, text: str) -> Recovery:
     lines = tuple(text.split("\n"))
     kept = _KeptText(lines)
     blocks = [b for b in _BLOCKS(root) if not _inside_block(b)]
+    if len(blocks) > MAX_BLOCKS:
+        return Recovery(lines, ())
     keys = {id(b): _key(b) for b in blocks}
     homes = _homes([b for b in blocks if keys[id(b)] and kept.has(keys[id(b)])], keys)
     if not homes:
@@ -149,12 +159,18 @@ class _KeptText:
         self.starts = starts
         self.parts = parts
         self.last_line = len(lines) - 1
+        # most paragraphs are one line each: look those up, search the text for the rest
+        self.whole_lines: dict[str, int] = {}
+        for index, part in enumerate(parts):
+            self.whole_lines.setdefault(part, index)
 
     def has(self, key: str) -> bool:
-        return f" {key} " in self.joined
+        return key in self.whole_lines or f" {key} " in self.joined
 
     def line_of(self, key: str) -> int:
         """The line where `key` ends (the last line when it spans several)."""
+        if key in self.whole_lines:
+            return self.whole_lines[key]
         position = self.joined.find(f" {key} ")
         return bisect.bisect_right(self.starts, position + len(key)) - 1
 
