@@ -97,8 +97,12 @@ def load_corpus(directory: Path) -> list[CorpusPage]:
     ]
 
 
-def load_own_pages(index: Path) -> list[CorpusPage]:
-    """The project's own test pages: `pages.json` names each page's file and true body."""
+def load_own_pages(index: Path, *, held_out: bool) -> list[CorpusPage]:
+    """The project's own test pages: `pages.json` names each page's file and true body.
+
+    `held_out` pages were written after the code was frozen; the others were written
+    with it, one per failure class. Neither kind is used for tuning.
+    """
     entries = json.loads(index.read_text(encoding="utf-8"))
     return [
         CorpusPage(
@@ -108,6 +112,7 @@ def load_own_pages(index: Path) -> list[CorpusPage]:
             truth=entry["truth"],
         )
         for name, entry in sorted(entries.items())
+        if entry.get("held_out", False) == held_out
     ]
 
 
