@@ -7,7 +7,10 @@ comment form must never read as story text. The text is made in three passes:
 
 1. `text_prune` removes furniture containers from the DOM by generic signals;
 2. trafilatura, set for precision and without comments, extracts the body;
-3. `text_lines` drops the boilerplate lines left inside the body (the repeated
+3. `text_recover` puts back the story text the precision pass dropped (a body
+   split across sibling containers, linked names cut out of a market story's
+   paragraphs), judged by structure and link share in the pruned tree;
+4. `text_lines` drops the boilerplate lines left inside the body (the repeated
    headline, "Related: ..." links, newsletter pitches).
 
 A page that yields no usable text raises `ExtractionRejected` with a fixed
@@ -29,6 +32,7 @@ from pipeline.extractor.text_decode import check_markup, decode_html
 from pipeline.extractor.text_lines import drop_boilerplate_lines
 from pipeline.extractor.text_meta import PageMeta, read_meta
 from pipeline.extractor.text_prune import prune_furniture
+from pipeline.extractor.text_recover import TUNING, Recovery, Tuning, find_dropped
 
 log = logging.getLogger(__name__)
 
@@ -58,22 +62,45 @@ class Article:
     language: str | None  # ISO 639-1 from the page markup, if declared
 
 
+@dataclass(frozen=True)
+class Draft:
+    """A page read and extracted, before the tunable recovery step decides the final text.
+
+    The quality bench drafts each page once and finishes it under many `Tuning`s.
+    """
+
+    recovery: Recovery
+    meta: PageMeta
+
+    def finish(self, tuning: Tuning = TUNING, *, min_chars: int = 200) -> Article:
+        text = drop_boilerplate_lines(self.recovery.restore(tuning), self.meta.title)
+        if len(text) < min_chars:
+            raise ExtractionRejected(
+                f"{len(text)} chars of text, need {min_chars}", reason="too_short"
+            )
+        meta = self.meta
+        return Article(text, meta.title, meta.author, meta.date, meta.language)
+
+
 def extract_article(html: str | bytes, url: str | None = None, *, min_chars: int = 200) -> Article:
     """The story in `html`, or `ExtractionRejected` saying why there is none.
 
     Reasons: "empty", "too_large", "not_html", "unparsable", "too_short", and
     "extraction_error" when a parsing library fails on input it should have handled.
     """
+    return draft_article(html, url).finish(min_chars=min_chars)
+
+
+def draft_article(html: str | bytes, url: str | None = None) -> Draft:
+    """Parse, prune, extract and find the dropped paragraphs: everything but the choice."""
     tree = _parse(_as_text(html))
     meta = _read_meta(tree, url)
     try:
         prune_furniture(tree)
-        text = drop_boilerplate_lines(_main_text(tree, url), meta.title)
+        recovery = find_dropped(tree, _main_text(tree, url))
     except _LIBRARY_ERRORS as exc:
         raise ExtractionRejected(f"extraction failed: {exc!r}", reason="extraction_error") from exc
-    if len(text) < min_chars:
-        raise ExtractionRejected(f"{len(text)} chars of text, need {min_chars}", reason="too_short")
-    return Article(text, meta.title, meta.author, meta.date, meta.language)
+    return Draft(recovery, meta)
 
 
 def _as_text(html: str | bytes) -> str:

@@ -84,6 +84,9 @@ _LABELS = XPath(
     "//h1|//h2|//h3|//h4|//h5|//h6"
     "|//body//*[count(*) < 3 and (contains(@class, 'title') or contains(@class, 'heading'))]"
 )
+# An embedded post (a tweet in <blockquote class="twitter-tweet">) quotes someone in the
+# story, even when its wrapper is called "social-embed".
+_QUOTED_PROSE = XPath(".//blockquote[string-length(normalize-space()) > 80]")
 _SCRIPTS = XPath("//script|//style|//noscript")
 
 
@@ -108,11 +111,31 @@ def semantic_furniture(root: HtmlElement) -> Iterator[HtmlElement]:
 
 
 def named_furniture(root: HtmlElement) -> Iterator[HtmlElement]:
-    """Containers whose class or id says "related", "share", "newsletter", "comments"..."""
-    for element in _NAMED(root):
-        names = _names(element)
-        if _FURNITURE_WORDS.search(names) and not _CONTENT_WORDS.search(names):
-            yield element
+    """Containers whose class or id says "related", "share", "newsletter", "comments"...
+
+    Inside a paragraph, a hover card wraps both the linked name the sentence needs
+    ("threatened to kill Rep. <span class=rollover><a>Ilhan Omar</a><span
+    class=rollover-block>...</span></span>") and the popup: then only the innermost
+    furniture goes, and the name stays in the sentence; a link in a sentence is
+    sentence text whatever its class says.
+    """
+    named = [el for el in _NAMED(root) if _is_named_furniture(el) and not _QUOTED_PROSE(el)]
+    doomed = {id(el) for el in named}
+    for element in named:
+        if _in_paragraph(element) and (
+            element.tag == "a" or any(id(d) in doomed for d in element.iterdescendants())
+        ):
+            continue
+        yield element
+
+
+def _is_named_furniture(element: HtmlElement) -> bool:
+    names = _names(element)
+    return bool(_FURNITURE_WORDS.search(names)) and not _CONTENT_WORDS.search(names)
+
+
+def _in_paragraph(element: HtmlElement) -> bool:
+    return any(a.tag == "p" for a in element.iterancestors())
 
 
 def link_lists(root: HtmlElement) -> Iterator[HtmlElement]:

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from extraction_score import match_page
 
 from pipeline.config import ExtractionSettings, NlpSettings
 from pipeline.extractor import enrich
@@ -19,7 +20,6 @@ from pipeline.extractor.enrich import (
     is_html_type,
     normalise_language,
 )
-from pipeline.extractor.text_score import match_page
 from pipeline.metrics import Metrics
 from pipeline.models import EnrichedStory, RawStory, story_id_for
 

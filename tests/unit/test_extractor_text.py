@@ -6,19 +6,35 @@ import html
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
+import trafilatura
+from extraction_score import (
+    TUNING_GRID,
+    CorpusPage,
+    PageCounts,
+    best_setting,
+    counts_table,
+    cross_validate,
+    load_corpus,
+    match_page,
+    pooled,
+    score,
+)
 
 from pipeline.errors import ExtractionRejected
 from pipeline.extractor import text as text_module
-from pipeline.extractor.text import Article, extract_article
+from pipeline.extractor.text import Article, draft_article, extract_article
 from pipeline.extractor.text_decode import decode_html
-from pipeline.extractor.text_score import load_corpus, match_page, pooled, score
+from pipeline.extractor.text_recover import TUNING
 
 ROOT = Path(__file__).resolve().parents[2]
 TESTDATA = ROOT / "tests" / "testdata"
 SEED_TEMPLATE = TESTDATA / "extraction" / "seed_page.html"
 BASELINE = TESTDATA / "extraction_baseline.json"
+# Recall differences below this are shingles at a paragraph's edge (as in the bench).
+RECALL_TOLERANCE = 0.005
 URL = "https://harbourpost.example/world/musk-qin"
 
 STORY_SENTENCES = (
@@ -228,24 +244,125 @@ def test_five_megabytes_of_junk_end_quickly_in_an_answer(page: str) -> None:
     assert time.process_time() - start < 10
 
 
+# --- the project's own pages: one per failure class of issue 14, never used for tuning ------
+
+OWN_PAGES = json.loads((TESTDATA / "extraction" / "pages.json").read_text(encoding="utf-8"))
+
+
+def _own_page(name: str) -> tuple[Article, dict[str, Any]]:
+    entry = OWN_PAGES[name]
+    page = (TESTDATA / "extraction" / entry["file"]).read_bytes()
+    return extract_article(page, f"https://{name}.example/story"), entry
+
+
+def _missing_paragraphs(article: Article, truth: str) -> list[str]:
+    return [paragraph for paragraph in truth.split("\n") if paragraph not in article.text]
+
+
+@pytest.mark.parametrize("name", ["split_body_sections", "split_body_figures"])
+def test_a_body_split_across_sibling_containers_is_kept_whole(name: str) -> None:
+    """Parts of the body between an ad, a pull quote or a teaser box all count as story."""
+    article, entry = _own_page(name)
+    assert _missing_paragraphs(article, entry["truth"]) == []
+
+
+def test_a_short_market_story_keeps_its_linked_company_names() -> None:
+    """The precision pass cuts linked words out of paragraphs; every name must come back."""
+    article, entry = _own_page("market_story_links")
+    assert _missing_paragraphs(article, entry["truth"]) == []
+    for company in (
+        "Glencore",
+        "Anglo American",
+        "Rio Tinto",
+        "Antofagasta",
+        "Persimmon",
+        "Barratt",
+    ):
+        assert company in article.text
+
+
+def test_a_name_in_a_hover_card_stays_in_its_sentence() -> None:
+    """The card's popup is furniture; the linked name it wraps is part of the sentence."""
+    article, entry = _own_page("hovercard_names")
+    assert _missing_paragraphs(article, entry["truth"]) == []
+
+
+def test_a_post_quoted_in_the_story_is_story_text() -> None:
+    """An embedded tweet quotes someone; its "social-embed" wrapper is not a share bar."""
+    article, entry = _own_page("embedded_post")
+    assert _missing_paragraphs(article, entry["truth"]) == []
+
+
+@pytest.mark.parametrize("name", sorted(OWN_PAGES))
+def test_furniture_stays_out_of_the_own_pages(name: str) -> None:
+    article, entry = _own_page(name)
+    assert [f for f in entry["furniture"] if f in article.text] == []
+    if not entry.get("held_out"):
+        assert match_page(entry["truth"], article.text).precision == 1.0
+
+
+@pytest.mark.parametrize("name", sorted(n for n, e in OWN_PAGES.items() if e.get("held_out")))
+def test_the_held_out_own_pages_keep_their_whole_story(name: str) -> None:
+    """Pages written after the code was frozen (the split body here also passes on main).
+
+    Only recall and furniture are asserted: the split page keeps its dateline
+    ("Published 12 February 2026"), which the truth leaves out.
+    """
+    article, entry = _own_page(name)
+    assert _missing_paragraphs(article, entry["truth"]) == []
+
+
 # --- quality on the scored corpus ------------------------------------------------------------
 
 
-def test_quality_on_the_corpus_stays_above_the_pinned_floors(shared_dir: Path) -> None:
-    corpus = shared_dir / "corpora" / "article-extraction"
-    if not (corpus / "ground-truth.json").is_file():
-        pytest.fail(f"extraction corpus missing at {corpus}: the quality gate cannot run")
-    pages = load_corpus(corpus)
-    counts = [match_page(page.truth, _text_or_empty(page.html, page.url)) for page in pages]
+@pytest.fixture(scope="module")
+def corpus(shared_dir: Path) -> list[CorpusPage]:
+    directory = shared_dir / "corpora" / "article-extraction"
+    if not (directory / "ground-truth.json").is_file():
+        pytest.fail(f"extraction corpus missing at {directory}: the quality gate cannot run")
+    return load_corpus(directory)
+
+
+@pytest.fixture(scope="module")
+def counts(corpus: list[CorpusPage]) -> list[list[PageCounts]]:
+    """Each page drafted once and finished under every setting of the tuning grid."""
+    return counts_table(corpus, [draft_article(page.html, page.url) for page in corpus])
+
+
+def test_quality_on_the_corpus_stays_above_the_pinned_floors(
+    counts: list[list[PageCounts]],
+) -> None:
+    shipped = [row[TUNING_GRID.index(TUNING)] for row in counts]
+    held_out, _ = cross_validate(counts, k=5)
     floors = json.loads(BASELINE.read_text(encoding="utf-8"))
-    for name, result in (("benchmark", score(counts)), ("pooled", pooled(counts))):
+    for name, result in (
+        ("benchmark", score(shipped)),
+        ("pooled", pooled(shipped)),
+        ("cross_validated", score(held_out)),
+    ):
         achieved = {"f1": result.f1, "precision": result.precision, "recall": result.recall}
         for metric, floor in floors[name].items():
             assert achieved[metric] >= floor, f"{name} {metric} {achieved[metric]:.4f} < {floor}"
 
 
-def _text_or_empty(page: bytes, url: str) -> str:
-    try:
-        return extract_article(page, url).text
-    except ExtractionRejected:
-        return ""
+def test_the_shipped_tuning_is_the_one_the_whole_corpus_chooses(
+    counts: list[list[PageCounts]],
+) -> None:
+    best = TUNING_GRID[best_setting(counts, range(len(counts)))]
+    assert score([row[TUNING_GRID.index(best)] for row in counts]).f1 == pytest.approx(
+        score([row[TUNING_GRID.index(TUNING)] for row in counts]).f1, abs=1e-9
+    )
+
+
+def test_no_page_keeps_less_of_its_story_than_trafilatura_unless_named(
+    corpus: list[CorpusPage], counts: list[list[PageCounts]]
+) -> None:
+    """Every page where newsmon's recall falls below trafilatura's default is pinned with why."""
+    named = json.loads(BASELINE.read_text(encoding="utf-8"))["recall_below_trafilatura_default"]
+    shipped = TUNING_GRID.index(TUNING)
+    worse = set()
+    for page, row in zip(corpus, counts, strict=True):
+        default = match_page(page.truth, trafilatura.extract(page.html) or "")
+        if (row[shipped].recall or 0.0) < (default.recall or 0.0) - RECALL_TOLERANCE:
+            worse.add(page.id[:12])
+    assert worse - set(named) == set(), "newsmon keeps less than trafilatura on unnamed pages"

@@ -11,6 +11,14 @@ the benchmark's own `evaluate.py`); F1 = 2PR/(P+R).
 `pooled` gives the other reading of "normalised, then averaged": the sum of the
 normalised TP over the sum of normalised TP+FP (likewise for recall). It is
 reported beside the benchmark figures so the two can be compared.
+
+Cross-validation: the extractor's recovery step has a few thresholds (`Tuning`).
+Each page is drafted once (`draft_article`: parse, prune, extract) and finished
+under every setting of `TUNING_GRID`, which is cheap. `cross_validate` then
+chooses, for each of k folds, the setting with the best F1 on the other k-1
+folds and scores the held-out fold with it: the figure that predicts unseen
+sites. The same code serves bench/extraction_quality.py and the quality test.
+This module lives outside the installed package: only the bench and the tests use it.
 """
 
 from __future__ import annotations
@@ -21,8 +29,13 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from itertools import product
 from pathlib import Path
 from statistics import fmean
+
+from pipeline.errors import ExtractionRejected
+from pipeline.extractor.text import Draft
+from pipeline.extractor.text_recover import Tuning
 
 SHINGLE_SIZE = 4
 _TOKEN = re.compile(r"\w+")
@@ -84,6 +97,25 @@ def load_corpus(directory: Path) -> list[CorpusPage]:
     ]
 
 
+def load_own_pages(index: Path, *, held_out: bool) -> list[CorpusPage]:
+    """The project's own test pages: `pages.json` names each page's file and true body.
+
+    `held_out` pages were written after the code was frozen; the others were written
+    with it, one per failure class. Neither kind is used for tuning.
+    """
+    entries = json.loads(index.read_text(encoding="utf-8"))
+    return [
+        CorpusPage(
+            id=name,
+            url=f"https://{name}.example/story",
+            html=(index.parent / entry["file"]).read_bytes(),
+            truth=entry["truth"],
+        )
+        for name, entry in sorted(entries.items())
+        if entry.get("held_out", False) == held_out
+    ]
+
+
 def shingles(text: str, size: int = SHINGLE_SIZE) -> Counter[tuple[str, ...]]:
     """A text shorter than `size` tokens still yields one (short) shingle, as upstream does."""
     tokens = _TOKEN.findall(text)
@@ -127,3 +159,64 @@ def _mean(values: Iterable[float | None]) -> float:
 
 def _f1(precision: float, recall: float) -> float:
     return 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+
+
+# Every setting the cross-validation may choose from; the first of equals wins, so the
+# most conservative values come first.
+TUNING_GRID: tuple[Tuning, ...] = tuple(
+    Tuning(link, chars, lead, tail, twin, repair)
+    for repair, link, chars, lead, tail, twin in product(
+        (True, False), (0.0, 0.3, 0.6), (1, 40), (10**9, 150, 80), (False, True), (200, 600, 10**9)
+    )
+)
+
+
+def finished_text(draft: Draft, tuning: Tuning) -> str:
+    """A rejected page scores as an empty extraction, as it would reach the rules stage."""
+    try:
+        return draft.finish(tuning).text
+    except ExtractionRejected:
+        return ""
+
+
+def counts_table(
+    pages: Sequence[CorpusPage], drafts: Sequence[Draft], grid: Sequence[Tuning] = TUNING_GRID
+) -> list[list[PageCounts]]:
+    """Per page, its counts under every setting (each distinct text is scored once)."""
+    table = []
+    for page, draft in zip(pages, drafts, strict=True):
+        seen: dict[str, PageCounts] = {}
+        row = []
+        for tuning in grid:
+            text = finished_text(draft, tuning)
+            if text not in seen:
+                seen[text] = match_page(page.truth, text)
+            row.append(seen[text])
+        table.append(row)
+    return table
+
+
+def best_setting(table: Sequence[Sequence[PageCounts]], rows: Sequence[int]) -> int:
+    """The index of the setting with the best F1 over `rows` (the first of equals)."""
+    settings = range(len(table[0]))
+    f1s = [score([table[r][s] for r in rows]).f1 for s in settings]
+    return max(settings, key=lambda s: (f1s[s], -s))
+
+
+def cross_validate(
+    table: Sequence[Sequence[PageCounts]], k: int = 5
+) -> tuple[list[PageCounts], list[int]]:
+    """Held-out counts of every page, each fold finished with the setting its complement chose.
+
+    Folds are page i -> fold i % k in corpus order (ids are content hashes, so this
+    is an arbitrary but fixed split). Returns the counts and the setting per fold.
+    """
+    held_out: list[PageCounts] = [PageCounts(0, 0, 0)] * len(table)
+    chosen = []
+    for fold in range(k):
+        train = [i for i in range(len(table)) if i % k != fold]
+        setting = best_setting(table, train)
+        chosen.append(setting)
+        for i in range(fold, len(table), k):
+            held_out[i] = table[i][setting]
+    return held_out, chosen
