@@ -11,7 +11,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from pipeline.cli_common import add_config_options, load_from_args
+from pipeline.cli_common import add_config_options, add_fetch_options, load_from_args
 from pipeline.config import Config, KafkaSettings, load_feeds
 from pipeline.metrics import Metrics
 from pipeline.models import RawStory
@@ -31,11 +31,7 @@ def register(sub: Any) -> None:
     poller.add_argument(
         "--once", action="store_true", help="poll every feed once, publish, save state and exit"
     )
-    poller.add_argument(
-        "--allow-private-networks",
-        action="store_true",
-        help="let feeds live on private/loopback addresses (intranets, tests)",
-    )
+    add_fetch_options(poller)
     poller.set_defaults(func=cmd_poller)
 
     feeds = sub.add_parser("feeds", help="the feed list: import OPML, show health")
@@ -61,10 +57,7 @@ def _add_state_option(parser: argparse.ArgumentParser) -> None:
 
 
 def _load(args: argparse.Namespace) -> Config:
-    overrides: dict[str, Any] = {}
-    if getattr(args, "allow_private_networks", False):
-        overrides["http"] = {"allow_private_networks": True}
-    return load_from_args(args, **overrides)
+    return load_from_args(args)
 
 
 def publish_stories(producer: Any, topic: str, stories: list[RawStory]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -143,11 +144,15 @@ def test_durations(text: object, seconds: float) -> None:
 
 
 def test_a_setting_named_file_is_not_mistaken_for_a_secret_file(
-    files: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+    files: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """And a path from the environment is relative to the working directory."""
+    (tmp_path / "elsewhere").mkdir()
+    shutil.copy(CONFIGS / "topics.yaml", tmp_path / "elsewhere" / "topics.yaml")
+    monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("NEWSMON_NLP__TOPICS_FILE", "elsewhere/topics.yaml")
-    config = load(files)
-    assert str(config.settings.nlp.topics_file) == "elsewhere/topics.yaml"  # type: ignore[attr-defined]
+    config = load_config(files["config"], files["feeds"], files["rules"])
+    assert str(config.settings.nlp.topics_file) == "elsewhere/topics.yaml"
 
 
 def test_webhooks_default_to_a_machine_pace_and_chat_to_one_message_a_second() -> None:
