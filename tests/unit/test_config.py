@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.cli import main
-from pipeline.config import load_config, parse_duration
+from pipeline.config import DEFAULTS_DIR, load_config, parse_duration
 from pipeline.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -166,3 +166,54 @@ def test_webhooks_default_to_a_machine_pace_and_chat_to_one_message_a_second() -
     assert (webhook.rate_per_second, webhook.burst) == (20.0, 20)
     assert (chat.rate_per_second, chat.burst) == (1.0, 1)
     assert (paced.rate_per_second, paced.burst) == (2.0, 20)
+
+
+def test_a_path_in_newsmon_yaml_is_relative_to_newsmon_yaml(
+    files: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "taxonomy").mkdir()
+    write(tmp_path / "taxonomy", "topics.yaml", "topics: [{id: only, terms: [x]}]\n")
+    files["config"].write_text("nlp:\n  topics_file: taxonomy/topics.yaml\n", encoding="utf-8")
+    monkeypatch.chdir(CONFIGS)  # not where newsmon.yaml is
+    config = load(files)
+    assert config.settings.nlp.topics_file == tmp_path / "taxonomy" / "topics.yaml"  # type: ignore[attr-defined]
+    assert [t.id for t in config.taxonomy.topics] == ["only"]  # type: ignore[attr-defined]
+
+
+def test_the_taxonomy_is_validated_with_the_other_files(files: dict[str, Path]) -> None:
+    topics = write(
+        files["config"].parent, "topics.yaml", "topics: [{id: a, terms: [x], colour: red}]\n"
+    )
+    files["config"].write_text(f"nlp:\n  topics_file: {topics}\n", encoding="utf-8")
+    files["rules"].write_text("rules:\n  - id: r1\n    terms: []\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load(files)
+    assert f"{topics}: topics[0] (id 'a'): field 'colour': unknown key" in caught.value.problems
+    assert any("rules[0] (id 'r1'): field 'terms'" in p for p in caught.value.problems)
+
+
+def test_without_configs_here_the_packaged_examples_load(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    config = load_config()
+    assert config.config_path == DEFAULTS_DIR / "newsmon.yaml"
+    assert config.settings.nlp.topics_file == DEFAULTS_DIR / "topics.yaml"
+    assert len(config.feeds) > 0 and len(config.rules) > 0 and len(config.taxonomy.topics) >= 20
+
+
+def test_a_configs_folder_here_wins_over_the_packaged_examples(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "configs").mkdir()
+    write(tmp_path / "configs", "rules.yaml", "rules:\n  - id: mine\n    terms: [x]\n")
+    monkeypatch.chdir(tmp_path)
+    config = load_config()
+    assert [r.id for r in config.rules] == ["mine"]
+    assert config.feeds_path == DEFAULTS_DIR / "feeds.yaml"
+
+
+@pytest.mark.parametrize("name", ["newsmon.yaml", "feeds.yaml", "rules.yaml", "topics.yaml"])
+def test_the_packaged_examples_are_the_repository_configs(name: str) -> None:
+    """configs/ is what a checkout edits; the package ships the same files to installs."""
+    assert (DEFAULTS_DIR / name).read_text() == (CONFIGS / name).read_text()
