@@ -57,13 +57,14 @@ def cmd_enrich(args: argparse.Namespace) -> int:
     overrides: dict[str, Any] = {}
     if args.batch_size is not None:
         overrides["nlp"] = {"batch_size": args.batch_size}
-    settings = load_from_args(args, **overrides).settings
+    config = load_from_args(args, **overrides)
+    settings = config.settings
     setup_logging(settings.log)
-    enricher = Enricher.from_settings(settings)
+    enricher = Enricher.from_settings(settings, taxonomy=config.taxonomy)
     done, rejected = enrich_stream(
         enricher, sys.stdin, sys.stdout, sys.stderr, batch_size=settings.nlp.batch_size
     )
-    log.info("enrich finished enriched=%s rejected=%s", done, rejected)
+    log.info("enrich finished", extra={"enriched": done, "rejected": rejected})
     return 1 if rejected else 0
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.cli_common import add_config_options, add_fetch_options, load_from_args
-from pipeline.config import Config, KafkaSettings, load_feeds
+from pipeline.config import DEFAULT_FEEDS, Config, KafkaSettings, load_feeds
 from pipeline.metrics import Metrics
 from pipeline.models import RawStory
 from pipeline.poller.feedlist import append_feeds, format_table, plan_import, status_rows
@@ -39,6 +39,7 @@ def register(sub: Any) -> None:
     importer = actions.add_parser("import", help="add the feeds of an OPML file to feeds.yaml")
     add_config_options(importer)
     importer.add_argument("opml", type=Path, help="the OPML file")
+    importer.set_defaults(feeds=DEFAULT_FEEDS)  # writes here, never into the packaged example
     importer.set_defaults(func=cmd_feeds_import)
     status = actions.add_parser("status", help="each feed's health from the poller state")
     add_config_options(status)
@@ -130,6 +131,7 @@ def _summarise(report: CycleReport) -> int:
 def cmd_feeds_import(args: argparse.Namespace) -> int:
     existing = load_feeds(args.feeds) if args.feeds.exists() else []
     plan = plan_import(existing, args.opml.read_bytes())
+    args.feeds.parent.mkdir(parents=True, exist_ok=True)
     append_feeds(args.feeds, plan.added)
     for feed in plan.added:
         print(f"added: {feed.name} <{feed.url}>")

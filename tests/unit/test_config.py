@@ -217,3 +217,15 @@ def test_a_configs_folder_here_wins_over_the_packaged_examples(
 def test_the_packaged_examples_are_the_repository_configs(name: str) -> None:
     """configs/ is what a checkout edits; the package ships the same files to installs."""
     assert (DEFAULTS_DIR / name).read_text() == (CONFIGS / name).read_text()
+
+
+def test_feeds_import_outside_a_checkout_writes_configs_here_not_the_packaged_example(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    packaged = (DEFAULTS_DIR / "feeds.yaml").read_text()
+    opml = ROOT / "tests" / "testdata" / "feeds" / "subscriptions.opml"
+    monkeypatch.chdir(tmp_path)
+    assert main(["feeds", "import", str(opml)]) == 0
+    assert "feeds added to configs/feeds.yaml" in capsys.readouterr().out
+    assert len(load_config(feeds_path=tmp_path / "configs" / "feeds.yaml").feeds) > 0
+    assert (DEFAULTS_DIR / "feeds.yaml").read_text() == packaged
