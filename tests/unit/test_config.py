@@ -229,3 +229,13 @@ def test_feeds_import_outside_a_checkout_writes_configs_here_not_the_packaged_ex
     assert "feeds added to configs/feeds.yaml" in capsys.readouterr().out
     assert len(load_config(feeds_path=tmp_path / "configs" / "feeds.yaml").feeds) > 0
     assert (DEFAULTS_DIR / "feeds.yaml").read_text() == packaged
+
+
+def test_the_extractor_takes_the_loaded_taxonomy_without_reading_a_file(tmp_path: Path) -> None:
+    from pipeline.config import ExtractionSettings, NlpSettings
+    from pipeline.extractor.enrich import Enricher
+
+    config = load_config(CONFIGS / "newsmon.yaml", CONFIGS / "feeds.yaml", CONFIGS / "rules.yaml")
+    nowhere = NlpSettings(topics_file=tmp_path / "gone.yaml")
+    enricher = Enricher(nowhere, ExtractionSettings(), taxonomy=config.taxonomy, models={})
+    assert enricher.taxonomy.ids == [t.id for t in config.taxonomy.topics]
