@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -18,8 +17,6 @@ from pipeline.extractor import commands as extractor_commands
 from pipeline.notifier import commands as notifier_commands
 from pipeline.poller import commands as poller_commands
 from pipeline.rules import commands as rules_commands
-
-log = logging.getLogger("newsmon")
 
 Command = Callable[[argparse.Namespace], int]
 
