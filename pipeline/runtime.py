@@ -104,7 +104,7 @@ def start_metrics(
         return None
     server = serve_metrics(metrics, settings.metrics.host, settings.metrics.port, health)
     host, port = settings.metrics.host, server.server_address[1]
-    log.info("metrics listening on %s:%s", host, port, extra={"host": host, "port": port})
+    log.info("metrics listening", extra={"host": host, "port": port})
     return server
 
 

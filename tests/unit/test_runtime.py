@@ -118,3 +118,23 @@ def test_setup_logging_puts_extra_fields_in_the_chosen_format(
         )
     else:
         assert line.endswith("delivered alert_id=a9 destination=ops")
+
+
+@pytest.mark.usefixtures("restore_root_logger")
+def test_the_metrics_port_line_reads_as_before_in_text_logs(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Tests and bench/pipeline_procs.py find a worker's port 0 choice by this line."""
+    from pipeline.config import Settings
+    from pipeline.runtime import start_metrics
+
+    setup_logging(LogSettings())
+    settings = Settings.model_validate({"metrics": {"host": "127.0.0.1", "port": 0}})
+    server = start_metrics(settings, Metrics())
+    assert server is not None
+    try:
+        port = server.server_address[1]
+        assert f"metrics listening host=127.0.0.1 port={port}" in capsys.readouterr().err
+    finally:
+        server.shutdown()
+        server.server_close()
