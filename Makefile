@@ -5,11 +5,12 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 KAFKA_DIR := .cache/kafka/dev
 
-.PHONY: help venv run test lint fmt typecheck pytest unit integration kafka kafka-stop schemas bench demo clean
+.PHONY: help venv system run test lint fmt typecheck pytest unit integration kafka kafka-stop schemas bench demo clean
 
 help:
 	@echo "make run         install into .venv and run the whole pipeline in one process"
-	@echo "make test        install, then ruff, mypy and pytest (starts its own Kafka broker)"
+	@echo "make test        install (and the system tools: java, maven, promtool), then ruff,"
+	@echo "                 mypy and pytest (starts its own Kafka broker)"
 	@echo "make kafka       start a local Kafka 4 broker on 127.0.0.1:9092 (make kafka-stop)"
 	@echo "make schemas     regenerate docs/schemas from the wire contracts"
 	@echo "make bench       run the benchmarks under bench/"
@@ -21,6 +22,10 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 venv: $(STAMP)
+
+# java, maven, promtool: installed when missing (as root), else one line naming the packages.
+system:
+	scripts/setup-system.sh
 
 run: $(STAMP)
 	$(BIN)/newsmon run
@@ -39,15 +44,15 @@ fmt: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-pytest: $(STAMP)
+pytest: $(STAMP) system
 	$(BIN)/pytest
 
-test: lint typecheck pytest
+test: system lint typecheck pytest
 
-unit: $(STAMP)
+unit: $(STAMP) system
 	$(BIN)/pytest tests/unit
 
-integration: $(STAMP)
+integration: $(STAMP) system
 	$(BIN)/pytest tests/integration
 
 kafka:

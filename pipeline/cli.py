@@ -3,51 +3,53 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
-import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from pipeline import run_command
 from pipeline.cli_common import add_config_options, load_from_args
+from pipeline.config import Config, Settings
+from pipeline.demo import command as demo_command
 from pipeline.errors import ConfigError, PipelineError
-
-log = logging.getLogger("newsmon")
+from pipeline.extractor import commands as extractor_commands
+from pipeline.notifier import commands as notifier_commands
+from pipeline.poller import commands as poller_commands
+from pipeline.rules import commands as rules_commands
 
 Command = Callable[[argparse.Namespace], int]
 
-# Each stage adds its own subcommands; the lookup keeps stages out of this module.
+# Each stage adds its own subcommands, and its own checks to `newsmon check-config`.
 STAGE_COMMANDS = (
-    "pipeline.poller.commands",
-    "pipeline.extractor.commands",
-    "pipeline.rules.commands",
-    "pipeline.notifier.commands",
-    "pipeline.run_command",
+    poller_commands,
+    extractor_commands,
+    rules_commands,
+    notifier_commands,
+    run_command,
+    demo_command,
+)
+SETTINGS_CHECKS: tuple[Callable[[Settings], None], ...] = (*extractor_commands.SETTINGS_CHECKS,)
+CONFIG_CHECKS: tuple[Callable[[Config], None], ...] = (
+    *rules_commands.CONFIG_CHECKS,
+    *notifier_commands.CONFIG_CHECKS,
 )
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    config = load_from_args(args)
-    for check in _config_checks():
+    config = load_from_args(args, checks=SETTINGS_CHECKS)
+    for check in CONFIG_CHECKS:
         check(config)
     destinations = len(config.settings.notifier.destinations)
     print(
-        f"ok: {args.config} ({destinations} destinations), "
-        f"{args.feeds} ({len(config.feeds)} feeds), {args.rules} ({len(config.rules)} rules)"
+        f"ok: {config.config_path} ({destinations} destinations), "
+        f"{config.feeds_path} ({len(config.feeds)} feeds), "
+        f"{config.rules_path} ({len(config.rules)} rules), "
+        f"{config.settings.nlp.topics_file} ({len(config.taxonomy.topics)} topics)"
     )
     if args.show:
         print(json.dumps(config.settings.masked_dump(), indent=2))
     return 0
-
-
-def _config_checks() -> list[Callable[..., None]]:
-    """Stage-specific checks (e.g. the topic taxonomy) that stages register in `CONFIG_CHECKS`."""
-    checks: list[Callable[..., None]] = []
-    for name in STAGE_COMMANDS:
-        module = _import_optional(name)
-        checks.extend(getattr(module, "CONFIG_CHECKS", ()))
-    return checks
 
 
 def cmd_topics_create(args: argparse.Namespace) -> int:
@@ -91,20 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
     schemas.add_argument("--out", type=Path, default=Path("docs/schemas"))
     schemas.set_defaults(func=cmd_schemas)
 
-    for name in STAGE_COMMANDS:
-        module = _import_optional(name)
-        if module is not None and hasattr(module, "register"):
-            module.register(sub)
+    for module in STAGE_COMMANDS:
+        module.register(sub)
     return parser
-
-
-def _import_optional(name: str) -> object | None:
-    try:
-        return importlib.import_module(name)
-    except ModuleNotFoundError as exc:
-        if exc.name != name:
-            raise
-        return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,4 +1,4 @@
-"""The one safe HTTP fetcher, for feeds now and article pages later.
+"""The one safe HTTP fetcher, for feeds (the poller) and article pages (the extractor).
 
 Every response is bounded in size (counted after decompression, while
 streaming) and in time; only http/https is fetched; redirects are followed by
@@ -500,27 +500,3 @@ def _fetched(
         validators = Validators(etag, last_modified)
     headers = {k.lower(): v for k, v in response.headers.items()}
     return Fetched(url, response.status, body, headers, validators, elapsed)
-
-
-def fetch_sync(
-    settings: HttpSettings,
-    url: str,
-    *,
-    validators: Validators | None = None,
-    accept: str = PAGE_ACCEPT,
-    max_bytes: int | None = None,
-    timeout: float | None = None,
-    metrics: Metrics | None = None,
-    kind: str = "page",
-    wanted: Callable[[str], bool] | None = None,
-) -> Fetched:
-    """One fetch from synchronous code (a worker thread or process); not inside an event loop."""
-
-    async def once() -> Fetched:
-        async with SafeFetcher(settings, metrics=metrics, kind=kind) as fetcher:
-            return await fetcher.fetch(
-                url, validators=validators, accept=accept, max_bytes=max_bytes, timeout=timeout,
-                wanted=wanted,
-            )  # fmt: skip
-
-    return asyncio.run(once())

@@ -22,7 +22,6 @@ ENTRY_KINDS = ("seen", "new", "duplicate")
 ENRICH_OUTCOMES = ("full_text", "summary_fallback", "failed")
 DELIVERY_OUTCOMES = ("delivered", "retry", "dead_letter", "already_delivered")
 RECORD_OUTCOMES = ("ok", "skipped", "retried", "dead_letter")
-SEVERITIES = ("info", "low", "medium", "high", "critical")
 
 _FAST = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _SLOW = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0)

@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from pipeline.cli_common import add_config_options, load_from_args
+from pipeline.cli_common import add_config_options, add_fetch_options, load_from_args
 from pipeline.config import Config
 from pipeline.notifier.flags import add_destination_options, apply_destination_flags
 
@@ -14,19 +14,14 @@ from pipeline.notifier.flags import add_destination_options, apply_destination_f
 def add_run_options(parser: argparse.ArgumentParser) -> None:
     add_config_options(parser)
     add_destination_options(parser)
+    add_fetch_options(parser)
     parser.add_argument(
         "--once", action="store_true",
         help="poll every feed once, process every new story, deliver every alert, exit",
     )  # fmt: skip
-    parser.add_argument(
-        "--allow-private-networks", action="store_true",
-        help="let feeds and pages live on private/loopback addresses (intranets, tests)",
-    )  # fmt: skip
 
 
 def load_run_config(args: argparse.Namespace, **overrides: Any) -> Config:
-    if args.allow_private_networks:
-        overrides.setdefault("http", {})["allow_private_networks"] = True
     return apply_destination_flags(args, load_from_args(args, **overrides))
 
 
@@ -43,10 +38,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: Any) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     run = sub.add_parser("run", help="the whole pipeline in one process, no broker")
     add_run_options(run)
     run.set_defaults(func=cmd_run)
-    from pipeline.demo.command import register as register_demo
-
-    register_demo(sub)

@@ -17,11 +17,26 @@ from pipeline.metrics import Metrics, serve_metrics
 
 log = logging.getLogger(__name__)
 
-_STANDARD_ATTRS = set(vars(logging.makeLogRecord({})))
+LOG_FIELDS = (
+    "feed", "story_id", "alert_id", "rule", "destination", "topic", "partition", "offset",
+    "reason", "stage",
+)  # fmt: skip
+"""The stable keys of structured logs: pass them as `extra=`, never inside the message."""
+
+_STANDARD_ATTRS = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+_TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+
+
+def log_fields(record: logging.LogRecord) -> dict[str, Any]:
+    """The `extra=` fields of a record: the stable keys first, in `LOG_FIELDS` order, then
+    any other extra a caller added, in the order given."""
+    extra = {k: v for k, v in vars(record).items() if k not in _STANDARD_ATTRS}
+    stable = {k: extra.pop(k) for k in LOG_FIELDS if k in extra}
+    return {**stable, **extra}
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line, for log shippers."""
+    """One JSON object per line, for log shippers: each `extra=` field is a JSON field."""
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
@@ -29,19 +44,36 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
+            **log_fields(record),
         }
-        entry.update({k: v for k, v in vars(record).items() if k not in _STANDARD_ATTRS})
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry, default=str)
 
 
+class TextFormatter(logging.Formatter):
+    """The plain line, then the `extra=` fields as key=value, so terminals show them too."""
+
+    def __init__(self) -> None:
+        super().__init__(_TEXT_FORMAT)
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's name
+        line = super().formatMessage(record)
+        pairs = [f"{key}={_text_value(value)}" for key, value in log_fields(record).items()]
+        return " ".join([line, *pairs])
+
+
+def _text_value(value: object) -> str:
+    """Bare when it reads unambiguously, else JSON-quoted ('feed="BBC World"')."""
+    text = str(value)
+    if text and not any(c.isspace() or c in '"=' for c in text):
+        return text
+    return json.dumps(text, ensure_ascii=False)
+
+
 def setup_logging(settings: LogSettings) -> None:
     handler = logging.StreamHandler(sys.stderr)
-    if settings.format == "json":
-        handler.setFormatter(JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    handler.setFormatter(JsonFormatter() if settings.format == "json" else TextFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.level)
@@ -56,7 +88,7 @@ def stop_event() -> threading.Event:
     event = threading.Event()
 
     def _request_stop(signum: int, _frame: object) -> None:
-        log.info("stop requested signal=%s", signal.Signals(signum).name)
+        log.info("stop requested", extra={"reason": signal.Signals(signum).name})
         event.set()
 
     signal.signal(signal.SIGTERM, _request_stop)
@@ -71,7 +103,8 @@ def start_metrics(
     if not settings.metrics.enabled:
         return None
     server = serve_metrics(metrics, settings.metrics.host, settings.metrics.port, health)
-    log.info("metrics listening host=%s port=%s", settings.metrics.host, server.server_address[1])
+    host, port = settings.metrics.host, server.server_address[1]
+    log.info("metrics listening", extra={"host": host, "port": port})
     return server
 
 

@@ -5,50 +5,41 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Callable
-from functools import partial
 from typing import Any
 
-from pipeline.cli_common import add_config_options, load_from_args
-from pipeline.config import Config
+from pipeline.cli_common import add_config_options, add_fetch_options, load_from_args
+from pipeline.config import Settings
 from pipeline.errors import ConfigError
-from pipeline.extractor.topics import load_taxonomy
 from pipeline.metrics import Metrics
 from pipeline.runtime import Liveness, setup_logging, start_metrics, stop_event
 
 log = logging.getLogger(__name__)
 
 
-def check_extractor(config: Config) -> None:
-    """`newsmon check-config`: the topic taxonomy is valid and every NER model is installed.
+def check_models(settings: Settings) -> None:
+    """`newsmon check-config`: every NER model is installed (the taxonomy is checked at load).
 
-    Problems of both are reported together, each naming its file or setting.
+    All missing models are reported together, each naming its setting.
     """
     from pipeline.extractor.entities import check_installed  # spaCy: only when checking
 
-    nlp = config.settings.nlp
-    checks: list[Callable[[], object]] = [lambda: load_taxonomy(nlp.topics_file)]
-    checks += [partial(check_installed, name, language) for language, name in nlp.models.items()]
     problems: list[str] = []
-    for check in checks:
+    for language, name in settings.nlp.models.items():
         try:
-            check()
+            check_installed(name, language)
         except ConfigError as exc:
             problems.extend(exc.problems)
     if problems:
         raise ConfigError(problems)
 
 
-CONFIG_CHECKS = [check_extractor]
+SETTINGS_CHECKS = [check_models]
 
 
 def cmd_extractor(args: argparse.Namespace) -> int:
     from pipeline.extractor.runner import run_extractor
 
-    overrides: dict[str, Any] = {}
-    if args.allow_private_networks:
-        overrides["http"] = {"allow_private_networks": True}
-    settings = load_from_args(args, **overrides).settings
+    settings = load_from_args(args).settings
     setup_logging(settings.log)
     metrics = Metrics()
     stop = stop_event()
@@ -66,13 +57,14 @@ def cmd_enrich(args: argparse.Namespace) -> int:
     overrides: dict[str, Any] = {}
     if args.batch_size is not None:
         overrides["nlp"] = {"batch_size": args.batch_size}
-    settings = load_from_args(args, **overrides).settings
+    config = load_from_args(args, **overrides)
+    settings = config.settings
     setup_logging(settings.log)
-    enricher = Enricher.from_settings(settings)
+    enricher = Enricher.from_settings(settings, taxonomy=config.taxonomy)
     done, rejected = enrich_stream(
         enricher, sys.stdin, sys.stdout, sys.stderr, batch_size=settings.nlp.batch_size
     )
-    log.info("enrich finished enriched=%s rejected=%s", done, rejected)
+    log.info("enrich finished", extra={"enriched": done, "rejected": rejected})
     return 1 if rejected else 0
 
 
@@ -82,11 +74,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="Kafka worker: raw stories in, enriched stories (text, entities, topics) out",
     )
     add_config_options(worker)
-    worker.add_argument(
-        "--allow-private-networks",
-        action="store_true",
-        help="let article pages live on private/loopback addresses (intranets, tests)",
-    )
+    add_fetch_options(worker)
     worker.set_defaults(func=cmd_extractor)
 
     offline = sub.add_parser(

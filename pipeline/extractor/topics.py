@@ -1,4 +1,4 @@
-"""Topic tags from a taxonomy the user owns (`configs/topics.yaml`).
+"""Topic tags from a taxonomy the user owns (topics.yaml, `nlp.topics_file`).
 
 A topic is scored from three kinds of evidence: its terms in the title and the
 text, the story's named entities (a name NER confirmed, or a share of entities
@@ -6,6 +6,10 @@ of some label), and the feed's own categories. Evidence saturates: a score is
 `evidence / (evidence + saturation)`, so one stray word never makes a topic and
 a long story cannot pile up a certainty it does not have. Each term counts at
 most `TERM_CAP` times in the text, and once (double) in the title.
+
+The file's schema and its validation live with the rest of the config
+(`pipeline/config/taxonomy.py`); this module compiles the validated taxonomy and
+scores stories against it.
 """
 
 from __future__ import annotations
@@ -15,20 +19,8 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import yaml
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
-
-from pipeline.config import ENTITY_LABELS
-from pipeline.errors import ConfigError
+from pipeline.config.taxonomy import TaxonomyFile, Topic, load_taxonomy_file
 from pipeline.extractor.terms import TermIndex
 from pipeline.models import Entity, TopicScore
 
@@ -37,69 +29,7 @@ ENTITY_CAP = 3
 TITLE_WEIGHT = 2.0
 ENTITY_WEIGHT = 2.0
 CATEGORY_WEIGHT = 4.0
-_ID = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
 _CATEGORY_SPLIT = re.compile(r"\s*[/>|,;:]\s*")
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Topic(_Strict):
-    """One entry of topics.yaml."""
-
-    id: str = Field(pattern=_ID)
-    name: str = ""
-    terms: list[str] = Field(default_factory=list)
-    entities: list[str] = Field(default_factory=list, description="Names NER must find.")
-    entity_labels: dict[str, float] = Field(
-        default_factory=dict, description="Label -> evidence per entity of that label."
-    )
-    categories: list[str] = Field(default_factory=list, description="Feed categories meaning it.")
-
-    @field_validator("terms", "entities", "categories")
-    @classmethod
-    def _no_blank(cls, values: list[str]) -> list[str]:
-        cleaned = [v.strip() for v in values]
-        if any(not v or v == "*" for v in cleaned):
-            raise ValueError("entries must not be empty")
-        if any("*" in v[:-1] for v in cleaned):
-            raise ValueError("'*' is only allowed at the end of a term")
-        return cleaned
-
-    @field_validator("entity_labels")
-    @classmethod
-    def _known_labels(cls, labels: dict[str, float]) -> dict[str, float]:
-        for label, weight in labels.items():
-            if label.upper() not in ENTITY_LABELS:
-                known = ", ".join(sorted(ENTITY_LABELS))
-                raise ValueError(f"unknown entity label {label!r} (known: {known})")
-            if not 0 < weight <= 10:
-                raise ValueError(f"weight of {label!r} must be in (0, 10]")
-        return {label.upper(): weight for label, weight in labels.items()}
-
-    @model_validator(mode="after")
-    def _some_evidence(self) -> Topic:
-        if not (self.terms or self.entities or self.entity_labels or self.categories):
-            raise ValueError("a topic needs terms, entities, entity_labels or categories")
-        return self
-
-
-class TaxonomyFile(_Strict):
-    min_score: float = Field(0.3, ge=0, le=1, description="Lower scores are not tagged.")
-    max_topics: int = Field(5, ge=1, description="At most this many topics per story.")
-    saturation: float = Field(6.0, gt=0, description="Evidence that scores 0.5.")
-    topics: list[Topic] = Field(min_length=1)
-
-    @field_validator("topics")
-    @classmethod
-    def _unique_ids(cls, topics: list[Topic]) -> list[Topic]:
-        seen: set[str] = set()
-        for topic in topics:
-            if topic.id in seen:
-                raise ValueError(f"duplicate topic id {topic.id!r}")
-            seen.add(topic.id)
-        return topics
 
 
 @dataclass(frozen=True)
@@ -129,46 +59,9 @@ class Taxonomy:
 
 
 def load_taxonomy(path: Path) -> Taxonomy:
-    """Read and validate topics.yaml; a `ConfigError` names the file, the topic and the field."""
-    data = _read(path)
-    try:
-        parsed = TaxonomyFile.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(_describe(path, exc, data.get("topics"))) from exc
-    return compile_taxonomy(parsed)
-
-
-def _read(path: Path) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise ConfigError([f"{path}: file not found (nlp.topics_file)"]) from exc
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError([f"{path}: cannot read: {exc}"]) from exc
-    if not isinstance(data, dict):
-        raise ConfigError([f"{path}: expected a mapping with a 'topics' list at the top level"])
-    return data
-
-
-def _describe(path: Path, exc: ValidationError, entries: Any) -> list[str]:
-    """'configs/topics.yaml: topics[3] (id 'energy'): field 'entity_labels': unknown ...'."""
-    return [f"{path}: {_where(error['loc'], entries)}: {_message(error)}" for error in exc.errors()]
-
-
-def _where(loc: tuple[int | str, ...], entries: Any) -> str:
-    if len(loc) < 2 or loc[0] != "topics" or not isinstance(loc[1], int):
-        return f"field '{'.'.join(map(str, loc))}'" if loc else "top level"
-    index = loc[1]
-    entry = entries[index] if isinstance(entries, list) and index < len(entries) else None
-    ident = f" (id {entry['id']!r})" if isinstance(entry, dict) and entry.get("id") else ""
-    rest = ".".join(map(str, loc[2:]))
-    return f"topics[{index}]{ident}" + (f": field '{rest}'" if rest else "")
-
-
-def _message(error: Any) -> str:
-    if error["type"] == "extra_forbidden":
-        return "unknown key"
-    return str(error["msg"]).removeprefix("Value error, ")
+    """Read, validate and compile a topics.yaml (tools and tests; commands get theirs from
+    the `Config`). A `ConfigError` names the file, the topic and the field."""
+    return compile_taxonomy(load_taxonomy_file(path))
 
 
 def compile_taxonomy(parsed: TaxonomyFile) -> Taxonomy:

@@ -11,8 +11,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from pipeline.cli_common import add_config_options, load_from_args
-from pipeline.config import Config, KafkaSettings, load_feeds
+from pipeline.cli_common import add_config_options, add_fetch_options, load_from_args
+from pipeline.config import DEFAULT_FEEDS, Config, KafkaSettings, load_feeds
 from pipeline.metrics import Metrics
 from pipeline.models import RawStory
 from pipeline.poller.feedlist import append_feeds, format_table, plan_import, status_rows
@@ -31,11 +31,7 @@ def register(sub: Any) -> None:
     poller.add_argument(
         "--once", action="store_true", help="poll every feed once, publish, save state and exit"
     )
-    poller.add_argument(
-        "--allow-private-networks",
-        action="store_true",
-        help="let feeds live on private/loopback addresses (intranets, tests)",
-    )
+    add_fetch_options(poller)
     poller.set_defaults(func=cmd_poller)
 
     feeds = sub.add_parser("feeds", help="the feed list: import OPML, show health")
@@ -43,6 +39,7 @@ def register(sub: Any) -> None:
     importer = actions.add_parser("import", help="add the feeds of an OPML file to feeds.yaml")
     add_config_options(importer)
     importer.add_argument("opml", type=Path, help="the OPML file")
+    importer.set_defaults(feeds=DEFAULT_FEEDS)  # writes here, never into the packaged example
     importer.set_defaults(func=cmd_feeds_import)
     status = actions.add_parser("status", help="each feed's health from the poller state")
     add_config_options(status)
@@ -61,10 +58,7 @@ def _add_state_option(parser: argparse.ArgumentParser) -> None:
 
 
 def _load(args: argparse.Namespace) -> Config:
-    overrides: dict[str, Any] = {}
-    if getattr(args, "allow_private_networks", False):
-        overrides["http"] = {"allow_private_networks": True}
-    return load_from_args(args, **overrides)
+    return load_from_args(args)
 
 
 def publish_stories(producer: Any, topic: str, stories: list[RawStory]) -> None:
@@ -137,6 +131,7 @@ def _summarise(report: CycleReport) -> int:
 def cmd_feeds_import(args: argparse.Namespace) -> int:
     existing = load_feeds(args.feeds) if args.feeds.exists() else []
     plan = plan_import(existing, args.opml.read_bytes())
+    args.feeds.parent.mkdir(parents=True, exist_ok=True)
     append_feeds(args.feeds, plan.added)
     for feed in plan.added:
         print(f"added: {feed.name} <{feed.url}>")

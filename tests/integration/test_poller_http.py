@@ -13,11 +13,12 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from fetch_once import fetch_sync
 from poller_feedserver import FeedServer, Route, rss
 
 from pipeline.config import Feed, HttpSettings, PollerSettings, Settings
 from pipeline.errors import FetchError, FetchRefused, FetchTimeout, ResponseTooLarge, Retryable
-from pipeline.http import IPAddress, SafeFetcher, Validators, fetch_sync
+from pipeline.http import IPAddress, SafeFetcher, Validators
 from pipeline.metrics import Metrics
 from pipeline.models import RawStory
 from pipeline.poller.runner import CycleReport, FeedPoller

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 
 import pytest
 
 from pipeline.cli import main
-from pipeline.config import load_config, parse_duration
+from pipeline.config import DEFAULTS_DIR, load_config, parse_duration
 from pipeline.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -143,11 +144,15 @@ def test_durations(text: object, seconds: float) -> None:
 
 
 def test_a_setting_named_file_is_not_mistaken_for_a_secret_file(
-    files: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+    files: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """And a path from the environment is relative to the working directory."""
+    (tmp_path / "elsewhere").mkdir()
+    shutil.copy(CONFIGS / "topics.yaml", tmp_path / "elsewhere" / "topics.yaml")
+    monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("NEWSMON_NLP__TOPICS_FILE", "elsewhere/topics.yaml")
-    config = load(files)
-    assert str(config.settings.nlp.topics_file) == "elsewhere/topics.yaml"  # type: ignore[attr-defined]
+    config = load_config(files["config"], files["feeds"], files["rules"])
+    assert str(config.settings.nlp.topics_file) == "elsewhere/topics.yaml"
 
 
 def test_webhooks_default_to_a_machine_pace_and_chat_to_one_message_a_second() -> None:
@@ -161,3 +166,76 @@ def test_webhooks_default_to_a_machine_pace_and_chat_to_one_message_a_second() -
     assert (webhook.rate_per_second, webhook.burst) == (20.0, 20)
     assert (chat.rate_per_second, chat.burst) == (1.0, 1)
     assert (paced.rate_per_second, paced.burst) == (2.0, 20)
+
+
+def test_a_path_in_newsmon_yaml_is_relative_to_newsmon_yaml(
+    files: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "taxonomy").mkdir()
+    write(tmp_path / "taxonomy", "topics.yaml", "topics: [{id: only, terms: [x]}]\n")
+    files["config"].write_text("nlp:\n  topics_file: taxonomy/topics.yaml\n", encoding="utf-8")
+    monkeypatch.chdir(CONFIGS)  # not where newsmon.yaml is
+    config = load(files)
+    assert config.settings.nlp.topics_file == tmp_path / "taxonomy" / "topics.yaml"  # type: ignore[attr-defined]
+    assert [t.id for t in config.taxonomy.topics] == ["only"]  # type: ignore[attr-defined]
+
+
+def test_the_taxonomy_is_validated_with_the_other_files(files: dict[str, Path]) -> None:
+    topics = write(
+        files["config"].parent, "topics.yaml", "topics: [{id: a, terms: [x], colour: red}]\n"
+    )
+    files["config"].write_text(f"nlp:\n  topics_file: {topics}\n", encoding="utf-8")
+    files["rules"].write_text("rules:\n  - id: r1\n    terms: []\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load(files)
+    assert f"{topics}: topics[0] (id 'a'): field 'colour': unknown key" in caught.value.problems
+    assert any("rules[0] (id 'r1'): field 'terms'" in p for p in caught.value.problems)
+
+
+def test_without_configs_here_the_packaged_examples_load(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    config = load_config()
+    assert config.config_path == DEFAULTS_DIR / "newsmon.yaml"
+    assert config.settings.nlp.topics_file == DEFAULTS_DIR / "topics.yaml"
+    assert len(config.feeds) > 0 and len(config.rules) > 0 and len(config.taxonomy.topics) >= 20
+
+
+def test_a_configs_folder_here_wins_over_the_packaged_examples(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "configs").mkdir()
+    write(tmp_path / "configs", "rules.yaml", "rules:\n  - id: mine\n    terms: [x]\n")
+    monkeypatch.chdir(tmp_path)
+    config = load_config()
+    assert [r.id for r in config.rules] == ["mine"]
+    assert config.feeds_path == DEFAULTS_DIR / "feeds.yaml"
+
+
+@pytest.mark.parametrize("name", ["newsmon.yaml", "feeds.yaml", "rules.yaml", "topics.yaml"])
+def test_the_packaged_examples_are_the_repository_configs(name: str) -> None:
+    """configs/ is what a checkout edits; the package ships the same files to installs."""
+    assert (DEFAULTS_DIR / name).read_text() == (CONFIGS / name).read_text()
+
+
+def test_feeds_import_outside_a_checkout_writes_configs_here_not_the_packaged_example(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    packaged = (DEFAULTS_DIR / "feeds.yaml").read_text()
+    opml = ROOT / "tests" / "testdata" / "feeds" / "subscriptions.opml"
+    monkeypatch.chdir(tmp_path)
+    assert main(["feeds", "import", str(opml)]) == 0
+    assert "feeds added to configs/feeds.yaml" in capsys.readouterr().out
+    assert len(load_config(feeds_path=tmp_path / "configs" / "feeds.yaml").feeds) > 0
+    assert (DEFAULTS_DIR / "feeds.yaml").read_text() == packaged
+
+
+def test_the_extractor_takes_the_loaded_taxonomy_without_reading_a_file(tmp_path: Path) -> None:
+    from pipeline.config import ExtractionSettings, NlpSettings
+    from pipeline.extractor.enrich import Enricher
+
+    config = load_config(CONFIGS / "newsmon.yaml", CONFIGS / "feeds.yaml", CONFIGS / "rules.yaml")
+    nowhere = NlpSettings(topics_file=tmp_path / "gone.yaml")
+    enricher = Enricher(nowhere, ExtractionSettings(), taxonomy=config.taxonomy, models={})
+    assert enricher.taxonomy.ids == [t.id for t in config.taxonomy.topics]

@@ -76,7 +76,7 @@ BAD_FILES = [
     pytest.param("min_score: 2\ntopics: [{id: a, terms: [x]}]", r"field 'min_score'", id="score"),
     pytest.param("topics: []", r"field 'topics'", id="empty"),
     pytest.param("- just a list", r"expected a mapping", id="not-a-mapping"),
-    pytest.param("topics: [", r"cannot read", id="not-yaml"),
+    pytest.param("topics: [", r"not valid YAML", id="not-yaml"),
 ]
 
 

@@ -21,7 +21,7 @@ DASHBOARD = ROOT / "deploy" / "grafana" / "dashboards" / "newsmon.json"
 def promtool(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     binary = shutil.which("promtool")
     if binary is None:
-        pytest.fail("promtool not found: apt-get install prometheus (.ci/run does)")
+        pytest.fail("promtool not found: run scripts/setup-system.sh (make test does)")
     return subprocess.run([binary, *args], cwd=cwd, capture_output=True, text=True, check=False)
 
 

@@ -1,0 +1,117 @@
+"""What the config files share: strict frozen sections, ids, and error lines that name
+the file, the entry and the field.
+
+Every file newsmon reads (newsmon.yaml, feeds.yaml, rules.yaml, topics.yaml) is
+validated with pydantic; a `ValidationError` becomes lines such as
+`configs/rules.yaml: rules[2] (id 'tesla'): field 'terms': List should have ...`,
+so a user can find the mistake without reading a traceback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+ID_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
+
+# Labels of spaCy's English NER models (OntoNotes 5).
+ENTITY_LABELS = frozenset(
+    {
+        "PERSON", "NORP", "FAC", "ORG", "GPE", "LOC", "PRODUCT", "EVENT", "WORK_OF_ART",
+        "LAW", "LANGUAGE", "DATE", "TIME", "PERCENT", "MONEY", "QUANTITY", "ORDINAL", "CARDINAL",
+    }
+)  # fmt: skip
+
+
+class Section(BaseModel):
+    """A part of a config file: unknown keys are errors, values never change after load."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def reject_duplicates(values: Iterable[str], what: str) -> None:
+    seen: set[str] = set()
+    for value in values:
+        if value in seen:
+            raise ValueError(f"duplicate {what} {value!r}")
+        seen.add(value)
+
+
+def clean_terms(terms: list[str]) -> list[str]:
+    """Watch terms and topic terms: no blanks, and '*' (prefix match) only at the end."""
+    cleaned = [t.strip() for t in terms]
+    for term in cleaned:
+        if not term or term == "*":
+            raise ValueError("terms must not be empty")
+        if "*" in term[:-1]:
+            raise ValueError(f"{term!r}: '*' is only allowed at the end of a term")
+    return cleaned
+
+
+def known_entity_label(label: str) -> str:
+    if label.upper() not in ENTITY_LABELS:
+        known = ", ".join(sorted(ENTITY_LABELS))
+        raise ValueError(f"unknown entity label {label!r} (known: {known})")
+    return label.upper()
+
+
+def read_yaml(path: Path, problems: list[str], *, what: str = "") -> dict[str, Any]:
+    """The top-level mapping of a YAML file; a problem line (naming `what` setting points
+    at the file, if given) instead of an exception when it is missing or malformed."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        problems.append(f"{path}: file not found" + (f" ({what})" if what else ""))
+        return {}
+    except OSError as exc:
+        problems.append(f"{path}: cannot read: {exc.strerror}")
+        return {}
+    except UnicodeDecodeError as exc:
+        problems.append(f"{path}: not UTF-8 text (byte {exc.start}): {exc.reason}")
+        return {}
+    except yaml.YAMLError as exc:
+        problems.append(f"{path}: not valid YAML: {exc}")
+        return {}
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        problems.append(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
+        return {}
+    return data
+
+
+def describe(source: str | Path, exc: ValidationError, entries: Any = None) -> list[str]:
+    """One line per error: '<file>: <list>[<n>] (id '<id>'): field '<field>': <message>'.
+
+    `entries` is the raw list the entries came from (feeds, rules, topics), so that an
+    entry is named by its id, name or url as the user wrote it.
+    """
+    return [
+        f"{source}: {_where(error['loc'], entries)}: {_message(error)}" for error in exc.errors()
+    ]
+
+
+def _where(loc: Sequence[int | str], entries: Any) -> str:
+    if len(loc) < 2 or not isinstance(loc[1], int) or entries is None:
+        return f"field '{'.'.join(map(str, loc))}'" if loc else "top level"
+    index = loc[1]
+    entry = entries[index] if isinstance(entries, list) and index < len(entries) else None
+    rest = ".".join(map(str, loc[2:]))
+    return f"{loc[0]}[{index}]{_entry_name(entry)}" + (f": field '{rest}'" if rest else "")
+
+
+def _entry_name(entry: Any) -> str:
+    if not isinstance(entry, dict):
+        return ""
+    key = "id" if "id" in entry else "name" if "name" in entry else "url"
+    return f" ({key} {entry[key]!r})" if entry.get(key) else ""
+
+
+def _message(error: Any) -> str:
+    if error["type"] == "extra_forbidden":
+        return "unknown key"
+    return str(error["msg"]).removeprefix("Value error, ")
