@@ -51,7 +51,7 @@ def _config_checks() -> list[Callable[..., None]]:
 
 
 def cmd_topics_create(args: argparse.Namespace) -> int:
-    from pipeline import kafka_io
+    from pipeline.corridor.kafka import clients as kafka_io
 
     settings = load_from_args(args).settings.kafka
     created = kafka_io.create_topics(settings)

@@ -2,7 +2,7 @@
 
 The stage decodes a chunk, fetches its pages concurrently and hands the lot to the
 extraction pool (`pool.py`: one process per core by default); the `InFlightRunner`
-keeps two chunks per pool process in flight, publishes each as it finishes,
+(the corridor's runner) keeps two chunks per pool process in flight, publishes each as it finishes,
 dead-letters what could not be decoded, and commits behind the earliest record not
 yet published. Several workers scale through the consumer group: each gets its
 share of the raw topic's partitions, and each one's pool uses every core it is
@@ -17,17 +17,18 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 
 from pipeline.config import Settings, TopicNames
+from pipeline.corridor.kafka.transport import StageRunner
+from pipeline.corridor.records import Message, Output, Result
 from pipeline.errors import PipelineError
 from pipeline.extractor.enrich import Enriched
 from pipeline.extractor.pages import PageFetcher
 from pipeline.extractor.pool import Extraction
-from pipeline.kafka_io import InFlightRunner, Message, Output, Result
 from pipeline.metrics import Metrics
 from pipeline.models import EnrichedStory, RawStory, decode
 
 
 class ExtractorStage:
-    """The `ChunkedStage` of the Kafka corridor for the extractor."""
+    """The extractor's `ChunkedStage`, the same object on Kafka and in `newsmon run`."""
 
     name = "extractor"
 
@@ -112,7 +113,7 @@ def run_extractor(
         with PageFetcher(settings.http, max_bytes=max_bytes, metrics=metrics) as pages:
             stage = ExtractorStage(extraction, pages, settings.kafka.topics, metrics)
             topics = [settings.kafka.topics.raw]
-            runner = InFlightRunner(
+            runner = StageRunner(
                 stage, settings.kafka, topics, metrics, stop,
                 commit_every=settings.kafka.commit_interval_seconds, on_round=on_round,
             )  # fmt: skip

@@ -69,21 +69,21 @@ def _load(args: argparse.Namespace) -> Config:
 
 def publish_stories(producer: Any, topic: str, stories: list[RawStory]) -> None:
     """Blocks until Kafka acknowledged every story; keyed by story id."""
-    from pipeline.kafka_io import Output
+    from pipeline.corridor.records import Output
 
     producer.publish([Output(topic, story.id, story.to_bytes()) for story in stories])
 
 
 def cmd_poller(args: argparse.Namespace) -> int:
-    from pipeline import kafka_io
+    from pipeline.corridor.kafka.clients import Producer, create_topics
     from pipeline.runtime import setup_logging, start_metrics, stop_event
 
     config = _load(args)
     settings = config.settings
     setup_logging(settings.log)
     stop = stop_event()
-    kafka_io.create_topics(settings.kafka)
-    producer = kafka_io.Producer(settings.kafka)
+    create_topics(settings.kafka)
+    producer = Producer(settings.kafka)
     store = _open_store(args.state, config, producer)
     ownership = _ownership(args, settings.kafka)
     metrics = Metrics()

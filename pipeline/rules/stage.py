@@ -13,8 +13,9 @@ import threading
 from collections.abc import Callable, Sequence
 
 from pipeline.config import KafkaSettings
+from pipeline.corridor.kafka.transport import StageRunner
+from pipeline.corridor.records import Message, Output, Result
 from pipeline.errors import PipelineError, Retryable
-from pipeline.kafka_io import Message, Output, Result, StageRunner
 from pipeline.metrics import Metrics
 from pipeline.models import Alert, EnrichedStory, decode
 from pipeline.rules.engine import RulesEngine
@@ -131,5 +132,5 @@ def send_digests(engine: RulesEngine, publish: Callable[[Sequence[Alert]], None]
     try:
         return engine.emit_due_digests(publish)
     except Retryable as exc:
-        log.error("digest publish failed, will retry error=%s", exc)
+        log.error("digest publish failed, will retry", extra={"reason": exc.reason})
         return 0

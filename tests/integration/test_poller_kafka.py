@@ -12,9 +12,9 @@ import pytest
 import yaml
 from poller_feedserver import FeedServer, Route, rss
 
-from pipeline import kafka_io
 from pipeline.cli import main
 from pipeline.config import Feed, HttpSettings, KafkaSettings, PollerSettings, Settings
+from pipeline.corridor.kafka import clients as kafka_io
 from pipeline.models import RawStory, decode
 from pipeline.poller.commands import publish_stories
 from pipeline.poller.kafka_state import KafkaOwnership, KafkaStateStore

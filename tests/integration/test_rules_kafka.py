@@ -16,7 +16,8 @@ from prometheus_client import CollectorRegistry
 from seed import enriched_seed_story
 
 from pipeline.config import KafkaSettings, RulesSettings
-from pipeline.kafka_io import Output, Producer, read_to_end
+from pipeline.corridor.kafka.clients import Producer, read_to_end
+from pipeline.corridor.records import Output
 from pipeline.metrics import Metrics
 from pipeline.models import Alert, EnrichedStory, decode, story_id_for
 from pipeline.rules.engine import STORE_FILE, RulesEngine

@@ -1,18 +1,19 @@
-"""The one-process corridor: records move between queues atomically and survive reopening."""
+"""The embedded queue of `newsmon run`: records survive reopening; publishing is atomic."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.local_queue import LocalQueue
+from pipeline.corridor.sqlite.queue import DeadLetter, LocalQueue
 
 
-def test_advance_moves_records_to_the_next_queue(tmp_path: Path) -> None:
+def test_publish_then_remove_moves_records_to_the_next_queue(tmp_path: Path) -> None:
     queue = LocalQueue(tmp_path / "q.sqlite3")
     queue.put("raw", [("a", b"1"), ("b", b"2")])
     taken = queue.take("raw", 10)
 
-    queue.advance("raw", taken[:1], "enriched", [("a", b"1!")])
+    queue.publish({"enriched": [("a", b"1!")]}, [])
+    queue.remove([taken[0].seq])
 
     assert [r.key for r in queue.take("raw", 10)] == ["b"]
     assert [(r.key, r.payload) for r in queue.take("enriched", 10)] == [("a", b"1!")]
@@ -41,7 +42,8 @@ def test_dead_letter_keeps_bytes_and_error(tmp_path: Path) -> None:
     queue.put("raw", [("bad", b"\xff")])
     [record] = queue.take("raw", 1)
 
-    queue.dead_letter("raw", record, "decode", "not JSON")
+    queue.publish({}, [DeadLetter("raw", record.key, record.payload, "decode", "not JSON")])
+    queue.remove([record.seq])
 
     assert queue.pending("raw") == 0
     [dead] = queue.dead_letters()
@@ -63,7 +65,7 @@ def test_take_after_skips_the_records_in_hand_and_a_reopen_hands_them_out_again(
     first = queue.take("raw", 2)
     second = queue.take("raw", 2, after=first[-1].seq)
     assert [r.key for r in first + second] == ["0", "1", "2", "3"]
-    queue.advance("raw", second, "enriched", [])  # a later chunk finishing first
+    queue.remove([r.seq for r in second])  # a later chunk finishing first
     assert [r.key for r in queue.take("raw", 10, after=second[-1].seq)] == ["4"]
     queue.close()
     assert [r.key for r in LocalQueue(path).take("raw", 10)] == ["0", "1", "4"]
