@@ -55,7 +55,7 @@ from pipeline.corridor.kafka.transport import StageRunner
 from pipeline.corridor.records import Message
 from pipeline.extractor.pages import PageFetcher
 from pipeline.extractor.pool import Extraction
-from pipeline.extractor.runner import ExtractorStage
+from pipeline.extractor.stage import ExtractorStage
 from pipeline.metrics import Metrics
 from pipeline.models import RawStory, story_id_for
 

@@ -30,13 +30,13 @@ from pipeline.corridor.sqlite.queue import LocalQueue
 from pipeline.corridor.sqlite.transport import QueueRunner, SqliteTransport
 from pipeline.extractor.pages import PageFetcher
 from pipeline.extractor.pool import Extraction
-from pipeline.extractor.runner import ExtractorStage
+from pipeline.extractor.stage import ExtractorStage
 from pipeline.metrics import Metrics
 from pipeline.models import Alert, RawStory
 from pipeline.notifier.delivered import open_ledger
 from pipeline.notifier.dispatch import Dispatcher
 from pipeline.notifier.local import HandOffStage, LocalDelivery
-from pipeline.poller.runner import FeedPoller
+from pipeline.poller.stage import FeedPoller
 from pipeline.poller.state import SqliteStateStore
 from pipeline.rules.engine import RulesEngine, open_engine
 from pipeline.rules.stage import RulesStage, alert_output

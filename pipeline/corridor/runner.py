@@ -238,8 +238,8 @@ class Runner:
         return self.policy.checked(flight.messages, results)
 
     def close(self) -> None:
-        """Finish the chunks in flight (SIGTERM: what is in hand is done), then close the
-        transport (which makes the acknowledgements durable)."""
+        """Finish the chunks in flight (SIGTERM: what is in hand is done), make the
+        acknowledgements durable, then close the transport."""
         try:
             self._land(drain=True)
         except futures.BrokenExecutor:

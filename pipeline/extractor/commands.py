@@ -43,7 +43,7 @@ CONFIG_CHECKS = [check_extractor]
 
 
 def cmd_extractor(args: argparse.Namespace) -> int:
-    from pipeline.extractor.runner import run_extractor
+    from pipeline.extractor.worker import run_extractor
 
     overrides: dict[str, Any] = {}
     if args.allow_private_networks:

@@ -15,8 +15,9 @@ from pipeline.cli_common import add_config_options, load_from_args
 from pipeline.config import Config, KafkaSettings, load_feeds
 from pipeline.metrics import Metrics
 from pipeline.models import RawStory
+from pipeline.poller.cycle import AllFeeds, CycleReport, Ownership
 from pipeline.poller.feedlist import append_feeds, format_table, plan_import, status_rows
-from pipeline.poller.runner import AllFeeds, CycleReport, FeedPoller, Ownership
+from pipeline.poller.stage import FeedPoller
 from pipeline.poller.state import FeedState, SqliteStateStore, StateStore
 
 log = logging.getLogger(__name__)
@@ -110,7 +111,7 @@ def cmd_poller(args: argparse.Namespace) -> int:
 def _open_store(kind: str, config: Config, producer: Any = None) -> StateStore:
     if kind == "local":
         return SqliteStateStore(config.state_dir)
-    from pipeline.poller.kafka_state import KafkaStateStore
+    from pipeline.poller.worker import KafkaStateStore
 
     return KafkaStateStore(config.settings.kafka, producer)
 
@@ -119,7 +120,7 @@ def _ownership(args: argparse.Namespace, kafka: KafkaSettings) -> Ownership:
     """A one-off run or a local state file means a single replica: it owns every feed."""
     if args.once or args.state == "local":
         return AllFeeds()
-    from pipeline.poller.kafka_state import KafkaOwnership
+    from pipeline.poller.worker import KafkaOwnership
 
     return KafkaOwnership(kafka)
 

@@ -34,7 +34,8 @@ CONFIG_CHECKS = [check_rules_compile]
 
 def cmd_rules(args: argparse.Namespace) -> int:
     from pipeline.rules.engine import open_engine, reload_on_sighup
-    from pipeline.rules.stage import RulesStage, rules_runner, run_worker
+    from pipeline.rules.stage import RulesStage
+    from pipeline.rules.worker import rules_runner, run_worker
     from pipeline.runtime import Liveness, setup_logging, start_metrics, stop_event
 
     config = load_from_args(args)

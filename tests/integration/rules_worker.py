@@ -25,8 +25,9 @@ from pipeline.corridor.kafka.transport import StageRunner
 from pipeline.corridor.records import Message, Result
 from pipeline.metrics import Metrics
 from pipeline.rules.engine import STORE_FILE, RulesEngine
-from pipeline.rules.stage import RulesStage, rules_runner, run_worker
+from pipeline.rules.stage import RulesStage
 from pipeline.rules.store import AlertStore
+from pipeline.rules.worker import rules_runner, run_worker
 from pipeline.runtime import stop_event
 
 

@@ -19,7 +19,6 @@ import yaml
 from kafka import KafkaAdminClient
 from kafka_checks import committed, ends
 from notifier_receiver import Receiver, make_alert
-from pipeline.notifier.kafka_worker import NotifierWorker
 from standardwebhooks import Webhook
 
 from pipeline.config import Destination, KafkaSettings, NotifierSettings, Settings
@@ -30,6 +29,7 @@ from pipeline.models import Alert
 from pipeline.notifier.delivered import open_ledger
 from pipeline.notifier.dispatch import Dispatcher
 from pipeline.notifier.records import H_DESTINATION
+from pipeline.notifier.worker import NotifierWorker
 
 pytestmark = pytest.mark.integration
 

@@ -133,14 +133,12 @@ class KafkaTransport:
             self.metrics.consumer_lag.labels(self.stage_name, tp.topic, str(tp.partition)).set(lag)
 
     def close(self) -> None:
-        """Commit what was settled, then leave the group so partitions move at once."""
+        """Leave the group so partitions move at once. What was settled is committed by
+        the runner's last `flush`; after a broken pool nothing more is committed."""
         try:
-            self.flush()
+            self.producer.close()
         finally:
-            try:
-                self.producer.close()
-            finally:
-                self.consumer.close(autocommit=False)
+            self.consumer.close(autocommit=False)
 
 
 class StageRunner(Runner):

@@ -13,20 +13,15 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import os
 import random
 import threading
 import time
-from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor
-from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
+from contextlib import suppress
+from dataclasses import replace
 from datetime import UTC, datetime
 from functools import partial
-from multiprocessing import get_context
-from multiprocessing.context import BaseContext
-from typing import Protocol
 
 from pipeline.config import Feed, Settings
 from pipeline.errors import PipelineError, Retryable
@@ -34,7 +29,9 @@ from pipeline.http import Fetched, SafeFetcher
 from pipeline.metrics import Metrics
 from pipeline.models import RawStory
 from pipeline.poller import schedule
+from pipeline.poller.cycle import AllFeeds, CycleReport, Ownership, PollResult
 from pipeline.poller.normalise import FeedReading, read_feed
+from pipeline.poller.parsing import parse_executor
 from pipeline.poller.state import FeedState, SeenStories, StateStore, remember, seen_share
 
 log = logging.getLogger(__name__)
@@ -45,96 +42,6 @@ IDLE_SECONDS = 1.0
 REFRESH_SECONDS = 2.0
 COMMIT_LINGER_SECONDS = 0.05
 MAX_COMMIT_BATCH = 500
-PARENT_CHECK_SECONDS = 1.0
-
-
-class Ownership(Protocol):
-    """Which feeds this replica polls; `watch` tells it which feeds are mid-poll."""
-
-    def owns(self, feed_name: str) -> bool: ...
-
-    def watch(self, busy: Callable[[], frozenset[str]]) -> None: ...
-
-    def close(self) -> None: ...
-
-
-class AllFeeds:
-    """A single poller owns every feed."""
-
-    def owns(self, feed_name: str) -> bool:
-        return True
-
-    def watch(self, busy: Callable[[], frozenset[str]]) -> None:
-        """Nothing is ever handed over."""
-
-    def close(self) -> None:
-        """Nothing to release."""
-
-
-@dataclass(frozen=True)
-class PollResult:
-    feed: str
-    outcome: str
-    """One of metrics.POLL_OUTCOMES: ok, not_modified, error, throttled."""
-    state: FeedState
-    stories: tuple[RawStory, ...] = ()
-    listed: int = 0
-
-
-@dataclass
-class CycleReport:
-    """What a run did, for `--once` output and tests."""
-
-    polls: Counter[str] = field(default_factory=Counter)
-    entries: Counter[str] = field(default_factory=Counter)
-    stories: int = 0
-    """New stories published."""
-    errors: dict[str, str] = field(default_factory=dict)
-
-
-@contextmanager
-def parse_executor(workers: int) -> Iterator[Executor | None]:
-    """Feed parsing is CPU-bound (feedparser); with several cores it runs in processes."""
-    count = workers or (os.cpu_count() or 1)
-    if count <= 1:
-        yield None
-        return
-    pool = ProcessPoolExecutor(
-        max_workers=count,
-        mp_context=_forkserver(),
-        initializer=_exit_with_poller,
-        initargs=(os.getpid(),),
-    )
-    try:
-        yield pool
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-
-
-def _forkserver() -> BaseContext:
-    """Workers forked from a server that imported the parsing code once: no thread of this
-    process is forked, and no worker pays for the imports again."""
-    context = get_context("forkserver")
-    context.set_forkserver_preload(["__main__", "pipeline.poller.normalise"])
-    return context
-
-
-def _exit_with_poller(poller_pid: int) -> None:
-    """A parse worker's parent is the fork server, not the poller: if the poller is killed
-    (kill -9 leaves no time to shut the pool down), the worker notices and exits, and the
-    fork server with it."""
-
-    def watch() -> None:
-        while True:
-            time.sleep(PARENT_CHECK_SECONDS)
-            try:
-                os.kill(poller_pid, 0)
-            except ProcessLookupError:
-                os._exit(0)
-            except PermissionError:
-                pass  # alive, under another user
-
-    threading.Thread(target=watch, name="poller-watch", daemon=True).start()
 
 
 class FeedPoller:
@@ -489,33 +396,3 @@ class FeedPoller:
 
 def body_digest(body: bytes) -> str | None:
     return hashlib.blake2b(body, digest_size=16).hexdigest() if body else None
-
-
-def poll_once(
-    feeds: Sequence[Feed],
-    settings: Settings,
-    *,
-    publish: Publish,
-    store: StateStore,
-    metrics: Metrics | None = None,
-) -> CycleReport:
-    """Poll every feed once (feeds backing off after errors excepted), publish, save, return."""
-    poller = FeedPoller(feeds, settings, publish=publish, store=store, metrics=metrics)
-    return asyncio.run(poller.run(threading.Event(), once=True))
-
-
-def run_poller(
-    feeds: Sequence[Feed],
-    settings: Settings,
-    *,
-    publish: Publish,
-    store: StateStore,
-    stop: threading.Event,
-    metrics: Metrics | None = None,
-    ownership: Ownership | None = None,
-) -> CycleReport:
-    """Poll feeds on their schedules until `stop` is set (blocking; run it in its own thread)."""
-    poller = FeedPoller(
-        feeds, settings, publish=publish, store=store, metrics=metrics, ownership=ownership
-    )
-    return asyncio.run(poller.run(stop))

@@ -21,7 +21,7 @@ from kafka.admin import NewPartitions, NewTopic
 from kafka_checks import committed, ends
 
 from pipeline.config import KafkaSettings
-from pipeline.corridor.kafka import clients as kafka_io
+from pipeline.corridor.kafka import clients
 from pipeline.corridor.kafka.clients import Producer
 from pipeline.corridor.kafka.transport import StageRunner
 from pipeline.corridor.records import Message, Output, Result
@@ -52,7 +52,7 @@ def publish_stories(settings: KafkaSettings, stories: Sequence[RawStory]) -> Non
 
 
 def read_all(settings: KafkaSettings, topic: str) -> list[Message]:
-    return list(kafka_io.read_to_end(settings, topic))
+    return list(clients.read_to_end(settings, topic))
 
 
 class EchoStage:
@@ -222,18 +222,18 @@ def test_sigterm_finishes_in_hand_record_and_loses_or_repeats_nothing(
 
 
 def test_topics_create_is_safe_to_run_twice(kafka_settings: KafkaSettings) -> None:
-    assert kafka_io.create_topics(kafka_settings) == []
-    partitions = kafka_io.describe_topics(kafka_settings)
-    for spec in kafka_io.topic_specs(kafka_settings):
+    assert clients.create_topics(kafka_settings) == []
+    partitions = clients.describe_topics(kafka_settings)
+    for spec in clients.topic_specs(kafka_settings):
         assert partitions[spec.name] == kafka_settings.partitions
 
 
 def test_a_missing_topic_is_a_clear_error(
     kafka_settings: KafkaSettings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(kafka_io, "TOPIC_WAIT_SECONDS", 1.0)
+    monkeypatch.setattr(clients, "TOPIC_WAIT_SECONDS", 1.0)
     with pytest.raises(PipelineError, match="newsmon topics create") as caught:
-        kafka_io.group_consumer(kafka_settings, "g", "test", ["no-such-topic-here"])
+        clients.group_consumer(kafka_settings, "g", "test", ["no-such-topic-here"])
     assert caught.value.reason == "no_topic"
 
 
@@ -248,7 +248,7 @@ def test_a_rejoin_answered_between_polls_is_not_lost(kafka_settings: KafkaSettin
     admin = KafkaAdminClient(bootstrap_servers=kafka_settings.bootstrap_servers)
     try:
         admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])
-        consumer = kafka_io.group_consumer(kafka_settings, f"{topic}-group", "test", [topic])
+        consumer = clients.group_consumer(kafka_settings, f"{topic}-group", "test", [topic])
         try:
             assert wait_for_assignment(consumer, {0}, poll_ms=100)
             admin.create_partitions({topic: NewPartitions(total_count=2)})
