@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from concurrent import futures
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from pipeline.corridor.records import (
     ChunkedStage,
@@ -30,7 +31,6 @@ from pipeline.corridor.records import (
     Transport,
 )
 from pipeline.corridor.settle import SettlePolicy, publish_until_stopped
-from pipeline.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +79,34 @@ def as_chunked(stage: Stage | ChunkedStage, chunk_size: int) -> ChunkedStage:
     return stage if hasattr(stage, "submit") else InHand(stage, chunk_size)  # type: ignore[return-value]
 
 
+@dataclass(frozen=True)
+class Hooks:
+    """What a host adds to the loop: a liveness beat each round (`on_round`), work for
+    an idle moment (`on_idle`), and a stage's ledger told what was published
+    (`on_published`: each chunk, after its outputs are published, before it is acknowledged)."""
+
+    on_idle: Callable[[], None] | None = None
+    on_round: Callable[[], None] | None = None
+    on_published: Callable[[Sequence[Message]], None] | None = None
+
+
+class Loop(Protocol):
+    stop: threading.Event
+
+    def run_once(self, timeout: float | None = None) -> int: ...
+
+    def close(self) -> None: ...
+
+
+def run_until_stopped(loop: Loop) -> None:
+    """Rounds until `stop` is set, then close, however the rounds ended."""
+    try:
+        while not loop.stop.is_set():
+            loop.run_once()
+    finally:
+        loop.close()
+
+
 class Runner:
     """Moves records between a transport and one stage's transform, at least once."""
 
@@ -87,48 +115,34 @@ class Runner:
         stage: Stage | ChunkedStage,
         transport: Transport,
         policy: SettlePolicy,
-        metrics: Metrics,
-        stop: threading.Event,
         *,
         poll_timeout: float = 1.0,
         chunk_size: int = 1,
         stuck_after: float = 600.0,
-        on_idle: Callable[[], None] | None = None,
-        on_round: Callable[[], None] | None = None,
-        on_published: Callable[[Sequence[Message]], None] | None = None,
+        hooks: Hooks | None = None,
     ) -> None:
-        self.stage = stage
-        self.chunked = as_chunked(stage, chunk_size)
-        self.transport = transport
-        self.policy = policy
-        self.metrics = metrics
-        self.stop = stop
+        self.stage, self.chunked = stage, as_chunked(stage, chunk_size)
+        self.transport, self.policy = transport, policy
+        self.metrics, self.stop = policy.metrics, policy.stop
         self.poll_timeout = poll_timeout
         self.stuck_after = stuck_after
         """A chunk running longer than this counts as hung: `on_round` is no longer
         called, so a liveness probe that watches the rounds sees it."""
-        self.on_idle = on_idle
-        self.on_round = on_round
-        self.on_published = on_published
-        """Called with each chunk once its outputs are published, before it is acknowledged."""
+        self.hooks = hooks or Hooks()
         self._waiting: list[Message] = []
         self._flights: list[_Flight] = []
 
     def run(self) -> None:
         """Until `stop` is set: poll, handle, publish, acknowledge; then close."""
         log.info("stage started", extra={"stage": self.stage.name, "topic": self.transport.name})
-        try:
-            while not self.stop.is_set():
-                self.run_once()
-        finally:
-            self.close()
+        run_until_stopped(self)
 
     def run_once(self, timeout: float | None = None) -> int:
         """Settle finished chunks, start waiting ones, poll if there is room; returns
         how many records were settled."""
         wait = self.poll_timeout if timeout is None else timeout
-        if self.on_round is not None and not self._hung():
-            self.on_round()
+        if self.hooks.on_round is not None and not self._hung():
+            self.hooks.on_round()
         settled = self._land()
         self._launch()
         if len(self._flights) < self.chunked.in_flight_target:
@@ -176,8 +190,8 @@ class Runner:
         self._launch()
         if not messages and not self._flights:
             self.transport.flush()
-            if self.on_idle is not None:
-                self.on_idle()
+            if self.hooks.on_idle is not None:
+                self.hooks.on_idle()
 
     def _launch(self) -> None:
         while self._waiting and len(self._flights) < self.chunked.in_flight_target:
@@ -218,8 +232,8 @@ class Runner:
         if not self.publish(outputs):
             return  # stopped while the sink was down: read again by whoever reads next
         settled = [message for message, _ in kept]
-        if self.on_published is not None and settled:
-            self.on_published(settled)
+        if self.hooks.on_published is not None and settled:
+            self.hooks.on_published(settled)
         self.transport.acknowledge(settled)
         per_record = (time.monotonic() - flight.started) / len(flight.messages)
         for _ in flight.messages:

@@ -24,6 +24,7 @@ import threading
 import traceback
 from collections.abc import Callable, Sequence
 from concurrent.futures import BrokenExecutor
+from dataclasses import dataclass
 
 from pipeline.config import KafkaSettings
 from pipeline.corridor.records import HEADER_PREFIX, Message, Output, Result, Stage
@@ -55,25 +56,19 @@ def dead_letter_output(
     return Output(topic, message.key, message.value, headers)
 
 
+@dataclass(frozen=True)
 class SettlePolicy:
-    """Turns a stage's results into the outputs to publish, retrying and dead-lettering."""
+    """Turns a stage's results into the outputs to publish, retrying and dead-lettering.
 
-    def __init__(
-        self,
-        stage: Stage,
-        metrics: Metrics,
-        stop: threading.Event,
-        *,
-        dead_letter_topic: str,
-        max_attempts: int,
-        backoff_seconds: float,
-    ) -> None:
-        self.stage = stage
-        self.metrics = metrics
-        self.stop = stop
-        self.dead_letter_topic = dead_letter_topic
-        self.max_attempts = max_attempts
-        self.backoff_seconds = backoff_seconds
+    `stop` cuts a backoff short: a worker asked to stop does not sit out a retry.
+    """
+
+    stage: Stage
+    metrics: Metrics
+    stop: threading.Event
+    dead_letter_topic: str
+    max_attempts: int
+    backoff_seconds: float
 
     def handle_each(self, messages: Sequence[Message]) -> list[Result]:
         return [self.handle_one(message) for message in messages]
@@ -134,8 +129,8 @@ def policy_for(
     """The policy both transports use: `kafka.max_attempts` and `kafka.retry_backoff_seconds`
     apply to `newsmon run` too."""
     return SettlePolicy(
-        stage, metrics, stop, dead_letter_topic=settings.topics.dead_letter,
-        max_attempts=settings.max_attempts, backoff_seconds=settings.retry_backoff_seconds,
+        stage, metrics, stop, settings.topics.dead_letter, settings.max_attempts,
+        settings.retry_backoff_seconds,
     )  # fmt: skip
 
 

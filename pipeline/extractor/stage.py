@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from concurrent.futures import Future
+from dataclasses import dataclass
 
 from pipeline.config import TopicNames
 from pipeline.corridor.records import Message, Output, Result
@@ -22,18 +23,15 @@ from pipeline.metrics import Metrics
 from pipeline.models import EnrichedStory, RawStory, decode
 
 
+@dataclass
 class ExtractorStage:
     """The extractor's `ChunkedStage`, the same object on Kafka and in `newsmon run`."""
 
+    extraction: Extraction
+    pages: PageFetcher
+    topics: TopicNames
+    metrics: Metrics
     name = "extractor"
-
-    def __init__(
-        self, extraction: Extraction, pages: PageFetcher, topics: TopicNames, metrics: Metrics
-    ) -> None:
-        self.extraction = extraction
-        self.pages = pages
-        self.topics = topics
-        self.metrics = metrics
 
     @property
     def in_flight_target(self) -> int:

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from pipeline.config import KafkaSettings, Settings
 from pipeline.corridor.kafka.transport import KafkaTransport, StageRunner
 from pipeline.corridor.records import Message, Output, Partition
+from pipeline.corridor.runner import run_until_stopped
 from pipeline.corridor.settle import dead_letter_output, publish_until_stopped
 from pipeline.errors import PipelineError
 from pipeline.metrics import Metrics
@@ -68,11 +69,7 @@ class RetryRunner:
 
     def run(self) -> None:
         log.info("retry loop started", extra={"topic": self.settings.topics.delivery_retry})
-        try:
-            while not self.stop.is_set():
-                self.run_once()
-        finally:
-            self.close()
+        run_until_stopped(self)
 
     def run_once(self, timeout: float | None = None) -> int:
         """One poll, start what is due, settle what finished, commit; returns records settled."""

@@ -193,7 +193,7 @@ class SqliteHarness(Harness):
         )
 
     def seen(self) -> Seen:
-        outputs = [(r.key, r.payload) for r in self.queue.take("enriched", 1000)]
+        outputs = [(_text(m.key), m.value) for m in self.queue.take("enriched", 1000)]
         dead = [(d.key, d.payload, d.reason) for d in self.queue.dead_letters()]
         return Seen(sorted(outputs), sorted(dead))
 

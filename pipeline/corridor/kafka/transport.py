@@ -22,7 +22,7 @@ from pipeline.corridor.kafka.clients import Producer, group_consumer, to_message
 from pipeline.corridor.kafka.membership import RevokeListener
 from pipeline.corridor.kafka.offsets import OffsetTracker
 from pipeline.corridor.records import ChunkedStage, Message, Output, Partition, Stage
-from pipeline.corridor.runner import Runner
+from pipeline.corridor.runner import Hooks, Runner
 from pipeline.corridor.settle import policy_for
 from pipeline.metrics import Metrics
 
@@ -166,10 +166,10 @@ class StageRunner(Runner):
             settings, topics, self.group_id, stage.name, metrics, commit_every=commit_every
         )
         super().__init__(
-            stage, self.kafka, policy_for(stage, settings, metrics, stop), metrics, stop,
+            stage, self.kafka, policy_for(stage, settings, metrics, stop),
             poll_timeout=settings.poll_timeout_seconds, chunk_size=chunk_size,
             stuck_after=settings.max_poll_interval_seconds,
-            on_idle=on_idle, on_round=on_round, on_published=on_published,
+            hooks=Hooks(on_idle, on_round, on_published),
         )  # fmt: skip
         self.kafka.on_revoked = self.release
 

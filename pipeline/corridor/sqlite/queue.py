@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipeline.corridor.records import Message
 from pipeline.storage import connect, immediate
 
 SCHEMA = """
@@ -40,13 +41,6 @@ CREATE TABLE IF NOT EXISTS dead_letter (
 """
 
 Keyed = tuple[str, bytes]
-
-
-@dataclass(frozen=True)
-class Queued:
-    seq: int
-    key: str
-    payload: bytes
 
 
 @dataclass(frozen=True)
@@ -88,16 +82,17 @@ class LocalQueue:
             )
         self.arrived.set()
 
-    def take(self, name: str, limit: int, *, after: int = 0) -> list[Queued]:
+    def take(self, name: str, limit: int, *, after: int = 0) -> list[Message]:
         """The oldest records of a queue past sequence number `after` (those before are in
-        hand), left in place until `remove`."""
+        hand), left in place until `remove`: as a stage sees them on Kafka, with the
+        sequence number as the offset on partition 0 of a topic named after the queue."""
         with self._lock:
             rows = self._db.execute(
                 "SELECT seq, key, payload FROM queue WHERE name = ? AND seq > ? "
                 "ORDER BY seq LIMIT ?",
                 (name, after, limit),
             ).fetchall()
-        return [Queued(seq, key, bytes(payload)) for seq, key, payload in rows]
+        return [Message(name, 0, seq, key.encode(), bytes(payload)) for seq, key, payload in rows]
 
     def remove(self, seqs: Sequence[int]) -> None:
         """Records settled: they are never handed out again."""

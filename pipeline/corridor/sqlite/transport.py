@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 from pipeline.config import KafkaSettings
 from pipeline.corridor.records import HEADER_PREFIX, ChunkedStage, Message, Output, Stage
-from pipeline.corridor.runner import Runner
+from pipeline.corridor.runner import Hooks, Runner
 from pipeline.corridor.settle import policy_for
 from pipeline.corridor.sqlite.queue import DeadLetter, Keyed, LocalQueue
 from pipeline.errors import PipelineError, Retryable
@@ -50,8 +50,8 @@ class SqliteTransport:
             self.queue.arrived.wait(timeout)
             records = self.queue.take(self.name, self.limit, after=self._taken_through)
         if records:
-            self._taken_through = records[-1].seq
-        return [Message(self.name, 0, r.seq, r.key.encode(), r.payload) for r in records]
+            self._taken_through = records[-1].offset
+        return records
 
     def publish(self, outputs: Sequence[Output]) -> None:
         queued: dict[str, list[Keyed]] = {}
@@ -114,6 +114,6 @@ class QueueRunner(Runner):
     ) -> None:
         policy = policy_for(stage, settings, metrics, stop)
         super().__init__(
-            stage, transport, policy, metrics, stop, poll_timeout=0.0, chunk_size=chunk_size,
-            stuck_after=settings.max_poll_interval_seconds, on_published=on_published,
+            stage, transport, policy, poll_timeout=0.0, chunk_size=chunk_size,
+            stuck_after=settings.max_poll_interval_seconds, hooks=Hooks(on_published=on_published),
         )  # fmt: skip
