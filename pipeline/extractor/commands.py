@@ -72,7 +72,7 @@ def cmd_enrich(args: argparse.Namespace) -> int:
     done, rejected = enrich_stream(
         enricher, sys.stdin, sys.stdout, sys.stderr, batch_size=settings.nlp.batch_size
     )
-    log.info("enrich finished enriched=%s rejected=%s", done, rejected)
+    log.info("enrich finished", extra={"enriched": done, "rejected": rejected})
     return 1 if rejected else 0
 
 

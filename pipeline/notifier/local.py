@@ -89,7 +89,7 @@ class LocalDelivery:
             self.scheduler.add(task, task.key)
         self._thread.start()
         if resumed:
-            log.info("resuming deliveries pending=%s", len(resumed))
+            log.info("resuming deliveries", extra={"stage": STAGE, "pending": len(resumed)})
         return len(resumed)
 
     def submit(self, alert: Alert, payload: bytes | None = None) -> int:

@@ -98,7 +98,10 @@ def cmd_poller(args: argparse.Namespace) -> int:
     )
     if not args.once:
         start_metrics(settings, metrics, health=poller.healthy)
-    log.info("poller starting feeds=%s state=%s once=%s", len(poller.feeds), args.state, args.once)
+    log.info(
+        "poller starting",
+        extra={"feeds": len(poller.feeds), "state": args.state, "once": args.once},
+    )
     try:
         report = asyncio.run(poller.run(stop, once=args.once))
     finally:

@@ -154,8 +154,10 @@ class FeedPoller:
             if state is None or state.next_poll <= now or (once and not state.consecutive_errors):
                 due.append(feed)
             elif once:
-                log.info("feed backing off, skipped feed=%s retry_in=%.0f", feed.name,
-                         state.next_poll - now)  # fmt: skip
+                retry_in = round(state.next_poll - now)
+                log.info(
+                    "feed backing off, skipped", extra={"feed": feed.name, "retry_in": retry_in}
+                )
             if once:
                 polled.add(feed.name)
         return due
@@ -166,7 +168,7 @@ class FeedPoller:
         for state in states.values():
             self.seen.add(reversed(state.seen))
         self.states.update(states)
-        log.info("poller state restored feeds=%s seen=%s", len(states), len(self.seen))
+        log.info("poller state restored", extra={"feeds": len(states), "seen": len(self.seen)})
 
     async def _track_ownership(self) -> None:
         owned = frozenset(f.name for f in self.feeds if self.ownership.owns(f.name))
@@ -176,8 +178,8 @@ class FeedPoller:
             for state in await asyncio.to_thread(self.store.refresh):
                 self._adopt(state, keep=self._owned & owned)
         if owned != self._owned:
-            log.info("feeds owned count=%s gained=%s lost=%s", len(owned), len(gained),
-                     len(self._owned - owned))  # fmt: skip
+            log.info("feeds owned", extra={"count": len(owned), "gained": len(gained),
+                                           "lost": len(self._owned - owned)})  # fmt: skip
             self.metrics.feeds_owned.set(len(owned))
         self._owned = owned
 
@@ -199,7 +201,7 @@ class FeedPoller:
         try:
             result = await self._poll(feed, fetcher, pool)
         except Exception as exc:  # a bug on one feed must not stop the others
-            log.exception("feed poll crashed feed=%s", feed.name)
+            log.exception("feed poll crashed", extra={"feed": feed.name, "reason": "crash"})
             result = self._failed(feed, PipelineError(repr(exc), reason="crash"), self.clock())
         await commits.put(result)
 
@@ -243,8 +245,8 @@ class FeedPoller:
         new_ids = set(self.seen.claim(listed))
         stories = tuple(s for s in reading.stories if s.id in new_ids)
         if reading.malformed:
-            log.info("feed recovered from malformed document feed=%s problem=%s", feed.name,
-                     reading.malformed)  # fmt: skip
+            log.info("feed recovered from malformed document",
+                     extra={"feed": feed.name, "reason": reading.malformed})  # fmt: skip
         interval = schedule.adapt_interval(
             feed, self.settings.poller, current=state.interval, published=reading.published,
             new=len(stories), listed=len(listed), first_poll=state.last_success is None, now=now,
@@ -308,8 +310,9 @@ class FeedPoller:
         )
         delay = schedule.jittered(delay, self.settings.poller.jitter_fraction, self.rand())
         log.warning(
-            "feed poll failed feed=%s reason=%s errors=%s retry_in=%.0f error=%s",
-            feed.name, error.reason, errors, delay, error,
+            "feed poll failed",
+            extra={"feed": feed.name, "reason": error.reason, "errors": errors,
+                   "retry_in": round(delay), "error": str(error)},
         )  # fmt: skip
         new_state = replace(
             state,
@@ -333,7 +336,7 @@ class FeedPoller:
             try:
                 await self._commit(batch)
             except Exception:
-                log.exception("commit failed feeds=%s", len(batch))
+                log.exception("commit failed", extra={"feeds": len(batch)})
             finally:
                 for result in batch:
                     self._busy.discard(result.feed)
@@ -346,12 +349,12 @@ class FeedPoller:
             try:
                 await asyncio.to_thread(self.publish, stories)
             except Exception as exc:
-                log.error("publish failed stories=%s error=%s", len(stories), exc)
+                log.error("publish failed", extra={"stories": len(stories), "error": str(exc)})
                 batch = [self._unpublished(result, exc) for result in batch]
         try:
             await asyncio.to_thread(self.store.save, [result.state for result in batch])
         except Exception as exc:
-            log.error("saving poller state failed feeds=%s error=%s", len(batch), exc)
+            log.error("saving poller state failed", extra={"feeds": len(batch), "error": str(exc)})
         for result in batch:
             self._apply(result)
         in_error = [
@@ -391,7 +394,7 @@ class FeedPoller:
             self.report.entries[kind] += count
         self.report.stories += new
         for story in result.stories:
-            log.debug("story published feed=%s story_id=%s", result.feed, story.id)
+            log.debug("story published", extra={"feed": result.feed, "story_id": story.id})
 
 
 def body_digest(body: bytes) -> str | None:

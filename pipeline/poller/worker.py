@@ -75,8 +75,9 @@ class KafkaStateStore:
                 latest[message.key] = FeedState.from_bytes(message.value)
             except DecodeError as exc:
                 log.warning(
-                    "unreadable poller state topic=%s partition=%s offset=%s error=%s",
-                    message.topic, message.partition, message.offset, exc,
+                    "unreadable poller state",
+                    extra={"topic": message.topic, "partition": message.partition,
+                           "offset": message.offset, "reason": exc.reason, "error": str(exc)},
                 )  # fmt: skip
         return list(latest.values())
 
@@ -111,8 +112,8 @@ class KafkaOwnership:
             if not any(self.partition_of(name) in partitions for name in self._busy()):
                 return
             time.sleep(0.05)
-        log.warning("feeds still in flight while their partitions move partitions=%s",
-                    sorted(partitions))  # fmt: skip
+        log.warning("feeds still in flight while their partitions move",
+                    extra={"partition": sorted(partitions)})  # fmt: skip
 
     def close(self) -> None:
         self._membership.close()

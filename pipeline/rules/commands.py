@@ -50,7 +50,8 @@ def cmd_rules(args: argparse.Namespace) -> int:
     stage = RulesStage(engine, settings.kafka.topics.alerts)
     runner = rules_runner(stage, settings.kafka, metrics, stop, on_round=liveness.beat)
     log.info(
-        "rules worker started rules=%s state_dir=%s", len(engine.compiled.rules), config.state_dir
+        "rules worker started",
+        extra={"rules": len(engine.compiled.rules), "state_dir": str(config.state_dir)},
     )
     run_worker(runner, stage, stop)
     return 0
