@@ -1,16 +1,16 @@
 """The settle policy: what becomes of a record once its stage has had it. Written once,
 for both transports.
 
-| the stage returned         | the record                              | counted (by stage)       |
-| -------------------------- | --------------------------------------- | ------------------------ |
-| outputs                    | outputs published, then acknowledged    | records ok               |
-| `Skip`                     | acknowledged, nothing published         | records skipped          |
-| `Retryable`                | handled again after a backoff, up to    | records retried (each)   |
-|                            | `max_attempts` tries, then dead letter  |                          |
-| other `PipelineError`      | dead letter (original key, bytes and    | records dead_letter,    |
-| (decode, schema, ...)      | headers, error, source), acknowledged   | dead_letters,           |
-|                            |                                         | stage_errors             |
-| an exception (a bug)       | as `PipelineError(reason="crash")`      | as a dead letter         |
+| the stage returned    | the record                                 | counted (by stage)   |
+| --------------------- | ------------------------------------------ | -------------------- |
+| outputs               | outputs published, then acknowledged       | records ok           |
+| `Skip`                | acknowledged, nothing published            | records skipped      |
+| `Retryable`           | handled again after a backoff, up to       | records retried      |
+|                       | `max_attempts` tries, then as below        | (each retry)         |
+| other `PipelineError` | dead letter (original key, bytes, headers, | records dead_letter, |
+| (decode, schema, ...) | plus the error and source), acknowledged   | dead_letters,        |
+|                       |                                            | stage_errors         |
+| an exception (a bug)  | as `PipelineError(reason="crash")`         | as a dead letter     |
 
 A whole chunk that raises is handled again one record at a time, so one bad record
 costs only itself. A broken process pool is not a record's fault: it propagates and
