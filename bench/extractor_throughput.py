@@ -51,10 +51,11 @@ from pipeline_site import serve_html
 from spacy.language import Language
 
 from pipeline.config import KafkaSettings, Settings, TopicNames
+from pipeline.corridor.kafka.transport import StageRunner
+from pipeline.corridor.records import Message
 from pipeline.extractor.pages import PageFetcher
 from pipeline.extractor.pool import Extraction
-from pipeline.extractor.runner import ExtractorStage
-from pipeline.kafka_io import Message, StageRunner
+from pipeline.extractor.stage import ExtractorStage
 from pipeline.metrics import Metrics
 from pipeline.models import RawStory, story_id_for
 

@@ -28,7 +28,7 @@ from kafka import KafkaAdminClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from pipeline.config import load_config
-from pipeline.kafka_io import create_topics
+from pipeline.corridor.kafka.clients import create_topics
 
 ROOT = Path(__file__).resolve().parent.parent
 DEV_BROKER = "127.0.0.1:19092"

@@ -34,7 +34,8 @@ import httpx
 
 from pipeline.config import Feed, HttpSettings, PollerSettings, Settings
 from pipeline.models import RawStory
-from pipeline.poller.runner import CycleReport, FeedPoller
+from pipeline.poller.cycle import CycleReport
+from pipeline.poller.stage import FeedPoller
 from pipeline.poller.state import MemoryStateStore
 
 ENTRIES_PER_FEED = 25

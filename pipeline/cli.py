@@ -53,12 +53,12 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_topics_create(args: argparse.Namespace) -> int:
-    from pipeline import kafka_io
+    from pipeline.corridor.kafka import clients
 
     settings = load_from_args(args).settings.kafka
-    created = kafka_io.create_topics(settings)
-    partitions = kafka_io.describe_topics(settings)
-    for spec in kafka_io.topic_specs(settings):
+    created = clients.create_topics(settings)
+    partitions = clients.describe_topics(settings)
+    for spec in clients.topic_specs(settings):
         state = "created" if spec.name in created else "exists"
         print(f"{state}: {spec.name} ({partitions.get(spec.name, '?')} partitions)")
     return 0

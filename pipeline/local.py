@@ -1,14 +1,16 @@
-"""`newsmon run`: the whole pipeline in one process, no broker.
+"""`newsmon run`: the whole pipeline in one process, no broker. Wiring only.
 
-The same stage code as the Kafka workers (FeedPoller, Enricher, RulesEngine,
-Dispatcher), with a durable SQLite queue (`local_queue.py`) as the corridor:
+The same stage objects as the Kafka workers (`ExtractorStage`, `RulesStage`, the
+notifier's dispatcher) on the corridor's SQLite transport (`corridor/sqlite/`), with
+the same settle policy (`corridor/settle.py`):
 
-    poller ──► queue "raw" ──► extraction (process pool) ──► queue "enriched"
-           ──► rules ──► delivery journal ──► chat / webhooks
+    poller ──► queue "raw" ──► ExtractorStage (process pool) ──► queue "enriched"
+           ──► RulesStage ──► queue "alerts" ──► delivery journal ──► chat / webhooks
 
-A story leaves a queue only in the transaction that enqueues what it became, and
-its alerts are journalled for delivery before the rules engine confirms them, so
-a `kill -9` anywhere loses nothing; a restart resumes where the files say.
+A record leaves its queue only after what it became is queued, and alerts are queued
+before the rules engine confirms them, so a `kill -9` anywhere loses nothing; a
+restart resumes where the files say, and the stages' ledgers drop what a restart
+hands them again.
 """
 
 from __future__ import annotations
@@ -17,47 +19,34 @@ import logging
 import sys
 import threading
 import time
-from collections.abc import Sequence
-from concurrent.futures import FIRST_COMPLETED, BrokenExecutor, Future, wait
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TextIO
 
 from pipeline.config import Config
-from pipeline.errors import PipelineError
-from pipeline.extractor.enrich import Enriched, PageOutcome
+from pipeline.corridor.records import ChunkedStage, Message, Stage
+from pipeline.corridor.runner import Runner
+from pipeline.corridor.sqlite.queue import LocalQueue
+from pipeline.corridor.sqlite.transport import QueueRunner, SqliteTransport
 from pipeline.extractor.pages import PageFetcher
 from pipeline.extractor.pool import Extraction
-from pipeline.local_queue import LocalQueue, Queued
+from pipeline.extractor.stage import ExtractorStage
 from pipeline.metrics import Metrics
-from pipeline.models import Alert, EnrichedStory, RawStory, decode
+from pipeline.models import Alert, RawStory
 from pipeline.notifier.delivered import open_ledger
 from pipeline.notifier.dispatch import Dispatcher
-from pipeline.notifier.local import LocalDelivery
-from pipeline.poller.runner import FeedPoller
+from pipeline.notifier.local import HandOffStage, LocalDelivery
+from pipeline.poller.stage import FeedPoller
 from pipeline.poller.state import SqliteStateStore
 from pipeline.rules.engine import RulesEngine, open_engine
+from pipeline.rules.stage import RulesStage, alert_output
 
 log = logging.getLogger(__name__)
 
-RAW, ENRICHED = "raw", "enriched"
+RAW, ENRICHED, ALERTS = "raw", "enriched", "alerts"
 PROGRESS_SECONDS = 2.0
 IDLE_SECONDS = 0.2
-STAGE_RETRIES = 3
-
-
-# --- extraction chunks in flight ---------------------------------------------------------
-
-
-@dataclass
-class Chunk:
-    """Stories handed to the pool: their queue records, in the order of `items`."""
-
-    records: list[Queued]
-    items: list[tuple[RawStory, PageOutcome]]
-    future: Future[Enriched]
-
-
-# --- the pipeline -------------------------------------------------------------------------
+RULES_PER_STEP = 50
 
 
 @dataclass
@@ -91,11 +80,13 @@ class LocalPipeline:
             config.feeds, self.settings, publish=self.publish,
             store=SqliteStateStore(config.state_dir), metrics=metrics,
         )  # fmt: skip
+        topics = self.settings.kafka.topics
+        self.rules_stage = RulesStage(self.engine, topics.alerts)
+        extractor = ExtractorStage(self.extraction, self.pages, topics, metrics)
+        self.extractor = self._runner(extractor, RAW)
+        self.rules = self._runner(self.rules_stage, ENRICHED, self.rules_stage.published)
+        self.alerts = self._runner(HandOffStage(self.delivery, self._shown), ALERTS)
         self._progress_at = 0.0
-        self._chunks: list[Chunk] = []
-        self._taken_through = 0
-        """Highest queue sequence number handed to the pool by this process."""
-        self._arrived = threading.Event()
 
     def _delivery(self) -> LocalDelivery:
         destinations = self.settings.notifier.destinations
@@ -107,11 +98,25 @@ class LocalPipeline:
         )  # fmt: skip
         return LocalDelivery(dispatcher, self.config.state_dir, self.metrics)
 
+    def _runner(
+        self,
+        stage: Stage | ChunkedStage,
+        queue: str,
+        on_published: Callable[[Sequence[Message]], None] | None = None,
+    ) -> Runner:
+        """`stage` on the queue `queue`; what it publishes goes to the queue of its topic."""
+        topics = self.settings.kafka.topics
+        routes = {topics.raw: RAW, topics.enriched: ENRICHED, topics.alerts: ALERTS}
+        transport = SqliteTransport(self.queue, queue, routes, topics.dead_letter)
+        return QueueRunner(
+            stage, transport, self.settings.kafka, self.metrics, self.stop,
+            on_published=on_published,
+        )  # fmt: skip
+
     def publish(self, stories: list[RawStory]) -> None:
         """The poller's sink: durable in the queue before the poller saves its state."""
         self.queue.put(RAW, [(s.id, s.to_bytes()) for s in stories])
         self.report.stories += len(stories)
-        self._arrived.set()
 
     def healthy(self) -> bool:
         return self.poller.healthy(max_silence=300.0)
@@ -147,125 +152,37 @@ class LocalPipeline:
 
     def step(self) -> bool:
         """One round of every stage; True if anything moved."""
-        moved = self.collect_extractions() + self.extract_step() + self.rules_step()
-        self.engine.emit_due_digests(self._submit_all)
+        moved = self.extractor.run_once(timeout=0)
+        for _ in range(RULES_PER_STEP):
+            settled = self.rules.run_once(timeout=0)
+            moved += settled
+            if not settled:
+                break
+        moved += self.alerts.run_once(timeout=0)
+        self.engine.emit_due_digests(self._publish_digests)
         self._progress()
         return moved > 0
 
+    def _publish_digests(self, alerts: Sequence[Alert]) -> None:
+        topic = self.settings.kafka.topics.alerts
+        self.rules.transport.publish([alert_output(topic, alert) for alert in alerts])
+
+    def _shown(self, alert: Alert) -> None:
+        self.report.alerts.append(alert)
+        print_alert(alert, self.out)
+
     def _idle(self) -> None:
         """Until a chunk finishes or a poll brings stories (at most IDLE_SECONDS)."""
-        if self._chunks:
-            wait([c.future for c in self._chunks], IDLE_SECONDS, FIRST_COMPLETED)
+        if self.extractor.in_hand():
+            self.extractor.wait_for_flights(IDLE_SECONDS)
         else:
-            self._arrived.wait(IDLE_SECONDS)
-        self._arrived.clear()
+            self.queue.arrived.wait(IDLE_SECONDS)
+        self.queue.arrived.clear()
 
     def _drained(self) -> bool:
-        idle = self.queue.pending(RAW) == 0 and self.queue.pending(ENRICHED) == 0
-        return idle and not self._chunks and self.delivery.pending() == 0
-
-    # -- extraction -----------------------------------------------------------------------
-
-    def extract_step(self) -> int:
-        """Hand chunks to the pool until `in_flight_target` are in it; pages are fetched here,
-        while the pool works on the chunks already handed over."""
-        taken = 0
-        while len(self._chunks) < self.extraction.in_flight_target:
-            backlog = self.queue.pending(RAW) - sum(len(c.records) for c in self._chunks)
-            limit = self.extraction.chunk_size(backlog)
-            records = self.queue.take(RAW, limit, after=self._taken_through)
-            if not records:
-                break
-            self._taken_through = records[-1].seq
-            taken += len(records)
-            stories = [(r, s) for r, s in ((r, self._decode_raw(r)) for r in records) if s]
-            if stories:
-                outcomes = self.pages.fetch_all([story.url for _, story in stories])
-                items = [(s, o) for (_, s), o in zip(stories, outcomes, strict=True)]
-                future = self.extraction.submit(items)
-                self._chunks.append(Chunk([r for r, _ in stories], items, future))
-        return taken
-
-    def collect_extractions(self) -> int:
-        """Enriched chunks move on to the rules queue, in the order they finish."""
-        finished = [c for c in self._chunks if c.future.done()]
-        for chunk in finished:
-            self._chunks.remove(chunk)
-            try:
-                enriched = chunk.future.result()
-            except BrokenExecutor:
-                # The pool is gone (a process was killed): retrying one by one would only
-                # dead-letter every story. Stop; the stories stay queued for the restart.
-                raise
-            except Exception as exc:
-                log.exception("enrichment failed, retrying one by one stories=%s",
-                              len(chunk.items))  # fmt: skip
-                self._enrich_one_by_one(chunk, exc)
-                continue
-            self._enriched(chunk.records, enriched.stories, enriched.seconds)
-        return sum(len(c.records) for c in finished)
-
-    def _enriched(
-        self, records: list[Queued], enriched: list[EnrichedStory], seconds: float
-    ) -> None:
-        self.queue.advance(RAW, records, ENRICHED, [(s.id, s.to_bytes()) for s in enriched])
-        self.report.enriched += len(enriched)
-        for _ in enriched:
-            self.metrics.handle_seconds.labels("extractor").observe(seconds / len(enriched))
-            self.metrics.records.labels("extractor", "ok").inc()
-
-    def _enrich_one_by_one(self, chunk: Chunk, first_error: Exception) -> None:
-        for record, item in zip(chunk.records, chunk.items, strict=True):
-            started = time.monotonic()
-            try:
-                enriched = self.extraction.enrich([item])
-            except BrokenExecutor:
-                raise
-            except Exception as exc:
-                self._dead_letter(RAW, "extractor", record, "crash", f"{type(exc).__name__}: {exc}")
-                continue
-            self._enriched([record], enriched, time.monotonic() - started)
-        log.debug("batch error was error=%s", first_error)
-
-    def _decode_raw(self, record: Queued) -> RawStory | None:
-        try:
-            return decode(RawStory, record.payload)
-        except PipelineError as exc:
-            self._dead_letter(RAW, "extractor", record, exc.reason, str(exc))
-            return None
-
-    # -- rules --------------------------------------------------------------------------------
-
-    def rules_step(self) -> int:
-        records = self.queue.take(ENRICHED, 50)
-        for record in records:
-            self._match(record)
-        return len(records)
-
-    def _match(self, record: Queued) -> None:
-        try:
-            story = decode(EnrichedStory, record.payload)
-            alerts = self.engine.process(story)
-        except PipelineError as exc:
-            self._dead_letter(ENRICHED, "rules", record, exc.reason, str(exc))
-            return
-        self._submit_all(alerts)
-        self.engine.confirm_all()
-        self.queue.advance(ENRICHED, [record], None, [])
-        self.metrics.records.labels("rules", "ok").inc()
-
-    def _submit_all(self, alerts: Sequence[Alert]) -> None:
-        for alert in alerts:
-            self.delivery.submit(alert)
-            self.report.alerts.append(alert)
-            print_alert(alert, self.out)
-
-    def _dead_letter(self, queue: str, stage: str, record: Queued, reason: str, error: str) -> None:
-        log.warning("dead-lettering record stage=%s key=%s reason=%s", stage, record.key, reason)
-        self.queue.dead_letter(queue, record, reason, error)
-        self.metrics.records.labels(stage, "dead_letter").inc()
-        self.metrics.dead_letters.labels(stage, reason).inc()
-        self.report.dead_letters += 1
+        queued = sum(self.queue.pending(name) for name in (RAW, ENRICHED, ALERTS))
+        in_hand = self.extractor.in_hand() + self.rules.in_hand() + self.alerts.in_hand()
+        return queued == 0 and in_hand == 0 and self.delivery.pending() == 0
 
     # -- output -----------------------------------------------------------------------------
 
@@ -284,15 +201,27 @@ class LocalPipeline:
                 flush=True,
             )
 
+    def _count(self, stage: str, outcome: str) -> int:
+        labels = {"stage": stage, "outcome": outcome}
+        return int(self.metrics.registry.get_sample_value("newsmon_records_total", labels) or 0)
+
     def close(self, polling_done: threading.Event) -> None:
         self.stop.set()
         polling_done.wait(timeout=30)
-        self.delivery.close()
-        self.delivery.dispatcher.close()
-        self.extraction.close()
-        self.pages.close()
-        self.engine.close()
-        self.queue.close()
+        try:
+            for runner in (self.extractor, self.rules, self.alerts):
+                runner.close()
+        finally:
+            self.report.enriched = self._count("extractor", "ok")
+            self.report.dead_letters = sum(
+                self._count(stage, "dead_letter") for stage in ("extractor", "rules", "notifier")
+            )
+            self.delivery.close()
+            self.delivery.dispatcher.close()
+            self.extraction.close()
+            self.pages.close()
+            self.engine.close()
+            self.queue.close()
 
 
 def print_alert(alert: Alert, out: TextIO) -> None:

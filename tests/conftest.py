@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.config import KafkaSettings, TopicNames
-from pipeline.kafka_io import create_topics
+from pipeline.corridor.kafka.clients import create_topics
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"

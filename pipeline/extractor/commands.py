@@ -37,7 +37,7 @@ SETTINGS_CHECKS = [check_models]
 
 
 def cmd_extractor(args: argparse.Namespace) -> int:
-    from pipeline.extractor.runner import run_extractor
+    from pipeline.extractor.worker import run_extractor
 
     settings = load_from_args(args).settings
     setup_logging(settings.log)

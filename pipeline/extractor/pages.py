@@ -50,7 +50,9 @@ async def fetch_page(fetcher: SafeFetcher, url: str, *, max_bytes: int) -> PageO
             url, accept=PAGE_ACCEPT, max_bytes=max_bytes, wanted=is_html_type
         )
     except PipelineError as exc:
-        log.debug("page fetch failed host=%s reason=%s error=%s", _host(url), exc.reason, exc)
+        log.debug(
+            "page fetch failed", extra={"host": _host(url), "reason": exc.reason, "error": str(exc)}
+        )
         reason = "not_html" if exc.reason == "unwanted_type" else exc.reason
         return PageFailed(reason, str(exc))
     return FetchedPage(fetched.body, fetched.headers.get("content-type", ""), fetched.url)
@@ -97,7 +99,7 @@ def _outcome(task: asyncio.Future[PageOutcome]) -> PageOutcome:
     error = task.exception()
     if error is not None:
         # Not a PipelineError: a bug or an unexpected library error; the story still goes on.
-        log.error("page fetch crashed error=%r", error)
+        log.error("page fetch crashed", extra={"reason": "crash", "error": repr(error)})
         return PageFailed("fetch_error", f"{type(error).__name__}: {error}")
     return task.result()
 

@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
+import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from multiprocessing import get_context
 from multiprocessing.sharedctypes import Synchronized
@@ -31,7 +34,13 @@ _worker_error: Exception | None = None
 
 
 def _start_worker(settings: Settings, started: Synchronized[int]) -> None:
-    """Load the models, after `_yield_to_stages`."""
+    """Leave Ctrl-C to the parent, yield the CPU to the stages, then load the models.
+
+    A Ctrl-C in a terminal reaches every process of its group: the pool's children
+    would each print a `KeyboardInterrupt` traceback. The parent owns the shutdown
+    (it finishes the chunks in flight and says what it did), so children ignore it.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     global _worker_enricher, _worker_error  # noqa: PLW0603 - one Enricher per worker process
     with started.get_lock():
         first = started.value == 0
@@ -77,6 +86,20 @@ def _enrich_in_worker(items: Items) -> Enriched:
     return _worker_enricher.enrich_chunk(items)
 
 
+@contextlib.contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    """SIGINT ignored while processes are spawned (a spawned Python keeps an ignored SIGINT
+    ignored); only the main thread may change handlers, elsewhere this does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def extraction_workers(settings: Settings) -> int:
     return settings.extraction.workers or max(1, len(os.sched_getaffinity(0)))
 
@@ -108,7 +131,8 @@ class Extraction:
         load spaCy under the first burst of stories, seconds of latency for them.
         """
         assert self.pool is not None
-        warm = [self.pool.submit(_enrich_in_worker, []) for _ in range(self.workers)]
+        with _sigint_ignored():  # each submit spawns a child, which then starts ignoring it
+            warm = [self.pool.submit(_enrich_in_worker, []) for _ in range(self.workers)]
         try:
             for done in warm:
                 done.result()

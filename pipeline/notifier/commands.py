@@ -14,9 +14,9 @@ from pipeline.notifier.adapters import build_adapters, close_adapters
 from pipeline.notifier.delivered import open_ledger
 from pipeline.notifier.dispatch import Dispatcher
 from pipeline.notifier.flags import add_destination_options, apply_destination_flags
-from pipeline.notifier.kafka_worker import NotifierWorker
 from pipeline.notifier.sample import sample_alert
 from pipeline.notifier.tasks import Delivered, GaveUp, Outcome
+from pipeline.notifier.worker import NotifierWorker
 from pipeline.runtime import setup_logging, start_metrics, stop_event
 
 log = logging.getLogger(__name__)

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from pipeline.config import NotifierSettings
 from pipeline.errors import Retryable
+from pipeline.storage import connect
 
 LEDGER_FILE = "delivered.sqlite3"
 PRUNE_EVERY = 1000  # records between two sweeps of rows past retention
@@ -47,11 +48,7 @@ class DeliveredLedger:
         self._lock = threading.Lock()
         self._since_prune = 0
         with self._using():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.executescript(_SCHEMA)
+            self._db = connect(path, _SCHEMA)
         self.prune(time.time())
 
     @contextmanager

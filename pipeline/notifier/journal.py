@@ -95,7 +95,8 @@ class DeliveryJournal:
         except (ValueError, KeyError, TypeError, PipelineError) as exc:
             # Only the last line can be torn (killed mid-write); anything else is logged too.
             log.warning(
-                "skipping damaged journal line path=%s line=%s error=%s", self.path, number, exc
+                "skipping damaged journal line",
+                extra={"path": str(self.path), "line": number, "error": str(exc)},
             )
 
     def _compact(self) -> None:

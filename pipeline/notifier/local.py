@@ -15,12 +15,13 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from pipeline.corridor.records import Message, Result
 from pipeline.errors import PipelineError
 from pipeline.metrics import Metrics
-from pipeline.models import Alert
+from pipeline.models import Alert, decode
 from pipeline.notifier.dispatch import Dispatcher
 from pipeline.notifier.journal import DeliveryJournal, task_to_json
 from pipeline.notifier.scheduler import DeliveryScheduler
@@ -31,6 +32,33 @@ log = logging.getLogger(__name__)
 IDLE_NAP_SECONDS = 1.0
 
 DeadLetterSink = Callable[[DeliveryTask, PipelineError], None]
+
+
+class HandOffStage:
+    """The notifier's stage on the embedded queue: each alert into the delivery journal.
+
+    The journal (with its scheduler) is to `newsmon run` what the retry topic is to the
+    Kafka worker; the dispatcher, lanes and retry rules are the same. An alert that
+    cannot be decoded is dead-lettered by the corridor, as on Kafka.
+    """
+
+    name = STAGE
+
+    def __init__(self, delivery: LocalDelivery, shown: Callable[[Alert], None]) -> None:
+        self.delivery = delivery
+        self.shown = shown
+
+    def handle_batch(self, messages: Sequence[Message]) -> list[Result]:
+        return [self._hand_off(message) for message in messages]
+
+    def _hand_off(self, message: Message) -> Result:
+        try:
+            alert = decode(Alert, message.value)
+        except PipelineError as exc:
+            return exc
+        self.delivery.submit(alert, message.value)
+        self.shown(alert)
+        return []
 
 
 class LocalDelivery:
@@ -61,7 +89,7 @@ class LocalDelivery:
             self.scheduler.add(task, task.key)
         self._thread.start()
         if resumed:
-            log.info("resuming deliveries pending=%s", len(resumed))
+            log.info("resuming deliveries", extra={"stage": STAGE, "pending": len(resumed)})
         return len(resumed)
 
     def submit(self, alert: Alert, payload: bytes | None = None) -> int:

@@ -12,8 +12,9 @@ from __future__ import annotations
 from dataclasses import replace
 
 from pipeline.config import KafkaSettings
+from pipeline.corridor.records import HEADER_PREFIX, Headers, Message, Output
+from pipeline.corridor.settle import dead_letter_output
 from pipeline.errors import PipelineError, SchemaError
-from pipeline.kafka_io import HEADER_PREFIX, Headers, Message, Output, dead_letter_output
 from pipeline.models import Alert, decode
 from pipeline.notifier.tasks import STAGE, DeliveryTask
 
@@ -71,4 +72,4 @@ def dead_letter(
     """The alert's bytes on the dead-letter topic: which destination, why, after how many tries,
     and where the record that gave up was read from."""
     source = replace(message, headers=delivery_headers(task))
-    return dead_letter_output(settings, STAGE, source, error, task.attempts)
+    return dead_letter_output(settings.topics.dead_letter, STAGE, source, error, task.attempts)

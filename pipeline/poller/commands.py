@@ -15,8 +15,9 @@ from pipeline.cli_common import add_config_options, add_fetch_options, load_from
 from pipeline.config import DEFAULT_FEEDS, Config, KafkaSettings, load_feeds
 from pipeline.metrics import Metrics
 from pipeline.models import RawStory
+from pipeline.poller.cycle import AllFeeds, CycleReport, Ownership
 from pipeline.poller.feedlist import append_feeds, format_table, plan_import, status_rows
-from pipeline.poller.runner import AllFeeds, CycleReport, FeedPoller, Ownership
+from pipeline.poller.stage import FeedPoller
 from pipeline.poller.state import FeedState, SqliteStateStore, StateStore
 
 log = logging.getLogger(__name__)
@@ -63,21 +64,21 @@ def _load(args: argparse.Namespace) -> Config:
 
 def publish_stories(producer: Any, topic: str, stories: list[RawStory]) -> None:
     """Blocks until Kafka acknowledged every story; keyed by story id."""
-    from pipeline.kafka_io import Output
+    from pipeline.corridor.records import Output
 
     producer.publish([Output(topic, story.id, story.to_bytes()) for story in stories])
 
 
 def cmd_poller(args: argparse.Namespace) -> int:
-    from pipeline import kafka_io
+    from pipeline.corridor.kafka.clients import Producer, create_topics
     from pipeline.runtime import setup_logging, start_metrics, stop_event
 
     config = _load(args)
     settings = config.settings
     setup_logging(settings.log)
     stop = stop_event()
-    kafka_io.create_topics(settings.kafka)
-    producer = kafka_io.Producer(settings.kafka)
+    create_topics(settings.kafka)
+    producer = Producer(settings.kafka)
     store = _open_store(args.state, config, producer)
     ownership = _ownership(args, settings.kafka)
     metrics = Metrics()
@@ -91,7 +92,10 @@ def cmd_poller(args: argparse.Namespace) -> int:
     )
     if not args.once:
         start_metrics(settings, metrics, health=poller.healthy)
-    log.info("poller starting feeds=%s state=%s once=%s", len(poller.feeds), args.state, args.once)
+    log.info(
+        "poller starting",
+        extra={"feeds": len(poller.feeds), "state": args.state, "once": args.once},
+    )
     try:
         report = asyncio.run(poller.run(stop, once=args.once))
     finally:
@@ -104,7 +108,7 @@ def cmd_poller(args: argparse.Namespace) -> int:
 def _open_store(kind: str, config: Config, producer: Any = None) -> StateStore:
     if kind == "local":
         return SqliteStateStore(config.state_dir)
-    from pipeline.poller.kafka_state import KafkaStateStore
+    from pipeline.poller.worker import KafkaStateStore
 
     return KafkaStateStore(config.settings.kafka, producer)
 
@@ -113,7 +117,7 @@ def _ownership(args: argparse.Namespace, kafka: KafkaSettings) -> Ownership:
     """A one-off run or a local state file means a single replica: it owns every feed."""
     if args.once or args.state == "local":
         return AllFeeds()
-    from pipeline.poller.kafka_state import KafkaOwnership
+    from pipeline.poller.worker import KafkaOwnership
 
     return KafkaOwnership(kafka)
 

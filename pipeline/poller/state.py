@@ -11,7 +11,6 @@ needed, and a replica that takes over a feed takes over its memory with it.
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
@@ -21,6 +20,7 @@ from typing import Any, Protocol
 
 from pipeline.errors import DecodeError
 from pipeline.http import Validators
+from pipeline.storage import connect, immediate
 
 STATE_VERSION = 1
 MAX_SEEN_PER_FEED = 4000
@@ -159,14 +159,11 @@ class SqliteStateStore:
     FILENAME = "poller.sqlite3"
 
     def __init__(self, state_dir: Path) -> None:
-        state_dir.mkdir(parents=True, exist_ok=True)
         self.path = state_dir / self.FILENAME
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS feed_state (name TEXT PRIMARY KEY, state BLOB NOT NULL)"
+        self._db = connect(
+            self.path,
+            "CREATE TABLE IF NOT EXISTS feed_state (name TEXT PRIMARY KEY, state BLOB NOT NULL)",
         )
 
     def load(self) -> dict[str, FeedState]:
@@ -180,14 +177,8 @@ class SqliteStateStore:
 
     def save(self, states: Sequence[FeedState]) -> None:
         rows = [(s.name, s.to_bytes()) for s in states]
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                self._db.executemany("INSERT OR REPLACE INTO feed_state VALUES (?, ?)", rows)
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+        with self._lock, immediate(self._db):
+            self._db.executemany("INSERT OR REPLACE INTO feed_state VALUES (?, ?)", rows)
 
     def close(self) -> None:
         with self._lock:

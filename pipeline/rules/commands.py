@@ -34,7 +34,8 @@ CONFIG_CHECKS = [check_rules_compile]
 
 def cmd_rules(args: argparse.Namespace) -> int:
     from pipeline.rules.engine import open_engine, reload_on_sighup
-    from pipeline.rules.stage import RulesStage, rules_runner, run_worker
+    from pipeline.rules.stage import RulesStage
+    from pipeline.rules.worker import rules_runner, run_worker
     from pipeline.runtime import Liveness, setup_logging, start_metrics, stop_event
 
     config = load_from_args(args)
@@ -49,7 +50,8 @@ def cmd_rules(args: argparse.Namespace) -> int:
     stage = RulesStage(engine, settings.kafka.topics.alerts)
     runner = rules_runner(stage, settings.kafka, metrics, stop, on_round=liveness.beat)
     log.info(
-        "rules worker started rules=%s state_dir=%s", len(engine.compiled.rules), config.state_dir
+        "rules worker started",
+        extra={"rules": len(engine.compiled.rules), "state_dir": str(config.state_dir)},
     )
     run_worker(runner, stage, stop)
     return 0

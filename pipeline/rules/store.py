@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Literal
 
 from pipeline.errors import Retryable
+from pipeline.storage import connect, immediate
 
 log = logging.getLogger(__name__)
 
@@ -93,27 +94,17 @@ class AlertStore:
     """SQLite under the state dir; `:memory:` for `newsmon match` and tests."""
 
     def __init__(self, path: Path | str) -> None:
-        if str(path) != MEMORY:
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
         self.path = str(path)
-        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self._db = connect(path, _SCHEMA)
         self._lock = threading.RLock()
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(_SCHEMA)
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
         """One story's decisions land together or not at all; a failing disk is retryable."""
         with self._lock:
             try:
-                self._db.execute("BEGIN IMMEDIATE")
-                try:
+                with immediate(self._db):
                     yield
-                except BaseException:
-                    self._db.execute("ROLLBACK")
-                    raise
-                self._db.execute("COMMIT")
             except sqlite3.Error as exc:
                 raise Retryable(f"rules state store {self.path}: {exc}", reason="state") from exc
 

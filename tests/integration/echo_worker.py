@@ -3,7 +3,7 @@
 It decodes RawStory records, appends "<story id>" to a log file (the side effect the
 tests count), and publishes the story to an output topic. `--hang-on ID` makes it
 hang after handling that story, before the offset is committed, so a test can kill it
-there. `--in-flight N` runs it under the `InFlightRunner`, one story per chunk on a
+there. `--in-flight N` runs it as a chunked stage, one story per chunk on a
 pool of N threads.
 """
 
@@ -21,8 +21,9 @@ from pathlib import Path
 from idle_exit import IdleExit
 
 from pipeline.config import KafkaSettings
+from pipeline.corridor.kafka.transport import StageRunner
+from pipeline.corridor.records import Message, Output, Result
 from pipeline.errors import PipelineError
-from pipeline.kafka_io import InFlightRunner, Message, Output, Result, StageRunner
 from pipeline.metrics import Metrics
 from pipeline.models import RawStory, decode
 from pipeline.runtime import stop_event
@@ -93,14 +94,7 @@ def main() -> int:
         stage.on_record = on_idle.reset
     topics = [settings.topics.raw]
     pace = settings.commit_interval_seconds
-    if isinstance(stage, PooledEchoStage):
-        InFlightRunner(
-            stage, settings, topics, Metrics(), stop, commit_every=pace, on_idle=on_idle
-        ).run()
-    else:
-        StageRunner(
-            stage, settings, topics, Metrics(), stop, commit_every=pace, on_idle=on_idle
-        ).run()
+    StageRunner(stage, settings, topics, Metrics(), stop, commit_every=pace, on_idle=on_idle).run()
     return 0
 
 

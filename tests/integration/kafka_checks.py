@@ -5,7 +5,7 @@ from __future__ import annotations
 from kafka import KafkaConsumer, TopicPartition
 
 from pipeline.config import KafkaSettings
-from pipeline.kafka_io import read_to_end
+from pipeline.corridor.kafka.clients import read_to_end
 
 
 def committed(kafka: KafkaSettings, group: str, topic: str) -> dict[tuple[str, int], int]:

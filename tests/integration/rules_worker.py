@@ -16,22 +16,31 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from idle_exit import IdleExit
 
 from pipeline.config import KafkaSettings, RulesSettings
-from pipeline.kafka_io import Message, Result, StageRunner
+from pipeline.corridor.kafka.transport import StageRunner
+from pipeline.corridor.records import Message, Result
 from pipeline.metrics import Metrics
 from pipeline.rules.engine import STORE_FILE, RulesEngine
-from pipeline.rules.stage import RulesStage, rules_runner, run_worker
+from pipeline.rules.stage import RulesStage
 from pipeline.rules.store import AlertStore
+from pipeline.rules.worker import rules_runner, run_worker
 from pipeline.runtime import stop_event
 
 
 class HangBeforeCommit(StageRunner):
+    """Hangs once a chunk is published and confirmed, before its offsets are committed."""
+
     log_path: Path
 
-    def _commit(self, chunk: list[Message]) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.kafka.acknowledge = self._hang  # type: ignore[method-assign]
+
+    def _hang(self, messages: Sequence[Message]) -> None:
         with self.log_path.open("a") as log:
             log.write("published\n")
         time.sleep(3600)

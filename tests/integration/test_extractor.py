@@ -22,7 +22,6 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import kafka_io
 from pipeline.config import (
     ExtractionSettings,
     HttpSettings,
@@ -31,10 +30,12 @@ from pipeline.config import (
     NlpSettings,
     Settings,
 )
+from pipeline.corridor.kafka import clients
+from pipeline.corridor.kafka.clients import Producer
+from pipeline.corridor.records import Message, Output
 from pipeline.extractor.enrich import FetchedPage, PageFailed
 from pipeline.extractor.pages import PageFetcher
-from pipeline.extractor.runner import run_extractor
-from pipeline.kafka_io import Message, Output, Producer
+from pipeline.extractor.worker import run_extractor
 from pipeline.metrics import Metrics
 from pipeline.models import EnrichedStory, RawStory, decode, story_id_for
 
@@ -184,7 +185,7 @@ def wait_for_messages(
 ) -> list[Message]:
     deadline = time.monotonic() + timeout
     while True:
-        messages = list(kafka_io.read_to_end(settings, topic))
+        messages = list(clients.read_to_end(settings, topic))
         if len(messages) >= count or time.monotonic() > deadline:
             return messages
         time.sleep(0.5)

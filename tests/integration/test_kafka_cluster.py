@@ -22,7 +22,8 @@ from conftest import KafkaCluster
 from kafka import KafkaAdminClient, KafkaConsumer
 
 from pipeline.config import KafkaSettings, TopicNames
-from pipeline.kafka_io import Output, Producer, create_topics
+from pipeline.corridor.kafka.clients import Producer, create_topics
+from pipeline.corridor.records import Output
 
 pytestmark = [
     pytest.mark.integration,

@@ -22,13 +22,14 @@ from notifier_receiver import Receiver, make_alert
 from standardwebhooks import Webhook
 
 from pipeline.config import Destination, KafkaSettings, NotifierSettings, Settings
-from pipeline.kafka_io import Message, Output, Producer, read_to_end
+from pipeline.corridor.kafka.clients import Producer, read_to_end
+from pipeline.corridor.records import Message, Output
 from pipeline.metrics import Metrics
 from pipeline.models import Alert
 from pipeline.notifier.delivered import open_ledger
 from pipeline.notifier.dispatch import Dispatcher
-from pipeline.notifier.kafka_worker import NotifierWorker
 from pipeline.notifier.records import H_DESTINATION
+from pipeline.notifier.worker import NotifierWorker
 
 pytestmark = pytest.mark.integration
 

@@ -21,7 +21,8 @@ from pipeline.errors import FetchError, FetchRefused, FetchTimeout, ResponseTooL
 from pipeline.http import IPAddress, SafeFetcher, Validators
 from pipeline.metrics import Metrics
 from pipeline.models import RawStory
-from pipeline.poller.runner import CycleReport, FeedPoller
+from pipeline.poller.cycle import CycleReport
+from pipeline.poller.stage import FeedPoller
 from pipeline.poller.state import MemoryStateStore, SqliteStateStore, StateStore
 
 LOOPBACK = HttpSettings(allow_private_networks=True, timeout_seconds=5)
@@ -360,7 +361,7 @@ def _running(pid: int) -> bool:
 def test_parse_workers_exit_when_the_poller_is_killed() -> None:
     script = (
         "import os, sys\n"
-        "from pipeline.poller.runner import parse_executor\n"
+        "from pipeline.poller.parsing import parse_executor\n"
         "with parse_executor(2) as pool:\n"
         "    print(*{pool.submit(os.getpid).result() for _ in range(8)}, flush=True)\n"
         "    sys.stdin.read()\n"

@@ -12,13 +12,13 @@ import pytest
 import yaml
 from poller_feedserver import FeedServer, Route, rss
 
-from pipeline import kafka_io
 from pipeline.cli import main
 from pipeline.config import Feed, HttpSettings, KafkaSettings, PollerSettings, Settings
+from pipeline.corridor.kafka import clients
 from pipeline.models import RawStory, decode
 from pipeline.poller.commands import publish_stories
-from pipeline.poller.kafka_state import KafkaOwnership, KafkaStateStore
-from pipeline.poller.runner import FeedPoller
+from pipeline.poller.stage import FeedPoller
+from pipeline.poller.worker import KafkaOwnership, KafkaStateStore
 
 pytestmark = pytest.mark.integration
 
@@ -31,7 +31,7 @@ def server() -> Iterator[FeedServer]:
 
 
 def raw_stories(settings: KafkaSettings) -> list[RawStory]:
-    return [decode(RawStory, m.value) for m in kafka_io.read_to_end(settings, settings.topics.raw)]
+    return [decode(RawStory, m.value) for m in clients.read_to_end(settings, settings.topics.raw)]
 
 
 def use_topics(monkeypatch: pytest.MonkeyPatch, settings: KafkaSettings) -> None:
@@ -63,7 +63,7 @@ def test_poller_once_publishes_keeps_state_in_kafka_and_reports_status(
     assert main(["poller", "--once", "--allow-private-networks", *args]) == 0
     stories = raw_stories(kafka_settings)
     assert sorted(s.url for s in stories) == [f"https://s.example/{x}" for x in ("t1", "w1", "w2")]
-    records = list(kafka_io.read_to_end(kafka_settings, kafka_settings.topics.raw))
+    records = list(clients.read_to_end(kafka_settings, kafka_settings.topics.raw))
     assert all(r.key == decode(RawStory, r.value).id.encode() for r in records)
 
     assert main(["poller", "--once", "--allow-private-networks", *args]) == 0
@@ -86,7 +86,7 @@ class Replica:
 
     def __init__(self, feeds: list[Feed], settings: Settings) -> None:
         kafka = settings.kafka
-        self.producer = kafka_io.Producer(kafka)
+        self.producer = clients.Producer(kafka)
         self.published: list[RawStory] = []
         self.ownership = KafkaOwnership(kafka)
         self.store = KafkaStateStore(kafka, self.producer)

@@ -16,12 +16,14 @@ from prometheus_client import CollectorRegistry
 from seed import enriched_seed_story
 
 from pipeline.config import KafkaSettings, RulesSettings
-from pipeline.kafka_io import Output, Producer, read_to_end
+from pipeline.corridor.kafka.clients import Producer, read_to_end
+from pipeline.corridor.records import Output
 from pipeline.metrics import Metrics
 from pipeline.models import Alert, EnrichedStory, decode, story_id_for
 from pipeline.rules.engine import STORE_FILE, RulesEngine
-from pipeline.rules.stage import RulesStage, rules_runner, run_worker
+from pipeline.rules.stage import RulesStage
 from pipeline.rules.store import AlertStore
+from pipeline.rules.worker import rules_runner, run_worker
 
 pytestmark = pytest.mark.integration
 

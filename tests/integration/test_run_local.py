@@ -118,3 +118,35 @@ def test_demo_shows_the_seed_alerts_without_internet(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-3000:]
     assert "3 alerts (qin-gang, tesla, unbundling)" in done.stderr
     assert "Nikola" not in done.stdout
+
+
+def test_ctrl_c_stops_the_run_with_one_summary_line_and_no_traceback(
+    newsroom: Newsroom, tmp_path: Path
+) -> None:
+    """A terminal's Ctrl-C reaches the whole process group, pool processes included:
+    the parent alone owns the shutdown and says what it finished."""
+    receiver = Receiver()
+    feeds = newsroom.write_feeds_file(tmp_path)
+    env = child_env()
+    env["NEWSMON_EXTRACTION__WORKERS"] = "2"  # a real process pool
+    worker = subprocess.Popen(
+        newsmon_run(feeds, tmp_path / "state", receiver.url()), env=env, cwd=ROOT,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 180
+        while not receiver.requests and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert receiver.requests, "no alert delivered before Ctrl-C"
+        os.killpg(worker.pid, signal.SIGINT)  # as the terminal does
+        _, stderr = worker.communicate(timeout=120)
+    finally:
+        if worker.poll() is None:
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait()
+
+    assert worker.returncode == 0, stderr[-3000:]
+    assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr, stderr[-3000:]
+    summary = [line for line in stderr.splitlines() if line.startswith("done: ")]
+    assert len(summary) == 1, stderr[-3000:]
+    assert "new stories" in summary[0] and "alerts" in summary[0]

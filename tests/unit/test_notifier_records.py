@@ -4,11 +4,11 @@ import pytest
 from notifier_alerts import make_alert
 
 from pipeline.config import KafkaSettings
+from pipeline.corridor.kafka.offsets import OffsetTracker
+from pipeline.corridor.records import Headers, Message
 from pipeline.errors import DecodeError, DeliveryError, SchemaError
-from pipeline.kafka_io import Headers, Message
 from pipeline.notifier import records
 from pipeline.notifier.tasks import DeliveryTask
-from pipeline.offsets import OffsetTracker
 
 SETTINGS = KafkaSettings()
 

@@ -17,8 +17,8 @@ from prometheus_client import CollectorRegistry
 from rules_stories import seed_story, story
 
 from pipeline.config import RulesSettings
+from pipeline.corridor.records import Message
 from pipeline.errors import ConfigError, DecodeError
-from pipeline.kafka_io import Message
 from pipeline.metrics import Metrics
 from pipeline.models import Alert, alert_id_for, decode
 from pipeline.rules.commands import match_lines, register

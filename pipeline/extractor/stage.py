@@ -1,43 +1,37 @@
-"""The extractor's thin runner: RawStory records in, EnrichedStory records out, over Kafka.
+"""The extractor's host on the corridor: RawStory records in, EnrichedStory records out.
 
 The stage decodes a chunk, fetches its pages concurrently and hands the lot to the
-extraction pool (`pool.py`: one process per core by default); the `InFlightRunner`
+extraction pool (`pool.py`: one process per core by default); the corridor's runner
 keeps two chunks per pool process in flight, publishes each as it finishes,
-dead-letters what could not be decoded, and commits behind the earliest record not
-yet published. Several workers scale through the consumer group: each gets its
-share of the raw topic's partitions, and each one's pool uses every core it is
-given, so a worker whose partitions bring the heavier pages borrows the cores the
-others leave idle.
+dead-letters what could not be decoded, and acknowledges behind the earliest record
+not yet published. The same object runs on Kafka (`worker.py`) and in `newsmon run`.
 """
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Future
+from dataclasses import dataclass
 
-from pipeline.config import Settings, TopicNames
+from pipeline.config import TopicNames
+from pipeline.corridor.records import Message, Output, Result
 from pipeline.errors import PipelineError
 from pipeline.extractor.enrich import Enriched
 from pipeline.extractor.pages import PageFetcher
 from pipeline.extractor.pool import Extraction
-from pipeline.kafka_io import InFlightRunner, Message, Output, Result
 from pipeline.metrics import Metrics
 from pipeline.models import EnrichedStory, RawStory, decode
 
 
+@dataclass
 class ExtractorStage:
-    """The `ChunkedStage` of the Kafka corridor for the extractor."""
+    """The extractor's `ChunkedStage`, the same object on Kafka and in `newsmon run`."""
 
+    extraction: Extraction
+    pages: PageFetcher
+    topics: TopicNames
+    metrics: Metrics
     name = "extractor"
-
-    def __init__(
-        self, extraction: Extraction, pages: PageFetcher, topics: TopicNames, metrics: Metrics
-    ) -> None:
-        self.extraction = extraction
-        self.pages = pages
-        self.topics = topics
-        self.metrics = metrics
 
     @property
     def in_flight_target(self) -> int:
@@ -92,30 +86,3 @@ class ExtractorStage:
         except PipelineError as exc:
             self.metrics.stories_enriched.labels("failed").inc()
             return exc
-
-
-def run_extractor(
-    settings: Settings,
-    metrics: Metrics,
-    stop: threading.Event,
-    on_round: Callable[[], None] | None = None,
-) -> None:
-    """The worker as `newsmon extractor` runs it, until `stop` is set.
-
-    Models and the taxonomy load (in every pool process, see `Extraction`) before the
-    consumer joins its group, so a bad config fails here instead of after partitions
-    were assigned.
-    """
-    extraction = Extraction(settings, metrics)
-    try:
-        max_bytes = settings.extraction.max_html_bytes
-        with PageFetcher(settings.http, max_bytes=max_bytes, metrics=metrics) as pages:
-            stage = ExtractorStage(extraction, pages, settings.kafka.topics, metrics)
-            topics = [settings.kafka.topics.raw]
-            runner = InFlightRunner(
-                stage, settings.kafka, topics, metrics, stop,
-                commit_every=settings.kafka.commit_interval_seconds, on_round=on_round,
-            )  # fmt: skip
-            runner.run()
-    finally:
-        extraction.close()

@@ -13,20 +13,15 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import os
 import random
 import threading
 import time
-from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor
-from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
+from contextlib import suppress
+from dataclasses import replace
 from datetime import UTC, datetime
 from functools import partial
-from multiprocessing import get_context
-from multiprocessing.context import BaseContext
-from typing import Protocol
 
 from pipeline.config import Feed, Settings
 from pipeline.errors import PipelineError, Retryable
@@ -34,7 +29,9 @@ from pipeline.http import Fetched, SafeFetcher
 from pipeline.metrics import Metrics
 from pipeline.models import RawStory
 from pipeline.poller import schedule
+from pipeline.poller.cycle import AllFeeds, CycleReport, Ownership, PollResult
 from pipeline.poller.normalise import FeedReading, read_feed
+from pipeline.poller.parsing import parse_executor
 from pipeline.poller.state import FeedState, SeenStories, StateStore, remember, seen_share
 
 log = logging.getLogger(__name__)
@@ -45,96 +42,6 @@ IDLE_SECONDS = 1.0
 REFRESH_SECONDS = 2.0
 COMMIT_LINGER_SECONDS = 0.05
 MAX_COMMIT_BATCH = 500
-PARENT_CHECK_SECONDS = 1.0
-
-
-class Ownership(Protocol):
-    """Which feeds this replica polls; `watch` tells it which feeds are mid-poll."""
-
-    def owns(self, feed_name: str) -> bool: ...
-
-    def watch(self, busy: Callable[[], frozenset[str]]) -> None: ...
-
-    def close(self) -> None: ...
-
-
-class AllFeeds:
-    """A single poller owns every feed."""
-
-    def owns(self, feed_name: str) -> bool:
-        return True
-
-    def watch(self, busy: Callable[[], frozenset[str]]) -> None:
-        """Nothing is ever handed over."""
-
-    def close(self) -> None:
-        """Nothing to release."""
-
-
-@dataclass(frozen=True)
-class PollResult:
-    feed: str
-    outcome: str
-    """One of metrics.POLL_OUTCOMES: ok, not_modified, error, throttled."""
-    state: FeedState
-    stories: tuple[RawStory, ...] = ()
-    listed: int = 0
-
-
-@dataclass
-class CycleReport:
-    """What a run did, for `--once` output and tests."""
-
-    polls: Counter[str] = field(default_factory=Counter)
-    entries: Counter[str] = field(default_factory=Counter)
-    stories: int = 0
-    """New stories published."""
-    errors: dict[str, str] = field(default_factory=dict)
-
-
-@contextmanager
-def parse_executor(workers: int) -> Iterator[Executor | None]:
-    """Feed parsing is CPU-bound (feedparser); with several cores it runs in processes."""
-    count = workers or (os.cpu_count() or 1)
-    if count <= 1:
-        yield None
-        return
-    pool = ProcessPoolExecutor(
-        max_workers=count,
-        mp_context=_forkserver(),
-        initializer=_exit_with_poller,
-        initargs=(os.getpid(),),
-    )
-    try:
-        yield pool
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-
-
-def _forkserver() -> BaseContext:
-    """Workers forked from a server that imported the parsing code once: no thread of this
-    process is forked, and no worker pays for the imports again."""
-    context = get_context("forkserver")
-    context.set_forkserver_preload(["__main__", "pipeline.poller.normalise"])
-    return context
-
-
-def _exit_with_poller(poller_pid: int) -> None:
-    """A parse worker's parent is the fork server, not the poller: if the poller is killed
-    (kill -9 leaves no time to shut the pool down), the worker notices and exits, and the
-    fork server with it."""
-
-    def watch() -> None:
-        while True:
-            time.sleep(PARENT_CHECK_SECONDS)
-            try:
-                os.kill(poller_pid, 0)
-            except ProcessLookupError:
-                os._exit(0)
-            except PermissionError:
-                pass  # alive, under another user
-
-    threading.Thread(target=watch, name="poller-watch", daemon=True).start()
 
 
 class FeedPoller:
@@ -247,8 +154,10 @@ class FeedPoller:
             if state is None or state.next_poll <= now or (once and not state.consecutive_errors):
                 due.append(feed)
             elif once:
-                log.info("feed backing off, skipped feed=%s retry_in=%.0f", feed.name,
-                         state.next_poll - now)  # fmt: skip
+                retry_in = round(state.next_poll - now)
+                log.info(
+                    "feed backing off, skipped", extra={"feed": feed.name, "retry_in": retry_in}
+                )
             if once:
                 polled.add(feed.name)
         return due
@@ -259,7 +168,7 @@ class FeedPoller:
         for state in states.values():
             self.seen.add(reversed(state.seen))
         self.states.update(states)
-        log.info("poller state restored feeds=%s seen=%s", len(states), len(self.seen))
+        log.info("poller state restored", extra={"feeds": len(states), "seen": len(self.seen)})
 
     async def _track_ownership(self) -> None:
         owned = frozenset(f.name for f in self.feeds if self.ownership.owns(f.name))
@@ -269,8 +178,8 @@ class FeedPoller:
             for state in await asyncio.to_thread(self.store.refresh):
                 self._adopt(state, keep=self._owned & owned)
         if owned != self._owned:
-            log.info("feeds owned count=%s gained=%s lost=%s", len(owned), len(gained),
-                     len(self._owned - owned))  # fmt: skip
+            log.info("feeds owned", extra={"count": len(owned), "gained": len(gained),
+                                           "lost": len(self._owned - owned)})  # fmt: skip
             self.metrics.feeds_owned.set(len(owned))
         self._owned = owned
 
@@ -292,7 +201,7 @@ class FeedPoller:
         try:
             result = await self._poll(feed, fetcher, pool)
         except Exception as exc:  # a bug on one feed must not stop the others
-            log.exception("feed poll crashed feed=%s", feed.name)
+            log.exception("feed poll crashed", extra={"feed": feed.name, "reason": "crash"})
             result = self._failed(feed, PipelineError(repr(exc), reason="crash"), self.clock())
         await commits.put(result)
 
@@ -336,8 +245,8 @@ class FeedPoller:
         new_ids = set(self.seen.claim(listed))
         stories = tuple(s for s in reading.stories if s.id in new_ids)
         if reading.malformed:
-            log.info("feed recovered from malformed document feed=%s problem=%s", feed.name,
-                     reading.malformed)  # fmt: skip
+            log.info("feed recovered from malformed document",
+                     extra={"feed": feed.name, "reason": reading.malformed})  # fmt: skip
         interval = schedule.adapt_interval(
             feed, self.settings.poller, current=state.interval, published=reading.published,
             new=len(stories), listed=len(listed), first_poll=state.last_success is None, now=now,
@@ -401,8 +310,9 @@ class FeedPoller:
         )
         delay = schedule.jittered(delay, self.settings.poller.jitter_fraction, self.rand())
         log.warning(
-            "feed poll failed feed=%s reason=%s errors=%s retry_in=%.0f error=%s",
-            feed.name, error.reason, errors, delay, error,
+            "feed poll failed",
+            extra={"feed": feed.name, "reason": error.reason, "errors": errors,
+                   "retry_in": round(delay), "error": str(error)},
         )  # fmt: skip
         new_state = replace(
             state,
@@ -426,7 +336,7 @@ class FeedPoller:
             try:
                 await self._commit(batch)
             except Exception:
-                log.exception("commit failed feeds=%s", len(batch))
+                log.exception("commit failed", extra={"feeds": len(batch)})
             finally:
                 for result in batch:
                     self._busy.discard(result.feed)
@@ -439,12 +349,12 @@ class FeedPoller:
             try:
                 await asyncio.to_thread(self.publish, stories)
             except Exception as exc:
-                log.error("publish failed stories=%s error=%s", len(stories), exc)
+                log.error("publish failed", extra={"stories": len(stories), "error": str(exc)})
                 batch = [self._unpublished(result, exc) for result in batch]
         try:
             await asyncio.to_thread(self.store.save, [result.state for result in batch])
         except Exception as exc:
-            log.error("saving poller state failed feeds=%s error=%s", len(batch), exc)
+            log.error("saving poller state failed", extra={"feeds": len(batch), "error": str(exc)})
         for result in batch:
             self._apply(result)
         in_error = [
@@ -484,38 +394,8 @@ class FeedPoller:
             self.report.entries[kind] += count
         self.report.stories += new
         for story in result.stories:
-            log.debug("story published feed=%s story_id=%s", result.feed, story.id)
+            log.debug("story published", extra={"feed": result.feed, "story_id": story.id})
 
 
 def body_digest(body: bytes) -> str | None:
     return hashlib.blake2b(body, digest_size=16).hexdigest() if body else None
-
-
-def poll_once(
-    feeds: Sequence[Feed],
-    settings: Settings,
-    *,
-    publish: Publish,
-    store: StateStore,
-    metrics: Metrics | None = None,
-) -> CycleReport:
-    """Poll every feed once (feeds backing off after errors excepted), publish, save, return."""
-    poller = FeedPoller(feeds, settings, publish=publish, store=store, metrics=metrics)
-    return asyncio.run(poller.run(threading.Event(), once=True))
-
-
-def run_poller(
-    feeds: Sequence[Feed],
-    settings: Settings,
-    *,
-    publish: Publish,
-    store: StateStore,
-    stop: threading.Event,
-    metrics: Metrics | None = None,
-    ownership: Ownership | None = None,
-) -> CycleReport:
-    """Poll feeds on their schedules until `stop` is set (blocking; run it in its own thread)."""
-    poller = FeedPoller(
-        feeds, settings, publish=publish, store=store, metrics=metrics, ownership=ownership
-    )
-    return asyncio.run(poller.run(stop))

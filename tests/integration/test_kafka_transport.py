@@ -20,10 +20,12 @@ from kafka import KafkaAdminClient, KafkaConsumer
 from kafka.admin import NewPartitions, NewTopic
 from kafka_checks import committed, ends
 
-from pipeline import kafka_io
 from pipeline.config import KafkaSettings
+from pipeline.corridor.kafka import clients
+from pipeline.corridor.kafka.clients import Producer
+from pipeline.corridor.kafka.transport import StageRunner
+from pipeline.corridor.records import Message, Output, Result
 from pipeline.errors import PipelineError, Retryable
-from pipeline.kafka_io import InFlightRunner, Message, Output, Producer, Result, StageRunner
 from pipeline.metrics import Metrics
 from pipeline.models import RawStory, decode, story_id_for
 
@@ -50,7 +52,7 @@ def publish_stories(settings: KafkaSettings, stories: Sequence[RawStory]) -> Non
 
 
 def read_all(settings: KafkaSettings, topic: str) -> list[Message]:
-    return list(kafka_io.read_to_end(settings, topic))
+    return list(clients.read_to_end(settings, topic))
 
 
 class EchoStage:
@@ -220,18 +222,18 @@ def test_sigterm_finishes_in_hand_record_and_loses_or_repeats_nothing(
 
 
 def test_topics_create_is_safe_to_run_twice(kafka_settings: KafkaSettings) -> None:
-    assert kafka_io.create_topics(kafka_settings) == []
-    partitions = kafka_io.describe_topics(kafka_settings)
-    for spec in kafka_io.topic_specs(kafka_settings):
+    assert clients.create_topics(kafka_settings) == []
+    partitions = clients.describe_topics(kafka_settings)
+    for spec in clients.topic_specs(kafka_settings):
         assert partitions[spec.name] == kafka_settings.partitions
 
 
 def test_a_missing_topic_is_a_clear_error(
     kafka_settings: KafkaSettings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(kafka_io, "TOPIC_WAIT_SECONDS", 1.0)
+    monkeypatch.setattr(clients, "TOPIC_WAIT_SECONDS", 1.0)
     with pytest.raises(PipelineError, match="newsmon topics create") as caught:
-        kafka_io.group_consumer(kafka_settings, "g", "test", ["no-such-topic-here"])
+        clients.group_consumer(kafka_settings, "g", "test", ["no-such-topic-here"])
     assert caught.value.reason == "no_topic"
 
 
@@ -246,7 +248,7 @@ def test_a_rejoin_answered_between_polls_is_not_lost(kafka_settings: KafkaSettin
     admin = KafkaAdminClient(bootstrap_servers=kafka_settings.bootstrap_servers)
     try:
         admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])
-        consumer = kafka_io.group_consumer(kafka_settings, f"{topic}-group", "test", [topic])
+        consumer = clients.group_consumer(kafka_settings, f"{topic}-group", "test", [topic])
         try:
             assert wait_for_assignment(consumer, {0}, poll_ms=100)
             admin.create_partitions({topic: NewPartitions(total_count=2)})
@@ -327,13 +329,13 @@ def test_partitions_moving_mid_flight_publish_each_story_once(
     raw, enriched = kafka_settings.topics.raw, kafka_settings.topics.enriched
     stop = threading.Event()
     first_stage = SlowPooledStage(kafka_settings, delay=4.0)
-    runners = [InFlightRunner(first_stage, kafka_settings, [raw], Metrics(), stop)]
+    runners = [StageRunner(first_stage, kafka_settings, [raw], Metrics(), stop)]
     threads = [threading.Thread(target=runners[0].run)]
     threads[0].start()
     try:
         _wait(lambda: len(first_stage.started) == len(stories))
         runners.append(
-            InFlightRunner(SlowPooledStage(kafka_settings, 0.1), kafka_settings, [raw],
+            StageRunner(SlowPooledStage(kafka_settings, 0.1), kafka_settings, [raw],
                            Metrics(), stop)
         )  # fmt: skip
         threads.append(threading.Thread(target=runners[1].run))
@@ -351,17 +353,31 @@ def test_partitions_moving_mid_flight_publish_each_story_once(
     assert committed(kafka_settings, group, raw) == ends(kafka_settings, raw)
 
 
-@pytest.mark.parametrize("runner_class", [StageRunner, InFlightRunner])
+class PlainStage:
+    """The same echo as a plain `Stage`: the runner handles one chunk at a time."""
+
+    name = "extractor"
+
+    def __init__(self, pooled: SlowPooledStage) -> None:
+        self.pooled = pooled
+        self.started = pooled.started
+
+    def handle_batch(self, messages: Sequence[Message]) -> list[Result]:
+        return self.pooled.handle_batch(messages)
+
+
+@pytest.mark.parametrize("pooled", [False, True], ids=["plain", "chunked"])
 def test_commits_are_paced_and_caught_up_when_the_input_runs_dry(
-    kafka_settings: KafkaSettings, runner_class: type[StageRunner]
+    kafka_settings: KafkaSettings, pooled: bool
 ) -> None:
     """With `commit_every`, a stream of records costs a commit per interval, not per
     record; once nothing more arrives, everything settled is committed."""
     raw, enriched = kafka_settings.topics.raw, kafka_settings.topics.enriched
     for n in range(12):  # one produce request each: the polls bring them in small bites
         publish_stories(kafka_settings, [make_story(n)])
-    stage = SlowPooledStage(kafka_settings, delay=0.05, threads=1)  # chunks land one by one
-    runner = runner_class(
+    chunked = SlowPooledStage(kafka_settings, delay=0.05, threads=1)  # chunks land one by one
+    stage = chunked if pooled else PlainStage(chunked)
+    runner = StageRunner(
         stage, kafka_settings, [raw], Metrics(), threading.Event(), commit_every=3600.0
     )
     commits: list[dict[object, object]] = []
@@ -408,7 +424,7 @@ def test_a_broken_pool_stops_the_worker_and_dead_letters_nothing(
 
     stage.submit = broken  # type: ignore[method-assign]
     raw = kafka_settings.topics.raw
-    runner = InFlightRunner(stage, kafka_settings, [raw], Metrics(), threading.Event())
+    runner = StageRunner(stage, kafka_settings, [raw], Metrics(), threading.Event())
     with pytest.raises(BrokenProcessPool):
         for _ in range(300):
             runner.run_once(timeout=0.2)
@@ -431,7 +447,7 @@ def test_a_hung_chunk_stops_the_rounds_a_liveness_probe_watches(
 
     stage.submit = hang  # type: ignore[method-assign]
     rounds: list[float] = []
-    runner = InFlightRunner(
+    runner = StageRunner(
         stage, kafka_settings, [kafka_settings.topics.raw], Metrics(), threading.Event(),
         on_round=lambda: rounds.append(time.monotonic()),
     )  # fmt: skip

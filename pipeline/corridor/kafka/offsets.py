@@ -12,8 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-Partition = tuple[str, int]
-Position = tuple[str, int, int]
+from pipeline.corridor.records import Partition, Position
 
 
 @dataclass

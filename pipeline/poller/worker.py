@@ -16,8 +16,15 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
-from pipeline import kafka_io
 from pipeline.config import KafkaSettings
+from pipeline.corridor.kafka.clients import Producer
+from pipeline.corridor.kafka.membership import (
+    GroupMembership,
+    TopicTail,
+    partition_count,
+    partition_for_key,
+)
+from pipeline.corridor.records import Message, Output
 from pipeline.errors import DecodeError, PipelineError, Retryable
 from pipeline.poller.state import FeedState
 
@@ -27,17 +34,17 @@ log = logging.getLogger(__name__)
 class KafkaStateStore:
     """Feed states as keyed records of the compacted poller-state topic."""
 
-    def __init__(self, settings: KafkaSettings, producer: kafka_io.Producer | None = None) -> None:
+    def __init__(self, settings: KafkaSettings, producer: Producer | None = None) -> None:
         self._settings = settings
         self._topic = settings.topics.poller_state
         self._producer = producer
-        self._tail: kafka_io.TopicTail | None = None
+        self._tail: TopicTail | None = None
         self._lock = threading.Lock()
 
     def load(self) -> dict[str, FeedState]:
         with self._lock:
             if self._tail is None:
-                self._tail = kafka_io.TopicTail(self._settings, self._topic)
+                self._tail = TopicTail(self._settings, self._topic)
             states = self._decode(self._tail.read_new())
         return {state.name: state for state in states}
 
@@ -50,7 +57,7 @@ class KafkaStateStore:
     def save(self, states: Sequence[FeedState]) -> None:
         if self._producer is None:
             raise PipelineError("this state store was opened read-only", reason="read_only")
-        outputs = [kafka_io.Output(self._topic, s.name, s.to_bytes()) for s in states]
+        outputs = [Output(self._topic, s.name, s.to_bytes()) for s in states]
         self._producer.publish(outputs)
 
     def close(self) -> None:
@@ -59,7 +66,7 @@ class KafkaStateStore:
                 self._tail.close()
                 self._tail = None
 
-    def _decode(self, messages: Sequence[kafka_io.Message]) -> list[FeedState]:
+    def _decode(self, messages: Sequence[Message]) -> list[FeedState]:
         latest: dict[bytes, FeedState] = {}
         for message in messages:
             if message.key is None or not message.value:
@@ -68,8 +75,9 @@ class KafkaStateStore:
                 latest[message.key] = FeedState.from_bytes(message.value)
             except DecodeError as exc:
                 log.warning(
-                    "unreadable poller state topic=%s partition=%s offset=%s error=%s",
-                    message.topic, message.partition, message.offset, exc,
+                    "unreadable poller state",
+                    extra={"topic": message.topic, "partition": message.partition,
+                           "offset": message.offset, "reason": exc.reason, "error": str(exc)},
                 )  # fmt: skip
         return list(latest.values())
 
@@ -79,17 +87,17 @@ class KafkaOwnership:
 
     def __init__(self, settings: KafkaSettings, *, drain_seconds: float | None = None) -> None:
         topic = settings.topics.poller_state
-        self._partitions = kafka_io.partition_count(settings, topic)
+        self._partitions = partition_count(settings, topic)
         if not self._partitions:
             raise Retryable(f"topic {topic} has no partitions (run `topics create`)")
         self._busy: Callable[[], frozenset[str]] = frozenset
         self._drain_seconds = drain_seconds or settings.session_timeout_seconds / 3
-        self._membership = kafka_io.GroupMembership(
+        self._membership = GroupMembership(
             settings, topic, f"{settings.group_prefix}-poller", on_revoked=self._drain
         )
 
     def partition_of(self, feed_name: str) -> int:
-        return kafka_io.partition_for_key(feed_name, self._partitions)
+        return partition_for_key(feed_name, self._partitions)
 
     def owns(self, feed_name: str) -> bool:
         return self.partition_of(feed_name) in self._membership.assigned()
@@ -104,8 +112,8 @@ class KafkaOwnership:
             if not any(self.partition_of(name) in partitions for name in self._busy()):
                 return
             time.sleep(0.05)
-        log.warning("feeds still in flight while their partitions move partitions=%s",
-                    sorted(partitions))  # fmt: skip
+        log.warning("feeds still in flight while their partitions move",
+                    extra={"partition": sorted(partitions)})  # fmt: skip
 
     def close(self) -> None:
         self._membership.close()

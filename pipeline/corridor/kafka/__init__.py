@@ -1,0 +1,1 @@
+"""The Kafka transport: the only code in newsmon that imports kafka."""

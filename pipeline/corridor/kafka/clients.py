@@ -1,0 +1,254 @@
+"""Kafka client set-up: the producer, group consumers (with the group-join guard), the
+admin client and the topics newsmon uses. With `transport.py` and `membership.py`, the
+only code that imports kafka.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.admin import NewTopic
+from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+from pipeline.config import KafkaSettings
+from pipeline.corridor.records import Message, Output, encode_key
+from pipeline.errors import PipelineError, Retryable
+
+log = logging.getLogger(__name__)
+
+
+def security(settings: KafkaSettings) -> dict[str, Any]:
+    options: dict[str, Any] = {"security_protocol": settings.security_protocol}
+    if settings.sasl_mechanism:
+        options["sasl_mechanism"] = settings.sasl_mechanism
+        options["sasl_plain_username"] = settings.sasl_username
+        if settings.sasl_password is not None:
+            options["sasl_plain_password"] = settings.sasl_password.get_secret_value()
+    return options
+
+
+TOPIC_WAIT_SECONDS = 60.0
+
+
+def group_consumer(
+    settings: KafkaSettings,
+    group_id: str,
+    name: str,
+    topics: Sequence[str],
+    listener: Any = None,
+    **options: Any,
+) -> KafkaConsumer:
+    """A consumer in `group_id`, subscribed to `topics` once the broker knows all of them.
+
+    Subscribing before a just-created topic's metadata is known gives an empty
+    assignment that kafka-python only repairs on its next metadata refresh; waiting
+    first (and refreshing every 30 s) avoids a worker that sits idle for minutes.
+    A topic that never appears is a clear error: run `newsmon topics create`.
+    """
+    consumer = KafkaConsumer(
+        bootstrap_servers=settings.bootstrap_servers,
+        group_id=group_id,
+        client_id=f"{settings.client_id}-{name}",
+        enable_auto_commit=False,
+        session_timeout_ms=int(settings.session_timeout_seconds * 1000),
+        heartbeat_interval_ms=int(settings.session_timeout_seconds * 1000 / 3),
+        max_poll_interval_ms=int(settings.max_poll_interval_seconds * 1000),
+        metadata_max_age_ms=30_000,
+        **options,
+        **security(settings),
+    )
+    try:
+        _await_topics(consumer, topics)
+    except PipelineError:
+        consumer.close()
+        raise
+    _see_joins_through(consumer)
+    consumer.subscribe(list(topics), listener=listener)
+    # Metadata fetched after subscribing reaches the group coordinator: its first join
+    # then knows the partitions, instead of rejoining as soon as they are learnt.
+    consumer.topics()
+    return consumer
+
+
+def _see_joins_through(consumer: KafkaConsumer) -> None:
+    """Never let a `poll()` that timed out mid-rebalance lose the group join it started.
+
+    kafka-python 3.0 rejoins without setting its `rejoin_needed` flag when the group
+    leader sees new metadata (a topic that just appeared, partitions added). If
+    `poll()` returns while that JoinGroup/SyncGroup is in flight and the answer lands
+    between two polls, nothing ever completes the join: the member sends no more
+    heartbeats, the broker drops it after `session_timeout`, and the worker sits on
+    a stale assignment for good (seen in CI: a notifier replica's retry loop stopped
+    reading). Like the Java client's `rejoinIncomplete()`, a join in flight keeps the
+    group "needing a rejoin", and `poll()` gives it up to a session timeout to finish
+    instead of giving up at once.
+    """
+    coordinator = getattr(consumer, "_coordinator", None)
+    if coordinator is None or not hasattr(coordinator, "_join_task"):
+        return  # not the kafka-python 3.0 coordinator this guards
+    need_rejoin = coordinator.need_rejoin
+    ensure_active_group = coordinator.ensure_active_group
+    patience_ms = consumer.config["session_timeout_ms"]
+
+    def joining() -> bool:
+        return coordinator._join_task is not None
+
+    def need_rejoin_or_joining() -> bool:
+        return bool(need_rejoin()) or joining()
+
+    def ensure_active_group_patiently(timeout_ms: float | None = None) -> bool:
+        if joining() and timeout_ms is not None:
+            timeout_ms = max(timeout_ms, patience_ms)
+        return bool(ensure_active_group(timeout_ms=timeout_ms))
+
+    coordinator.need_rejoin = need_rejoin_or_joining
+    coordinator.ensure_active_group = ensure_active_group_patiently
+
+
+def _await_topics(consumer: KafkaConsumer, topics: Sequence[str]) -> None:
+    deadline = time.monotonic() + TOPIC_WAIT_SECONDS
+    missing = list(topics)
+    while missing:
+        missing = [t for t in missing if not consumer.partitions_for_topic(t)]
+        if not missing:
+            return
+        if time.monotonic() > deadline:
+            raise PipelineError(
+                f"topics {missing} not found on {consumer.config['bootstrap_servers']}: "
+                "run `newsmon topics create`",
+                reason="no_topic",
+            )
+        time.sleep(0.5)
+
+
+class Producer:
+    """An idempotent producer (acks=all) whose `publish` returns only once all is acknowledged."""
+
+    def __init__(self, settings: KafkaSettings) -> None:
+        self._producer = KafkaProducer(
+            bootstrap_servers=settings.bootstrap_servers,
+            client_id=f"{settings.client_id}-producer",
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=5,
+            compression_type="gzip",
+            max_request_size=4 * 1024 * 1024,
+            **security(settings),
+        )
+
+    def publish(self, outputs: Sequence[Output], timeout: float = 30.0) -> None:
+        futures = [
+            self._producer.send(
+                out.topic, key=encode_key(out.key), value=out.value, headers=list(out.headers)
+            )
+            for out in outputs
+        ]
+        self._producer.flush(timeout=timeout)
+        try:
+            for future in futures:
+                future.get(timeout=timeout)
+        except KafkaError as exc:
+            raise Retryable(f"publish failed: {exc}", reason="publish") from exc
+
+    def close(self, timeout: float = 10.0) -> None:
+        self._producer.close(timeout=timeout)
+
+
+def _admin(settings: KafkaSettings) -> KafkaAdminClient:
+    return KafkaAdminClient(
+        bootstrap_servers=settings.bootstrap_servers,
+        client_id=f"{settings.client_id}-admin",
+        **security(settings),
+    )
+
+
+def topic_specs(settings: KafkaSettings) -> list[NewTopic]:
+    """Every topic newsmon uses; the poller state topic is compacted."""
+    names = settings.topics
+    plain = [names.raw, names.enriched, names.alerts, names.dead_letter, names.delivery_retry]
+    specs = [NewTopic(t, settings.partitions, settings.replication_factor) for t in plain]
+    specs.append(
+        NewTopic(
+            names.poller_state,
+            settings.partitions,
+            settings.replication_factor,
+            topic_configs={"cleanup.policy": "compact"},
+        )
+    )
+    return specs
+
+
+def create_topics(settings: KafkaSettings) -> list[str]:
+    """Create missing topics; existing ones are left alone, so it is safe to run twice.
+
+    Returns the names created by this call.
+    """
+    admin = _admin(settings)
+    try:
+        existing = set(admin.list_topics())
+        missing = [s for s in topic_specs(settings) if s.name not in existing]
+        created = []
+        for spec in missing:
+            try:
+                admin.create_topics([spec])
+                created.append(spec.name)
+            except TopicAlreadyExistsError:
+                log.info("topic already exists", extra={"topic": spec.name})
+        return created
+    finally:
+        admin.close()
+
+
+def describe_topics(settings: KafkaSettings) -> dict[str, int]:
+    """Partition count per existing topic (for `topics create` output and tests)."""
+    admin = _admin(settings)
+    try:
+        return {t["name"]: len(t["partitions"]) for t in admin.describe_topics()}
+    finally:
+        admin.close()
+
+
+def to_message(record: Any) -> Message:
+    return Message(
+        topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        key=record.key,
+        value=record.value if record.value is not None else b"",
+        headers=tuple((k, v or b"") for k, v in (record.headers or [])),
+        timestamp_ms=record.timestamp or 0,
+    )
+
+
+def read_to_end(
+    settings: KafkaSettings, topic: str, partitions: Sequence[int] | None = None
+) -> Iterator[Message]:
+    """Every record of a topic (or of some of its partitions) up to its current end."""
+    consumer = KafkaConsumer(
+        bootstrap_servers=settings.bootstrap_servers,
+        enable_auto_commit=False,
+        client_id=f"{settings.client_id}-reader",
+        **security(settings),
+    )
+    try:
+        known = consumer.partitions_for_topic(topic) or set()
+        wanted = [
+            TopicPartition(topic, p) for p in sorted(known) if partitions is None or p in partitions
+        ]
+        if not wanted:
+            return
+        consumer.assign(wanted)
+        consumer.seek_to_beginning(*wanted)
+        ends = consumer.end_offsets(wanted)
+        pending = {tp for tp in wanted if ends[tp] > consumer.position(tp)}
+        while pending:
+            for tp, records in consumer.poll(timeout_ms=1000).items():
+                yield from (to_message(r) for r in records)
+                if consumer.position(tp) >= ends[tp]:
+                    pending.discard(tp)
+    finally:
+        consumer.close()

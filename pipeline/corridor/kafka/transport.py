@@ -1,0 +1,182 @@
+"""The Kafka transport: a consumer group in, an idempotent producer out, commits behind
+the earliest record not yet settled.
+
+A runner given `commit_every` commits what it settled at most that often (and
+whenever its input runs dry or it stops): each commit costs the broker a log append,
+and a crash re-reads at most that much (the stages' ledgers drop what was already done).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+
+from kafka import KafkaConsumer, TopicPartition
+from kafka.errors import KafkaError
+from kafka.structs import OffsetAndMetadata
+
+from pipeline.config import KafkaSettings
+from pipeline.corridor.kafka.clients import Producer, group_consumer, to_message
+from pipeline.corridor.kafka.membership import RevokeListener
+from pipeline.corridor.kafka.offsets import OffsetTracker
+from pipeline.corridor.records import ChunkedStage, Message, Output, Partition, Stage
+from pipeline.corridor.runner import Hooks, Runner
+from pipeline.corridor.settle import policy_for
+from pipeline.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+LAG_REFRESH_SECONDS = 10.0
+
+
+class KafkaTransport:
+    """Polls a consumer group, publishes with acks=all, commits what was acknowledged."""
+
+    def __init__(
+        self,
+        settings: KafkaSettings,
+        topics: Sequence[str],
+        group_id: str,
+        name: str,
+        metrics: Metrics,
+        *,
+        commit_every: float = 0.0,
+    ) -> None:
+        self.name = ",".join(topics)
+        self.stage_name = name
+        self.metrics = metrics
+        self.commit_every = commit_every
+        self.on_revoked: Callable[[set[Partition]], None] | None = None
+        """Told of partitions moving away, after their commit points are restored."""
+        self.tracker = OffsetTracker()
+        self.producer = Producer(settings)
+        self.consumer = group_consumer(
+            settings, group_id, name, topics, listener=RevokeListener(self._revoked),
+            auto_offset_reset="earliest", max_poll_records=settings.max_poll_records,
+        )  # fmt: skip
+        self._committed_at = time.monotonic()
+        self._lag_checked = 0.0
+
+    def poll(self, timeout: float) -> list[Message]:
+        polled = self.consumer.poll(timeout_ms=int(timeout * 1000))
+        messages = [to_message(r) for records in polled.values() for r in records]
+        for message in messages:
+            self.tracker.track(message.position)
+        self._refresh_lag()
+        return messages
+
+    def publish(self, outputs: Sequence[Output]) -> None:
+        if outputs:
+            self.producer.publish(outputs)
+
+    def acknowledge(self, messages: Sequence[Message]) -> None:
+        for message in messages:
+            self.tracker.settle(message.position)
+        if time.monotonic() - self._committed_at >= self.commit_every:
+            self.flush()
+
+    def flush(self) -> None:
+        """Commit up to each partition's earliest unsettled record."""
+        self._committed_at = time.monotonic()
+        offsets = self.tracker.committable()
+        if not offsets:
+            return
+        try:
+            self.consumer.commit(
+                {TopicPartition(*tp): OffsetAndMetadata(o, "", -1) for tp, o in offsets.items()}
+            )
+        except KafkaError as exc:  # the group moved on: the next owner reads them again
+            log.warning("commit failed", extra={"stage": self.stage_name, "reason": str(exc)})
+            return
+        self.tracker.mark_committed(offsets)
+
+    def pause(self) -> None:
+        assigned = self.consumer.assignment()
+        if assigned:
+            self.consumer.pause(*assigned)
+
+    def resume(self) -> None:
+        paused = self.consumer.paused()
+        if paused:
+            self.consumer.resume(*paused)
+
+    def _revoked(self, partitions: set[Partition]) -> None:
+        """Let go of what is held of `partitions`: the next owner reads it from the commit.
+
+        kafka-python calls this on its IO thread while `poll()` or `close()` waits, so
+        nothing here may block on the client (no commit). The consumer is rewound to
+        the commit points: if a partition comes back to this worker, the client keeps
+        its position, which is past what was held.
+        """
+        for (topic, partition), offset in self.tracker.commit_points(partitions).items():
+            self.consumer.seek(TopicPartition(topic, partition), offset)
+        self.tracker.forget(partitions)
+        if self.on_revoked is not None:
+            self.on_revoked(partitions)
+
+    def _refresh_lag(self) -> None:
+        now = time.monotonic()
+        if now - self._lag_checked < LAG_REFRESH_SECONDS:
+            return
+        self._lag_checked = now
+        assigned = list(self.consumer.assignment())
+        if not assigned:
+            return
+        try:
+            ends = self.consumer.end_offsets(assigned)
+        except KafkaError:
+            return
+        for tp in assigned:
+            lag = max(ends.get(tp, 0) - self.consumer.position(tp), 0)
+            self.metrics.consumer_lag.labels(self.stage_name, tp.topic, str(tp.partition)).set(lag)
+
+    def close(self) -> None:
+        """Leave the group so partitions move at once. What was settled is committed by
+        the runner's last `flush`; after a broken pool nothing more is committed."""
+        try:
+            self.producer.close()
+        finally:
+            self.consumer.close(autocommit=False)
+
+
+class StageRunner(Runner):
+    """A stage on Kafka: the corridor's `Runner` over a `KafkaTransport`."""
+
+    def __init__(
+        self,
+        stage: Stage | ChunkedStage,
+        settings: KafkaSettings,
+        topics: Sequence[str],
+        metrics: Metrics,
+        stop: threading.Event,
+        *,
+        group_id: str | None = None,
+        chunk_size: int = 1,
+        commit_every: float = 0.0,
+        on_idle: Callable[[], None] | None = None,
+        on_round: Callable[[], None] | None = None,
+        on_published: Callable[[Sequence[Message]], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.topics = list(topics)
+        self.group_id = group_id or f"{settings.group_prefix}-{stage.name}"
+        self.kafka = KafkaTransport(
+            settings, topics, self.group_id, stage.name, metrics, commit_every=commit_every
+        )
+        super().__init__(
+            stage, self.kafka, policy_for(stage, settings, metrics, stop),
+            poll_timeout=settings.poll_timeout_seconds, chunk_size=chunk_size,
+            stuck_after=settings.max_poll_interval_seconds,
+            hooks=Hooks(on_idle, on_round, on_published),
+        )  # fmt: skip
+        self.kafka.on_revoked = self.release
+
+    @property
+    def consumer(self) -> KafkaConsumer:
+        return self.kafka.consumer
+
+    @property
+    def producer(self) -> Producer:
+        return self.kafka.producer
