@@ -178,7 +178,7 @@ def read_story(
 ) -> list[tuple[TextField, list[Found]]]:
     """The story's spans (field, the text NER read, spans), each name given one label for
     the whole story: longer names first, then one-word names, which lean on them."""
-    fields = [(field, text, list(spans)) for field, text, spans in found]
+    fields = [(field, text, sorted(spans, key=lambda s: s.start)) for field, text, spans in found]
     texts = [text for _, text, _ in fields]
     names: dict[tuple[str, ...], str] = {}
     longer = _names(fields, lambda span, words: len(words) > 1 and _readable(span, {}))
@@ -215,7 +215,7 @@ def _settle(
     weights: Weights,
 ) -> str:
     """Read one name over all its occurrences and give every one of them that label."""
-    occurrences = [_occurrence(fields[f][1], fields[f][2], fields[f][2][i]) for f, i in places]
+    occurrences = [_occurrence(fields[f][1], fields[f][2], i) for f, i in places]
     first = fields[places[0][0]][2][places[0][1]]
     label = read_name(occurrences, names.items(), surname=surname, weights=weights) or first.label
     for f, i in places:
@@ -227,9 +227,12 @@ def _settle(
     return label
 
 
-def _occurrence(text: str, spans: Sequence[Found], span: Found) -> Occurrence:
-    neighbours = [Labelled(s.start, s.end, s.label) for s in spans if s is not span]
-    return Occurrence(text, span.start, span.end, span.label, neighbours)
+def _occurrence(text: str, spans: Sequence[Found], i: int) -> Occurrence:
+    """The span at `i` of its field's spans (in text order), with the spans on either side:
+    the only ones it can be listed with."""
+    beside = [spans[j] for j in (i - 1, i + 1) if 0 <= j < len(spans)]
+    neighbours = [Labelled(s.start, s.end, s.label) for s in beside]
+    return Occurrence(text, spans[i].start, spans[i].end, spans[i].label, neighbours)
 
 
 def _readable(span: Found, names: Mapping[tuple[str, ...], str]) -> bool:

@@ -34,11 +34,16 @@ ORG, PERSON, PLACE = "ORG", "PERSON", "GPE"
 READINGS = (ORG, PERSON, PLACE)
 _READING_OF = {"ORG": ORG, "PERSON": PERSON, "GPE": PLACE, "LOC": PLACE, "FAC": PLACE}
 
-_STEM = Stemmer.Stemmer("english")
+_STEMMER = Stemmer.Stemmer("english")
+
+
+@lru_cache(maxsize=65536)
+def _stem(word: str) -> str:
+    return str(_STEMMER.stemWord(word))
 
 
 def _stems(words: str) -> frozenset[str]:
-    return frozenset(_STEM.stemWord(word) for word in words.split())
+    return frozenset(_stem(word) for word in words.split())
 
 
 # Words of a sentence that go with one reading (stemmed, so "shares" is "share").
@@ -110,6 +115,8 @@ DESIGNATORS = frozenset(
         "international",
     ]
 )
+# A word ending a longer name that makes it a place ("Lincoln City Council", "Orange County").
+PLACE_ENDINGS = frozenset({"county", "city", "council", "province", "state"})
 # A word right before a name that makes it a person ("the inventor Tesla", "Sen. Warnock").
 TITLES = _stems(
     "mr mrs ms miss dr sir dame lord lady sen senator rep gov president former late "
@@ -125,6 +132,7 @@ THING_PRONOUNS = frozenset({"its", "itself"})
 PERSON_SUBJECTS = frozenset({"he", "she"})
 THING_SUBJECTS = frozenset({"it"})
 _SUBJECT_REACH = 4
+_NEAR = 4  # words either side of a name that count as near it
 _SKIPPED_BEFORE = frozenset({"the", "a", "an", "of"})
 
 _WORD = re.compile(r"\w+(?:[-&]\w+)*")
@@ -148,6 +156,7 @@ class Weights:
     title: float = 3.0  # "the inventor Tesla", "Mr Ford"
     adjacent: float = 1.5  # a cue word right before or after the name ("carmaker Ford")
     possessive: float = 3.0  # a cue word after the name's possessive ("Ford's shares")
+    near: float = 0.5  # each cue word within a few words of the name
     sentence: float = 0.5  # each other cue word of the sentence
     pronoun: float = 1.0  # his/her or its in the sentence
     neighbour: float = 1.5  # an entity listed with this one ("Ford and GM")
@@ -159,7 +168,7 @@ class Weights:
 # last line bench/entity_typing.py prints. Re-tune when the cue lists change.
 DEFAULT_WEIGHTS = Weights(
     model=1.0, full_name=3.0, designator=4.0, title=3.0, adjacent=1.5, possessive=3.0,
-    sentence=0.75, pronoun=1.0, neighbour=1.5, surname=2.0, next_sentence=1.0,
+    near=1.0, sentence=0.5, pronoun=1.0, neighbour=1.5, surname=2.0, next_sentence=1.0,
 )  # fmt: skip
 
 
@@ -177,6 +186,7 @@ def reading_of(label: str | None) -> str | None:
     return _READING_OF.get(label or "")
 
 
+@lru_cache(maxsize=65536)
 def name_words(text: str) -> tuple[str, ...]:
     """A name's words, lower case and without a possessive, to compare names by words."""
     return tuple(word.lower() for word in _WORD.findall(re.sub(r"['\u2019]s?\b", "", text)))
@@ -195,6 +205,10 @@ class _Sentences:
     def __init__(self, text: str) -> None:
         self.words = [(m.start(), m.end(), m.group().lower()) for m in _WORD.finditer(text)]
         self.starts = [start for start, _, _ in self.words]
+        self.capitalised: dict[str, list[int]] = {}  # word -> where it is written capitalised
+        for at, (start, _, word) in enumerate(self.words):
+            if text[start].isupper():
+                self.capitalised.setdefault(word, []).append(at)
         self.bounds = [0, *self._ends(text), len(text)]
 
     @staticmethod
@@ -257,7 +271,11 @@ def context_votes(votes: Votes, at: Occurrence, weights: Weights) -> None:
     own = name_words(text[start:end])
     if len(own) > 1 and own[-1] in DESIGNATORS:
         votes.add(ORG, weights.designator)
-    for word in before[:-1] + after[1:]:
+    elif len(own) > 1 and own[-1] in PLACE_ENDINGS:
+        votes.add(PLACE, weights.designator)
+    for word in before[-_NEAR:-1] + after[1:_NEAR]:
+        _vote_sentence_word(votes, word, weights.near)
+    for word in before[:-_NEAR] + after[_NEAR:]:
         _vote_sentence_word(votes, word, weights.sentence)
     _vote_pronouns(votes, set(before) | set(after), set(after[:_SUBJECT_REACH]), weights)
     _vote_neighbours(votes, at, weights)
@@ -275,7 +293,7 @@ def _vote_next_sentence(votes: Votes, opening: list[str], weights: Weights) -> N
         votes.add(PLACE, weights.next_sentence / 2)
     elif opening[0] == "the" and len(opening) == 2:
         for reading in (ORG, PLACE):
-            if _STEM.stemWord(opening[1]) in KINDS[reading]:
+            if _stem(opening[1]) in KINDS[reading]:
                 votes.add(reading, weights.next_sentence)
 
 
@@ -284,10 +302,10 @@ def _vote_next_to(
 ) -> None:
     previous = [w for w in before[-3:] if w not in _SKIPPED_BEFORE]
     nearest = [w for w in before[-2:] if w not in {"the", "a", "an"}]
-    if nearest and _STEM.stemWord(nearest[-1]) in PLACE_BEFORE:
+    if nearest and _stem(nearest[-1]) in PLACE_BEFORE:
         votes.add(PLACE, weights.adjacent)
     elif previous:
-        word = _STEM.stemWord(previous[-1])
+        word = _stem(previous[-1])
         if word in TITLES:
             votes.add(PERSON, weights.title)
         _vote_sentence_word(votes, previous[-1], weights.adjacent)
@@ -298,7 +316,7 @@ def _vote_next_to(
 
 
 def _vote_sentence_word(votes: Votes, word: str, weight: float) -> None:
-    stem = _STEM.stemWord(word)
+    stem = _stem(word)
     for reading, cues in SENTENCE_CUES.items():
         if stem in cues:
             votes.add(reading, weight)
@@ -333,7 +351,12 @@ def name_votes(
     them, and a person's when this is the last word of a short name ("Henry Ford" then
     "Ford"): a company is shortened to its first word ("Ford Motor", "Ford"), a person to
     the surname."""
-    wholes = [(tuple(whole), label) for whole, label in names if is_part_of(words, whole)]
+    first = words[0] if words else ""
+    wholes = [
+        (tuple(whole), label)
+        for whole, label in names
+        if first in whole and is_part_of(words, whole)
+    ]
     for reading in {reading_of(label) for _, label in wholes}:
         votes.add(reading, weights.full_name)
     if any(is_surname_of(words, whole) for whole, _ in wholes):
@@ -355,12 +378,10 @@ def surname_recurs(texts: Iterable[str], whole: Sequence[str]) -> bool:
     Tesla worked"): how news refers to a person, not to a company."""
     if not 2 <= len(whole) <= 3 or DESIGNATORS.intersection(whole):
         return False
-    surname = re.compile(rf"\b{re.escape(whole[-1])}\b", re.IGNORECASE)
     for text in texts:
-        for match in surname.finditer(text):
-            before = _WORD.findall(text[max(0, match.start() - 40) : match.start()])
-            full_again = bool(before) and before[-1].lower() == whole[-2]
-            if text[match.start()].isupper() and not full_again:
+        index = _sentences(text)
+        for at in index.capitalised.get(whole[-1], ()):
+            if at == 0 or index.words[at - 1][2] != whole[-2]:
                 return True
     return False
 

@@ -203,18 +203,21 @@ def test_a_bare_surname_after_the_full_name_is_the_person(
     assert _fired(enricher, name, title, summary) == {"person"}
 
 
-# Class 4: a company named only in a short text, which the model leaves unlabelled.
-# Before the reader, no rule fired on these.
+# Class 4: a company (or place) named only in a short text, which the model leaves
+# unlabelled. Before the reader, no rule fired on these.
 @pytest.mark.parametrize(
-    ("name", "title"),
+    ("name", "title", "reading"),
     [
-        ("Orange", "Orange to merge Spanish unit with MasMovil"),
+        ("Orange", "Orange to merge Spanish unit with MasMovil", "org"),
+        ("Orange", "Orange and Vodafone agree network sharing deal", "org"),
+        ("Dell", "Dell returns to growth as AI servers sell out", "org"),
+        ("Victoria", "Victoria declares bushfire emergency", "place"),
     ],
 )
-def test_a_company_named_only_in_a_short_title_is_read_from_its_context(
-    enricher: Enricher, name: str, title: str
+def test_a_name_only_in_a_short_title_is_read_from_its_context(
+    enricher: Enricher, name: str, title: str, reading: str
 ) -> None:
-    assert _fired(enricher, name, title, "") == {"org"}
+    assert _fired(enricher, name, title, "") == {reading}
 
 
 def test_the_issues_summary_sentence_fires_the_company_rule(enricher: Enricher) -> None:
