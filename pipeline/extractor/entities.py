@@ -34,6 +34,7 @@ from pipeline.extractor.readings import (
     Labelled,
     Occurrence,
     Weights,
+    is_short,
     name_words,
     read_name,
     reading_of,
@@ -215,7 +216,7 @@ def _settle(
     weights: Weights,
 ) -> str:
     """Read one name over all its occurrences and give every one of them that label."""
-    occurrences = [_occurrence(fields[f][1], fields[f][2], i) for f, i in places]
+    occurrences = [_occurrence(fields[f], i) for f, i in places]
     first = fields[places[0][0]][2][places[0][1]]
     label = read_name(occurrences, names.items(), surname=surname, weights=weights) or first.label
     for f, i in places:
@@ -227,12 +228,14 @@ def _settle(
     return label
 
 
-def _occurrence(text: str, spans: Sequence[Found], i: int) -> Occurrence:
+def _occurrence(field: tuple[TextField, str, list[Found]], i: int) -> Occurrence:
     """The span at `i` of its field's spans (in text order), with the spans on either side:
     the only ones it can be listed with."""
+    name, text, spans = field
     beside = [spans[j] for j in (i - 1, i + 1) if 0 <= j < len(spans)]
     neighbours = [Labelled(s.start, s.end, s.label) for s in beside]
-    return Occurrence(text, spans[i].start, spans[i].end, spans[i].label, neighbours)
+    span = spans[i]
+    return Occurrence(text, span.start, span.end, span.label, neighbours, is_short(name, text))
 
 
 def _readable(span: Found, names: Mapping[tuple[str, ...], str]) -> bool:

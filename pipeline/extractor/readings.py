@@ -115,8 +115,10 @@ DESIGNATORS = frozenset(
         "international",
     ]
 )
-# A word ending a longer name that makes it a place ("Lincoln City Council", "Orange County").
-PLACE_ENDINGS = frozenset({"county", "city", "council", "province", "state"})
+# Words ending a longer name that make it a place ("Lincoln City Council", "Orange County";
+# not "Penn State" or "UN Security Council").
+PLACE_ENDINGS = frozenset({("county",), ("city",), ("province",), ("city", "council"),
+                           ("county", "council"), ("town", "council")})  # fmt: skip
 # A word right before a name that makes it a person ("the inventor Tesla", "Sen. Warnock").
 TITLES = _stems(
     "mr mrs ms miss dr sir dame lord lady sen senator rep gov president former late "
@@ -181,6 +183,17 @@ class Labelled:
     label: str
 
 
+# A title, or a summary no longer than a standfirst, is a short text: the model sees too
+# little of it, and its one or two sentences are about the name. In a longer text the
+# words of a sentence are about its topic (a tennis report is full of "his", "played" and
+# "season" around "Brazil"), so only the words next to a name count there.
+SHORT_TEXT_CHARS = 1000
+
+
+def is_short(field: str, text: str) -> bool:
+    return field == "title" or (field == "summary" and len(text) <= SHORT_TEXT_CHARS)
+
+
 def reading_of(label: str | None) -> str | None:
     """ORG, PERSON or GPE for labels that can be read again; None for dates, amounts..."""
     return _READING_OF.get(label or "")
@@ -241,6 +254,9 @@ class Votes:
     def __init__(self) -> None:
         self.score = dict.fromkeys(READINGS, 0.0)
 
+    def scale(self, factor: float) -> None:
+        self.score = {reading: score * factor for reading, score in self.score.items()}
+
     def add(self, reading: str | None, weight: float) -> None:
         if reading is not None:
             self.score[reading] += weight
@@ -256,10 +272,13 @@ class Occurrence:
     end: int
     label: str | None
     neighbours: Sequence[Labelled] = ()
+    short: bool = True  # a title or a summary: its sentence, pronouns and neighbours count
 
 
 def context_votes(votes: Votes, at: Occurrence, weights: Weights) -> None:
-    """What the name's own text says: the words next to it, its sentence, its neighbours."""
+    """What the name's own text says: the words next to it and, in a short text, its
+    sentence, pronouns and neighbours. In a whole article the model has the context it
+    needs, and many mentions in sentences about other things would outvote it."""
     text, start, end = at.text, at.start, at.end
     index = _sentences(text)
     first, last = index.sentence(start, end)
@@ -267,12 +286,11 @@ def context_votes(votes: Votes, at: Occurrence, weights: Weights) -> None:
     after_text = text[end:last]
     possessive = _POSSESSIVE_AFTER.match(after_text)
     after = index.between(end + (possessive.end() if possessive else 0), last)
-    _vote_next_to(votes, before, after, possessive is not None, weights)
     own = name_words(text[start:end])
-    if len(own) > 1 and own[-1] in DESIGNATORS:
-        votes.add(ORG, weights.designator)
-    elif len(own) > 1 and own[-1] in PLACE_ENDINGS:
-        votes.add(PLACE, weights.designator)
+    _vote_name_shape(votes, own, before, after, possessive=possessive is not None, weights=weights)
+    if not at.short:
+        return
+    _vote_next_to(votes, before, after, possessive is not None, weights)
     for word in before[-_NEAR:-1] + after[1:_NEAR]:
         _vote_sentence_word(votes, word, weights.near)
     for word in before[:-_NEAR] + after[_NEAR:]:
@@ -297,6 +315,29 @@ def _vote_next_sentence(votes: Votes, opening: list[str], weights: Weights) -> N
                 votes.add(reading, weights.next_sentence)
 
 
+def _vote_name_shape(
+    votes: Votes,
+    own: tuple[str, ...],
+    before: list[str],
+    after: list[str],
+    *,
+    possessive: bool,
+    weights: Weights,
+) -> None:
+    """What the name and the words touching it say, in any text: "Ford Motor", "Hilton
+    Worldwide", "Lincoln City Council", "the inventor Tesla"."""
+    if (len(own) > 1 and own[-1] in DESIGNATORS) or (
+        after and after[0] in DESIGNATORS and not possessive
+    ):
+        votes.add(ORG, weights.designator)
+    elif len(own) > 1 and (own[-1:] in PLACE_ENDINGS or own[-2:] in PLACE_ENDINGS):
+        votes.add(PLACE, weights.designator)
+    previous = [w for w in before[-3:] if w not in _SKIPPED_BEFORE]
+    person_shaped = len(own) == 1 or _person_shaped(own)
+    if previous and _stem(previous[-1]) in TITLES and person_shaped:
+        votes.add(PERSON, weights.title)
+
+
 def _vote_next_to(
     votes: Votes, before: list[str], after: list[str], possessive: bool, weights: Weights
 ) -> None:
@@ -305,14 +346,13 @@ def _vote_next_to(
     if nearest and _stem(nearest[-1]) in PLACE_BEFORE:
         votes.add(PLACE, weights.adjacent)
     elif previous:
-        word = _stem(previous[-1])
-        if word in TITLES:
-            votes.add(PERSON, weights.title)
         _vote_sentence_word(votes, previous[-1], weights.adjacent)
-    if after:
-        if after[0] in DESIGNATORS and not possessive:
-            votes.add(ORG, weights.designator)
-        _vote_sentence_word(votes, after[0], weights.possessive if possessive else weights.adjacent)
+    if after and possessive:
+        # "Ford's shares" is the company, but "Neumann's company" is its owner.
+        if _stem(after[0]) not in KINDS[ORG]:
+            _vote_sentence_word(votes, after[0], weights.possessive)
+    elif after:
+        _vote_sentence_word(votes, after[0], weights.adjacent)
 
 
 def _vote_sentence_word(votes: Votes, word: str, weight: float) -> None:
@@ -345,18 +385,29 @@ def _vote_neighbours(votes: Votes, at: Occurrence, weights: Weights) -> None:
 
 
 def name_votes(
-    votes: Votes, words: Sequence[str], names: Iterable[tuple[Sequence[str], str]], weights: Weights
+    votes: Votes,
+    words: Sequence[str],
+    names: Iterable[tuple[Sequence[str], str]],
+    weights: Weights,
+    short: bool = True,
 ) -> None:
-    """Votes from the story's longer names made of this name's words: one per reading of
-    them, and a person's when this is the last word of a short name ("Henry Ford" then
-    "Ford"): a company is shortened to its first word ("Ford Motor", "Ford"), a person to
-    the surname."""
+    """Votes from the story's longer names made of this name's words.
+
+    In a short text: one per reading of them, and a person's when this is the last word of
+    a person-shaped name ("Henry Ford" then "Ford"): a company is shortened to its first
+    word ("Ford Motor", "Ford"), a person to the surname. In a long text only the surname
+    of a person counts: there "Cleveland" beside "Cleveland Clinic" or "Audi" beside a
+    mislabelled "Audi Q5" are better left to the model."""
     first = words[0] if words else ""
     wholes = [
         (tuple(whole), label)
         for whole, label in names
         if first in whole and is_part_of(words, whole)
     ]
+    if not short:
+        if any(is_surname_of(words, w) and reading_of(label) == PERSON for w, label in wholes):
+            votes.add(PERSON, weights.full_name)
+        return
     for reading in {reading_of(label) for _, label in wholes}:
         votes.add(reading, weights.full_name)
     if any(is_surname_of(words, whole) for whole, _ in wholes):
@@ -364,19 +415,22 @@ def name_votes(
 
 
 def is_surname_of(words: Sequence[str], whole: Sequence[str]) -> bool:
-    """A one-word name that ends a two- or three-word name with no company word in it."""
-    return (
-        len(words) == 1
-        and 2 <= len(whole) <= 3
-        and whole[-1] == words[0]
-        and not DESIGNATORS.intersection(whole)
-    )
+    """A one-word name that ends a person-shaped name ("Ford" of "Henry Ford")."""
+    return len(words) == 1 and whole[-1] == words[0] and _person_shaped(whole)
+
+
+def _person_shaped(whole: Sequence[str]) -> bool:
+    """A given name and a surname, maybe with initials ("Henry Ford", "J. P. Morgan"), and no
+    company word: not "Davis Cup Finals" or "International Tennis Federation"."""
+    given = whole[:-1]
+    shaped = len(given) == 1 or all(len(word) == 1 for word in given)
+    return len(whole) >= 2 and shaped and not DESIGNATORS.intersection(whole)
 
 
 def surname_recurs(texts: Iterable[str], whole: Sequence[str]) -> bool:
     """The last word of a short name stands alone somewhere in the story ("Nikola Tesla ...
     Tesla worked"): how news refers to a person, not to a company."""
-    if not 2 <= len(whole) <= 3 or DESIGNATORS.intersection(whole):
+    if not _person_shaped(whole):
         return False
     for text in texts:
         index = _sentences(text)
@@ -414,8 +468,12 @@ def read_name(
         if at.label is not None:
             votes.add(reading_of(at.label), weights.model)
             labels[at.label] += 1
+    votes.scale(1 / len(occurrences))  # the mean mention: a name said often weighs no more
     first = occurrences[0]
-    name_votes(votes, name_words(first.text[first.start : first.end]), names, weights)
-    if surname:
+    # The surname pattern only where the model sees little: in a long text "Apple Watch ...
+    # the Watch" or "North Dakota ... South Dakota" look just like "Henry Ford ... Ford".
+    short = any(at.short for at in occurrences)
+    name_votes(votes, name_words(first.text[first.start : first.end]), names, weights, short)
+    if surname and short:
         votes.add(PERSON, weights.surname)
     return decide(votes, labels.most_common(1)[0][0] if labels else None)
