@@ -27,6 +27,7 @@ from pipeline.extractor.readings import (
     Labelled,
     Occurrence,
     Weights,
+    is_short,
     name_words,
     read_name,
 )
@@ -262,9 +263,10 @@ class _EntitySpans:
                 return entity.label.upper()
         pattern = re.compile(r"\b" + r"\W+".join(map(re.escape, words)) + r"\b", re.IGNORECASE)
         occurrences = [
-            Occurrence(text, m.start(), m.end(), None, neighbours)
+            Occurrence(text, m.start(), m.end(), None, neighbours, is_short(short_as, text))
             for field in self._short_fields()
             for text, neighbours in [self._field_spans(field)]
+            for short_as in ["title" if field == "title" else "summary"]
             for m in pattern.finditer(text)
             if text[m.start()].isupper()
         ]

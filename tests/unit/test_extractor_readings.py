@@ -147,6 +147,22 @@ def test_other_names_keep_the_models_label_when_nothing_speaks_against_it() -> N
     assert [(s.text, s.label) for s in spans] == [("Belgrade", "GPE"), ("Monday", "DATE")]
 
 
+def test_in_an_article_the_sentence_around_a_name_does_not_relabel_it() -> None:
+    """A tennis report is full of "his" and "played": that says nothing about "Brazil"."""
+    text = "Brazil played his best season. " * 3 + "x" * 1000
+    spans = [Found("Brazil", "GPE", i, i + 6) for i in (0, 31, 62)]
+    [(_, read)] = read_story([("text", text, spans)])
+    assert {s.label for s in read} == {"GPE"}
+    [(_, short)] = read_story([("summary", text[:93], spans)])
+    assert {s.label for s in short} == {"PERSON"}
+
+
+def test_in_an_article_a_bare_surname_still_takes_the_persons_label() -> None:
+    text = "Henry Ford built his first car in a shed. " + "x" * 1000 + " Ford later said so."
+    spans = _spans(text, ("Henry Ford", "PERSON"), ("Ford", "ORG"))
+    assert [e.label for e in fold_entities(read_story([("text", text, spans)]))] == ["PERSON"]
+
+
 # --- through the real model and the whole stage ---------------------------------------------
 
 
