@@ -184,7 +184,9 @@ def read_story(
     names: dict[tuple[str, ...], str] = {}
     longer = _names(fields, lambda span, words: len(words) > 1 and _readable(span, {}))
     for words, places in longer.items():
-        names[words] = _settle(fields, places, {}, surname_recurs(texts, words), weights)
+        short = any(is_short(fields[f][0], fields[f][1]) for f, _ in places)
+        surname = short and surname_recurs(texts, words)  # only counted in short texts
+        names[words] = _settle(fields, places, {}, surname, weights)
     one_word = _names(fields, lambda span, words: len(words) == 1 and _readable(span, names))
     for places in one_word.values():
         _settle(fields, places, names, False, weights)

@@ -227,7 +227,7 @@ class _Sentences:
     @staticmethod
     def _ends(text: str) -> Iterable[int]:
         for match in _SENTENCE_END.finditer(text):
-            before = text[: match.start()].rsplit(None, 1)
+            before = text[max(0, match.start() - 24) : match.start()].rsplit(None, 1)
             word = before[-1].lower().rstrip(".") if before else ""
             if match.group().startswith(".") and (word in _ABBREVIATIONS or len(word) == 1):
                 continue
