@@ -20,7 +20,7 @@ from spacy.language import Language
 
 from pipeline.config import ExtractionSettings, NlpSettings, Settings, TaxonomyFile
 from pipeline.errors import ExtractionRejected
-from pipeline.extractor.entities import Found, fold_entities, load_ner, recognise
+from pipeline.extractor.entities import Found, fold_entities, load_ner, read_story, recognise
 from pipeline.extractor.text import Article, extract_article
 from pipeline.extractor.topics import Taxonomy, compile_taxonomy, load_taxonomy, score_topics
 from pipeline.metrics import Metrics
@@ -249,7 +249,10 @@ class Enricher:
             nlp = self.models.get(language)
             if nlp is not None:
                 self._recognise(nlp, indexes, fields, found, chunk)
-        return [fold_entities(story_found) for story_found in found]
+        return [
+            fold_entities(read_story(_with_texts(story_found, story_fields)))
+            for story_found, story_fields in zip(found, fields, strict=True)
+        ]
 
     def _recognise(
         self,
@@ -301,6 +304,14 @@ def count_story(metrics: Metrics, story: EnrichedStory) -> None:
     metrics.stories_enriched.labels(story.text_source).inc()
     metrics.text_chars.observe(len(story.text))
     metrics.entities_per_story.observe(len(story.entities))
+
+
+def _with_texts(
+    found: Sequence[tuple[TextField, Sequence[Found]]], fields: Sequence[tuple[TextField, str]]
+) -> list[tuple[TextField, str, Sequence[Found]]]:
+    """Each field's spans beside the text NER read, so a name is read in its sentence."""
+    texts = dict(fields)
+    return [(field, texts[field], spans) for field, spans in found]
 
 
 def _by_language(

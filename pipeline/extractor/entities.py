@@ -6,9 +6,12 @@ tok2vec of its own. `ner_components` reads a model's config and keeps NER plus
 whatever it listens to, so the same code stays right for a model whose NER does
 share an upstream tok2vec or transformer; it is about three times faster.
 
-Folding is a pure function over what NER found: a short mention ("Musk", "Qin")
-is counted under the full name seen earlier in the same story ("Elon Musk",
-"Qin Gang"), so a rule watching a person sees every mention of them.
+Reading is a pure function over what NER found in one story: each name that may be a
+company, a person or a place is given the label the story supports
+(`pipeline/extractor/readings.py`): a bare "Ford" after "Henry Ford" is the man unless
+the story shows the company. Folding then counts a short mention ("Musk", "Qin") under
+the full name seen earlier in the same story ("Elon Musk", "Qin Gang"), so a rule
+watching a person sees every mention of them.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import importlib.util
 import logging
 import re
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +29,17 @@ import spacy
 from spacy.language import Language
 
 from pipeline.errors import ConfigError
+from pipeline.extractor.readings import (
+    DEFAULT_WEIGHTS,
+    Labelled,
+    Occurrence,
+    Weights,
+    is_short,
+    name_words,
+    read_name,
+    reading_of,
+    surname_recurs,
+)
 from pipeline.models import Entity, Mention, TextField
 
 log = logging.getLogger(__name__)
@@ -54,12 +68,16 @@ _NAME_TOKEN = re.compile(r"[^\s]+")
 
 @dataclass(frozen=True)
 class Found:
-    """One entity span as NER returned it: char offsets into the text it was run on."""
+    """One entity span as NER returned it: char offsets into the text it was run on.
+
+    `read` is True once the story has decided its label (`read_story`): folding then keeps
+    that label instead of guessing from the full name it may fold into."""
 
     text: str
     label: str
     start: int
     end: int
+    read: bool = False
 
 
 # --- loading -------------------------------------------------------------------------
@@ -148,6 +166,87 @@ def recognise(
     ]
 
 
+# --- reading: one label per name and story -----------------------------------------------
+
+# Labels whose bare mentions are read from the story only when they are part of a longer
+# name there ("Tesla" as NORP or PRODUCT beside "Nikola Tesla"); otherwise trusted.
+_READ_WHEN_PART = frozenset({"NORP", "PRODUCT"})
+
+
+def read_story(
+    found: Iterable[tuple[TextField, str, Sequence[Found]]],
+    weights: Weights = DEFAULT_WEIGHTS,
+) -> list[tuple[TextField, list[Found]]]:
+    """The story's spans (field, the text NER read, spans), each name given one label for
+    the whole story: longer names first, then one-word names, which lean on them."""
+    fields = [(field, text, sorted(spans, key=lambda s: s.start)) for field, text, spans in found]
+    texts = [text for _, text, _ in fields]
+    names: dict[tuple[str, ...], str] = {}
+    longer = _names(fields, lambda span, words: len(words) > 1 and _readable(span, {}))
+    for words, places in longer.items():
+        short = any(is_short(fields[f][0], fields[f][1]) for f, _ in places)
+        surname = short and surname_recurs(texts, words)  # only counted in short texts
+        names[words] = _settle(fields, places, {}, surname, weights)
+    one_word = _names(fields, lambda span, words: len(words) == 1 and _readable(span, names))
+    for places in one_word.values():
+        _settle(fields, places, names, False, weights)
+    return [(field, spans) for field, _, spans in fields]
+
+
+_Fields = list[tuple[TextField, str, list[Found]]]
+_Places = list[tuple[int, int]]  # (field index, span index)
+
+
+def _names(
+    fields: _Fields, wanted: Callable[[Found, tuple[str, ...]], bool]
+) -> dict[tuple[str, ...], _Places]:
+    """Where each name occurs, by its words."""
+    places: dict[tuple[str, ...], _Places] = {}
+    for f, (_, _, spans) in enumerate(fields):
+        for i, span in enumerate(spans):
+            words = name_words(span.text)
+            if words and wanted(span, words) and span.label in NAME_LABELS:
+                places.setdefault(words, []).append((f, i))
+    return places
+
+
+def _settle(
+    fields: _Fields,
+    places: _Places,
+    names: Mapping[tuple[str, ...], str],
+    surname: bool,
+    weights: Weights,
+) -> str:
+    """Read one name over all its occurrences and give every one of them that label."""
+    occurrences = [_occurrence(fields[f], i) for f, i in places]
+    first = fields[places[0][0]][2][places[0][1]]
+    label = read_name(occurrences, names.items(), surname=surname, weights=weights) or first.label
+    for f, i in places:
+        span = fields[f][2][i]
+        same = reading_of(span.label) == reading_of(label)  # a LOC read as a place stays LOC
+        fields[f][2][i] = Found(
+            span.text, span.label if same else label, span.start, span.end, True
+        )
+    return label
+
+
+def _occurrence(field: tuple[TextField, str, list[Found]], i: int) -> Occurrence:
+    """The span at `i` of its field's spans (in text order), with the spans on either side:
+    the only ones it can be listed with."""
+    name, text, spans = field
+    beside = [spans[j] for j in (i - 1, i + 1) if 0 <= j < len(spans)]
+    neighbours = [Labelled(s.start, s.end, s.label) for s in beside]
+    span = spans[i]
+    return Occurrence(text, span.start, span.end, span.label, neighbours, is_short(name, text))
+
+
+def _readable(span: Found, names: Mapping[tuple[str, ...], str]) -> bool:
+    if reading_of(span.label) is not None:
+        return True
+    words = name_words(span.text)
+    return span.label in _READ_WHEN_PART and any(_contains(whole, words) for whole in names)
+
+
 # --- folding -------------------------------------------------------------------------------
 
 
@@ -176,16 +275,17 @@ class _SeenNames:
         for token in name.tokens:
             self._by_token.setdefault(token, {})[name] = None
 
-    def fold_target(self, tokens: tuple[str, ...], label: str) -> _Name | None:
+    def fold_target(self, tokens: tuple[str, ...], label: str, read: bool) -> _Name | None:
         """The name a short mention stands for: the most recently read fitting one, same
-        label first, then a label that short mentions of it are often mistaken for."""
+        label first, then (unless the story already decided the mention's label) a label
+        that short mentions of it are often mistaken for."""
         candidates = self._by_token.get(tokens[0], {}) if tokens else {}
         fitting = sorted(
             (n for n in candidates if _contains(n.tokens, tokens)),
             key=lambda n: -self._last_read[n],
         )
         same = [n for n in fitting if n.label == label]
-        related = [n for n in fitting if label in FOLDS_INTO.get(n.label, frozenset())]
+        related = [n for n in fitting if not read and label in FOLDS_INTO.get(n.label, frozenset())]
         best = same or related
         return best[0] if best else None
 
@@ -239,7 +339,7 @@ def _place(field: TextField, span: Found, groups: dict[str, _Group], seen: _Seen
     if not name:
         return
     tokens = _tokens(name)
-    target = seen.fold_target(tokens, span.label) if span.label in NAME_LABELS else None
+    target = seen.fold_target(tokens, span.label, span.read) if span.label in NAME_LABELS else None
     key = target.key if target is not None else name.lower()
     group = groups.setdefault(key, _Group([], Counter(), Counter(), name))
     group.mentions.append(Mention(field=field, start=span.start, end=span.end, text=span.text))

@@ -7,7 +7,9 @@ at, cheapest check first: the story filters (sources, topics), then their
 hits are placed (char offsets, the separators of a phrase), then `none`,
 `all`, and last the entity check, which asks whether the matched words lie
 inside a mention of an entity of one of the rule's types (Tesla the ORG, not
-Nikola Tesla the PERSON). So `all`/`none` terms that occur in a story cost
+Nikola Tesla the PERSON); a capitalised match in a short text (a title, a summary)
+that NER left unlabelled is read from its context (`pipeline/extractor/readings.py`).
+So `all`/`none` terms that occur in a story cost
 next to nothing for rules whose watch terms do not.
 """
 
@@ -20,6 +22,15 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from pipeline.config import Rule
+from pipeline.extractor.readings import (
+    DEFAULT_WEIGHTS,
+    Labelled,
+    Occurrence,
+    Weights,
+    is_short,
+    name_words,
+    read_name,
+)
 from pipeline.models import EnrichedStory, MatchedTerm, TextField
 from pipeline.rules.compile import CompiledRules, Stream, TermSpec
 from pipeline.rules.tokens import FieldWords, gap_kind
@@ -98,10 +109,13 @@ def _scan(story: EnrichedStory, compiled: CompiledRules) -> tuple[_KeyHits, set[
     return found, candidates
 
 
-def match_story(story: EnrichedStory, compiled: CompiledRules) -> list[RuleMatch]:
-    """The rules that fire on the story, in rule-file order."""
+def match_story(
+    story: EnrichedStory, compiled: CompiledRules, *, readings: Weights | None = DEFAULT_WEIGHTS
+) -> list[RuleMatch]:
+    """The rules that fire on the story, in rule-file order. `readings=None` judges
+    `entity_types` by NER's mentions alone (no reading of unlabelled names)."""
     found, candidates = _scan(story, compiled)
-    entities = _EntitySpans(story)
+    entities = _EntitySpans(story, readings)
     matches = []
     for rule_index in sorted(candidates):
         rule = compiled.rules[rule_index]
@@ -199,8 +213,10 @@ def heads_name(prefix: str) -> bool:
 class _EntitySpans:
     """The story's entity mentions per field, built only if a rule with entity_types needs them."""
 
-    def __init__(self, story: EnrichedStory) -> None:
+    def __init__(self, story: EnrichedStory, readings: Weights | None) -> None:
         self._story = story
+        self._readings = readings
+        self._read: dict[tuple[str, ...], str | None] = {}
         self._spans: dict[str, list[tuple[int, int, str]]] | None = None
 
     def covers(self, hit: Hit, labels: list[str]) -> bool:
@@ -208,13 +224,58 @@ class _EntitySpans:
 
         "Tesla" in the ORG "Tesla Inc." or "Musk's Tesla" counts; in "Nikola Tesla" or
         "the Nikola Tesla Museum" (which small NER models also call ORG) it is the tail
-        of another name and does not.
+        of another name and does not. A hit in no mention at all is read from its context
+        when it is a capitalised word of a short text.
         """
         text: str = getattr(self._story, hit.field)
-        return any(
-            s <= hit.start and hit.end <= e and label in labels and heads_name(text[s : hit.start])
+        inside = [
+            (s, label)
             for s, e, label in self._index().get(hit.field, [])
-        )
+            if s <= hit.start and hit.end <= e
+        ]
+        if not inside:
+            return self._reads_as(hit, text, labels)
+        return any(label in labels and heads_name(text[s : hit.start]) for s, label in inside)
+
+    def _reads_as(self, hit: Hit, text: str, labels: list[str]) -> bool:
+        """An unlabelled name in a title or a summary, read as the story supports: the small
+        model often gives a name no label in one short sentence ("Ford and its rivals cut
+        prices"), while in a whole article a name it leaves unlabelled is seldom one."""
+        if self._readings is None or hit.field not in self._short_fields():
+            return False
+        if not text[hit.start : hit.start + 1].isupper():
+            return False
+        words = name_words(text[hit.start : hit.end])
+        if words not in self._read:
+            self._read[words] = self._reading(words, self._readings)
+        return self._read[words] in labels
+
+    def _short_fields(self) -> tuple[TextField, ...]:
+        if self._story.text_source == "summary_fallback":
+            return FIELDS
+        return ("title", "summary")
+
+    def _reading(self, words: tuple[str, ...], weights: Weights) -> str | None:
+        """One reading per name and story: the label NER gave the same name elsewhere in the
+        story, else what all its unlabelled capitalised occurrences say together."""
+        for entity in self._story.entities:
+            if name_words(entity.text) == words:
+                return entity.label.upper()
+        pattern = re.compile(r"\b" + r"\W+".join(map(re.escape, words)) + r"\b", re.IGNORECASE)
+        occurrences = [
+            Occurrence(text, m.start(), m.end(), None, neighbours, is_short(short_as, text))
+            for field in self._short_fields()
+            for text, neighbours in [self._field_spans(field)]
+            for short_as in ["title" if field == "title" else "summary"]
+            for m in pattern.finditer(text)
+            if text[m.start()].isupper()
+        ]
+        names = [(name_words(e.text), e.label.upper()) for e in self._story.entities]
+        return read_name(occurrences, names, weights=weights) if occurrences else None
+
+    def _field_spans(self, field: TextField) -> tuple[str, list[Labelled]]:
+        spans = self._index().get(field, [])
+        return getattr(self._story, field), [Labelled(s, e, label) for s, e, label in spans]
 
     def _index(self) -> dict[str, list[tuple[int, int, str]]]:
         if self._spans is None:

@@ -1,0 +1,479 @@
+"""Which thing a name stands for in one story: the company, the person or the place.
+
+The small English model labels each mention on its own, from a few words around it,
+and is often wrong on names that are also companies or places ("Ford", "Tesla",
+"Jordan", "Georgia"), above all in short texts: a feed summary or a title. A reader
+decides from the story: the full name it saw earlier ("Henry Ford" makes a later
+"Ford" the man), a word next to the name ("Ford Motor", "Ford's shares", "the
+inventor Tesla", "the state of Georgia"), the words of its sentence (shares, profit,
+carmaker; born, his wife; border, governor), the entities it is listed with ("Ford
+and GM") and its pronouns (his, her; its). Each kind of evidence votes for a reading
+with a weight; the model's own label is one vote among them.
+
+The cue lists are short and generic (no name is in them): words that go with any
+company, any person, any place in English news. The weights were tuned on part of
+the labelled set in tests/testdata/entity_readings.jsonl and are checked on the
+part kept out of tuning (bench/entity_typing.py). Pure Python, no spaCy: the rules
+stage reads unlabelled names in short texts with the same code.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+import Stemmer
+
+# The readings a name may get, by the label a rule asks for: places are GPE (or the
+# model's LOC/FAC when it gave one).
+ORG, PERSON, PLACE = "ORG", "PERSON", "GPE"
+READINGS = (ORG, PERSON, PLACE)
+_READING_OF = {"ORG": ORG, "PERSON": PERSON, "GPE": PLACE, "LOC": PLACE, "FAC": PLACE}
+
+_STEMMER = Stemmer.Stemmer("english")
+
+
+@lru_cache(maxsize=65536)
+def _stem(word: str) -> str:
+    return str(_STEMMER.stemWord(word))
+
+
+def _stems(words: str) -> frozenset[str]:
+    return frozenset(_stem(word) for word in words.split())
+
+
+# Words of a sentence that go with one reading (stemmed, so "shares" is "share").
+SENTENCE_CUES = {
+    ORG: _stems(
+        "company firm corporation business brand carmaker automaker retailer lender bank "
+        "airline chain maker manufacturer supplier insurer startup conglomerate giant rival "
+        "competitor subsidiary shares stock shareholders investors analysts valuation "
+        "dividend revenue profit earnings sales quarter quarterly guidance forecast deal "
+        "merger acquisition acquire takeover bid customers subscribers employees staff "
+        "workers layoffs jobs factory plant stores products vehicles recall prices "
+        "launched executive ceo chairman board lawsuit antitrust regulators billion "
+        "unit merge merger sell sold buy bought headquarters offices branches hotel rooms "
+        "servers app outage rates growth corporate"
+    ),
+    PERSON: _stems(
+        "born died death funeral wife husband married son daughter father mother brother "
+        "sister family career childhood grew retired aged memoir biography fans scored "
+        "season coach game points played career singer actor actress album song film "
+        "starred novel wrote speech statue legacy inventor invented founder himself herself "
+        "young life told studied pledged donated interview married honoured actor"
+    ),
+    PLACE: _stems(
+        "state country nation city capital border government governor mayor king queen "
+        "parliament election voters county residents citizens weather storm flooding rain "
+        "snow troops refugees embassy tourism tourists visitors coast river region province "
+        "population minister ministry north south east west northern southern "
+        "legislature neighbours neighbors kingdom republic premier council police airport "
+        "cathedral emergency fire wildfires drought forest rainforest deforestation land"
+    ),
+}
+# What "the ..." calls a company or a place when a sentence goes on about it.
+KINDS = {
+    ORG: _stems(
+        "company firm group carmaker automaker retailer lender bank airline chain maker "
+        "manufacturer insurer startup conglomerate giant brand business"
+    ),
+    PLACE: _stems("state country city kingdom republic region province town island capital"),
+}
+# A word right after the name, or ending it, that makes it a company ("Ford Motor",
+# "Tesla Inc.", "Hilton Worldwide"); matched as written, not stemmed ("holds" is no
+# "holdings").
+DESIGNATORS = frozenset(
+    [
+        "inc",
+        "corp",
+        "corporation",
+        "co",
+        "company",
+        "ltd",
+        "plc",
+        "llc",
+        "group",
+        "holdings",
+        "motor",
+        "motors",
+        "airlines",
+        "airways",
+        "bank",
+        "stores",
+        "technologies",
+        "labs",
+        "entertainment",
+        "studios",
+        "hotels",
+        "resorts",
+        "brands",
+        "worldwide",
+        "international",
+    ]
+)
+# Words ending a longer name that make it a place ("Lincoln City Council", "Orange County";
+# not "Penn State" or "UN Security Council").
+PLACE_ENDINGS = frozenset({("county",), ("city",), ("province",), ("city", "council"),
+                           ("county", "council"), ("town", "council")})  # fmt: skip
+# A word right before a name that makes it a person ("the inventor Tesla", "Sen. Warnock").
+TITLES = _stems(
+    "mr mrs ms miss dr sir dame lord lady sen senator rep gov president former late "
+    "inventor founder actor actress singer star player rapper author writer designer "
+    "heiress legend guard forward striker quarterback pitcher coach chef artist musician"
+)
+# A word right before a name that makes it a place ("in Georgia", "state of Jordan").
+PLACE_BEFORE = _stems("in across from into throughout near visit visited neighbouring")
+# Pronouns: possessive and reflexive ones anywhere in the sentence, subject ones only in
+# the few words after the name ("Ford said it would", "Ford, who said he").
+PERSON_PRONOUNS = frozenset({"his", "him", "himself", "her", "hers", "herself"})
+THING_PRONOUNS = frozenset({"its", "itself"})
+PERSON_SUBJECTS = frozenset({"he", "she"})
+THING_SUBJECTS = frozenset({"it"})
+_SUBJECT_REACH = 4
+_NEAR = 4  # words either side of a name that count as near it
+_SKIPPED_BEFORE = frozenset({"the", "a", "an", "of"})
+
+_WORD = re.compile(r"\w+(?:[-&]\w+)*")
+_POSSESSIVE_AFTER = re.compile(r"^['\u2019]s?\b")
+_COORDINATION = re.compile(r"^\s*(?:,|and|or|&|,\s*and|vs\.?|versus|and\s+rival)\s*$", re.I)
+_SENTENCE_END = re.compile(r"[.!?][\"'\u201d\u2019)]*\s+|\n+")
+_ABBREVIATIONS = frozenset(
+    {"mr", "mrs", "ms", "dr", "st", "co", "inc", "corp", "ltd", "jr", "sr", "sen", "gov",
+     "rep", "gen", "vs", "no", "u.s", "mt", "ft"}
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Weights:
+    """How much each kind of evidence counts. The defaults are the hand-set starting point;
+    `DEFAULT_WEIGHTS` below are those tuned from it (bench/entity_typing.py)."""
+
+    model: float = 2.0  # the model's own label for this mention
+    full_name: float = 3.0  # a longer name in the story made of this one's words
+    designator: float = 4.0  # "Ford Motor", "Tesla Inc."
+    title: float = 3.0  # "the inventor Tesla", "Mr Ford"
+    adjacent: float = 1.5  # a cue word right before or after the name ("carmaker Ford")
+    possessive: float = 3.0  # a cue word after the name's possessive ("Ford's shares")
+    near: float = 0.5  # each cue word within a few words of the name
+    sentence: float = 0.5  # each other cue word of the sentence
+    pronoun: float = 1.0  # his/her or its in the sentence
+    neighbour: float = 1.5  # an entity listed with this one ("Ford and GM")
+    surname: float = 2.0  # "Henry Ford" ... "Ford": the surname of a short name
+    next_sentence: float = 1.0  # the next sentence opens "He ...", "The company ..."
+
+
+# Tuned on the `tune` part of tests/testdata/entity_readings.jsonl from `Weights()`: the
+# last line bench/entity_typing.py prints. Re-tune when the cue lists change.
+DEFAULT_WEIGHTS = Weights(
+    model=1.0, full_name=3.0, designator=4.0, title=3.0, adjacent=1.5, possessive=3.0,
+    near=1.0, sentence=0.5, pronoun=1.0, neighbour=1.5, surname=2.0, next_sentence=1.0,
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Labelled:
+    """An entity span the reader may lean on: char offsets in the same text, and its label."""
+
+    start: int
+    end: int
+    label: str
+
+
+# A title, or a summary no longer than a standfirst, is a short text: the model sees too
+# little of it, and its one or two sentences are about the name. In a longer text the
+# words of a sentence are about its topic (a tennis report is full of "his", "played" and
+# "season" around "Brazil"), so only the words next to a name count there.
+SHORT_TEXT_CHARS = 1000
+
+
+def is_short(field: str, text: str) -> bool:
+    return field == "title" or (field == "summary" and len(text) <= SHORT_TEXT_CHARS)
+
+
+def reading_of(label: str | None) -> str | None:
+    """ORG, PERSON or GPE for labels that can be read again; None for dates, amounts..."""
+    return _READING_OF.get(label or "")
+
+
+@lru_cache(maxsize=65536)
+def name_words(text: str) -> tuple[str, ...]:
+    """A name's words, lower case and without a possessive, to compare names by words."""
+    return tuple(word.lower() for word in _WORD.findall(re.sub(r"['\u2019]s?\b", "", text)))
+
+
+def is_part_of(part: Sequence[str], whole: Sequence[str]) -> bool:
+    size = len(part)
+    if not 0 < size < len(whole):
+        return False
+    return any(tuple(whole[i : i + size]) == tuple(part) for i in range(len(whole) - size + 1))
+
+
+class _Sentences:
+    """Word and sentence offsets of one text, built once per text."""
+
+    def __init__(self, text: str) -> None:
+        self.words = [(m.start(), m.end(), m.group().lower()) for m in _WORD.finditer(text)]
+        self.starts = [start for start, _, _ in self.words]
+        self.capitalised: dict[str, list[int]] = {}  # word -> where it is written capitalised
+        for at, (start, _, word) in enumerate(self.words):
+            if text[start].isupper():
+                self.capitalised.setdefault(word, []).append(at)
+        self.bounds = [0, *self._ends(text), len(text)]
+
+    @staticmethod
+    def _ends(text: str) -> Iterable[int]:
+        for match in _SENTENCE_END.finditer(text):
+            before = text[max(0, match.start() - 24) : match.start()].rsplit(None, 1)
+            word = before[-1].lower().rstrip(".") if before else ""
+            if match.group().startswith(".") and (word in _ABBREVIATIONS or len(word) == 1):
+                continue
+            yield match.end()
+
+    def sentence(self, start: int, end: int) -> tuple[int, int]:
+        i = bisect.bisect_right(self.bounds, start) - 1
+        return self.bounds[i], max(self.bounds[min(i + 1, len(self.bounds) - 1)], end)
+
+    def between(self, start: int, end: int) -> list[str]:
+        lo = bisect.bisect_left(self.starts, start)
+        hi = bisect.bisect_left(self.starts, end)
+        return [word for _, word_end, word in self.words[lo:hi] if word_end <= end]
+
+
+@lru_cache(maxsize=64)
+def _sentences(text: str) -> _Sentences:
+    return _Sentences(text)
+
+
+class Votes:
+    """Evidence for each reading of one mention, added up."""
+
+    def __init__(self) -> None:
+        self.score = dict.fromkeys(READINGS, 0.0)
+
+    def scale(self, factor: float) -> None:
+        self.score = {reading: score * factor for reading, score in self.score.items()}
+
+    def add(self, reading: str | None, weight: float) -> None:
+        if reading is not None:
+            self.score[reading] += weight
+
+
+@dataclass(frozen=True)
+class Occurrence:
+    """One place a name occurs in the story, with the model's label (None: unlabelled) and
+    the labelled entities of the same text."""
+
+    text: str
+    start: int
+    end: int
+    label: str | None
+    neighbours: Sequence[Labelled] = ()
+    short: bool = True  # a title or a summary: its sentence, pronouns and neighbours count
+
+
+def context_votes(votes: Votes, at: Occurrence, weights: Weights) -> None:
+    """What the name's own text says: the words next to it and, in a short text, its
+    sentence, pronouns and neighbours. In a whole article the model has the context it
+    needs, and many mentions in sentences about other things would outvote it."""
+    text, start, end = at.text, at.start, at.end
+    index = _sentences(text)
+    first, last = index.sentence(start, end)
+    before = [w for w in index.between(first, start)]
+    after_text = text[end:last]
+    possessive = _POSSESSIVE_AFTER.match(after_text)
+    after = index.between(end + (possessive.end() if possessive else 0), last)
+    own = name_words(text[start:end])
+    _vote_name_shape(votes, own, before, after, possessive=possessive is not None, weights=weights)
+    if not at.short:
+        return
+    _vote_next_to(votes, before, after, possessive is not None, weights)
+    for word in before[-_NEAR:-1] + after[1:_NEAR]:
+        _vote_sentence_word(votes, word, weights.near)
+    for word in before[:-_NEAR] + after[_NEAR:]:
+        _vote_sentence_word(votes, word, weights.sentence)
+    _vote_pronouns(votes, set(before) | set(after), set(after[:_SUBJECT_REACH]), weights)
+    _vote_neighbours(votes, at, weights)
+    _vote_next_sentence(votes, index.between(last, index.sentence(last, last)[1])[:2], weights)
+
+
+def _vote_next_sentence(votes: Votes, opening: list[str], weights: Weights) -> None:
+    """The next sentence often goes on about the name: "He said", "The company said"."""
+    if not opening:
+        return
+    if opening[0] in PERSON_SUBJECTS:
+        votes.add(PERSON, weights.next_sentence)
+    elif opening[0] in THING_SUBJECTS:
+        votes.add(ORG, weights.next_sentence / 2)
+        votes.add(PLACE, weights.next_sentence / 2)
+    elif opening[0] == "the" and len(opening) == 2:
+        for reading in (ORG, PLACE):
+            if _stem(opening[1]) in KINDS[reading]:
+                votes.add(reading, weights.next_sentence)
+
+
+def _vote_name_shape(
+    votes: Votes,
+    own: tuple[str, ...],
+    before: list[str],
+    after: list[str],
+    *,
+    possessive: bool,
+    weights: Weights,
+) -> None:
+    """What the name and the words touching it say, in any text: "Ford Motor", "Hilton
+    Worldwide", "Lincoln City Council", "the inventor Tesla"."""
+    if (len(own) > 1 and own[-1] in DESIGNATORS) or (
+        after and after[0] in DESIGNATORS and not possessive
+    ):
+        votes.add(ORG, weights.designator)
+    elif len(own) > 1 and (own[-1:] in PLACE_ENDINGS or own[-2:] in PLACE_ENDINGS):
+        votes.add(PLACE, weights.designator)
+    previous = [w for w in before[-3:] if w not in _SKIPPED_BEFORE]
+    person_shaped = len(own) == 1 or _person_shaped(own)
+    if previous and _stem(previous[-1]) in TITLES and person_shaped:
+        votes.add(PERSON, weights.title)
+
+
+def _vote_next_to(
+    votes: Votes, before: list[str], after: list[str], possessive: bool, weights: Weights
+) -> None:
+    previous = [w for w in before[-3:] if w not in _SKIPPED_BEFORE]
+    nearest = [w for w in before[-2:] if w not in {"the", "a", "an"}]
+    if nearest and _stem(nearest[-1]) in PLACE_BEFORE:
+        votes.add(PLACE, weights.adjacent)
+    elif previous:
+        _vote_sentence_word(votes, previous[-1], weights.adjacent)
+    if after and possessive:
+        # "Ford's shares" is the company, but "Neumann's company" is its owner.
+        if _stem(after[0]) not in KINDS[ORG]:
+            _vote_sentence_word(votes, after[0], weights.possessive)
+    elif after:
+        _vote_sentence_word(votes, after[0], weights.adjacent)
+
+
+def _vote_sentence_word(votes: Votes, word: str, weight: float) -> None:
+    stem = _stem(word)
+    for reading, cues in SENTENCE_CUES.items():
+        if stem in cues:
+            votes.add(reading, weight)
+
+
+def _vote_pronouns(votes: Votes, words: set[str], following: set[str], weights: Weights) -> None:
+    if words & PERSON_PRONOUNS or following & PERSON_SUBJECTS:
+        votes.add(PERSON, weights.pronoun)
+    if words & THING_PRONOUNS or following & THING_SUBJECTS:
+        votes.add(ORG, weights.pronoun / 2)
+        votes.add(PLACE, weights.pronoun / 2)
+
+
+def _vote_neighbours(votes: Votes, at: Occurrence, weights: Weights) -> None:
+    """An entity listed with this one ("Ford, GM and Stellantis") is likely of its kind."""
+    text, start, end = at.text, at.start, at.end
+    for span in at.neighbours:
+        if span.end <= start:
+            gap = text[span.end : start]
+        elif span.start >= end:
+            gap = text[end : span.start]
+        else:
+            continue
+        if len(gap) <= 12 and _COORDINATION.match(gap):
+            votes.add(reading_of(span.label), weights.neighbour)
+
+
+def name_votes(
+    votes: Votes,
+    words: Sequence[str],
+    names: Iterable[tuple[Sequence[str], str]],
+    weights: Weights,
+    short: bool = True,
+) -> None:
+    """Votes from the story's longer names made of this name's words.
+
+    In a short text: one per reading of them, and a person's when this is the last word of
+    a person-shaped name ("Henry Ford" then "Ford"): a company is shortened to its first
+    word ("Ford Motor", "Ford"), a person to the surname. In a long text only the surname
+    of a person counts: there "Cleveland" beside "Cleveland Clinic" or "Audi" beside a
+    mislabelled "Audi Q5" are better left to the model."""
+    first = words[0] if words else ""
+    wholes = [
+        (tuple(whole), label)
+        for whole, label in names
+        if first in whole and is_part_of(words, whole)
+    ]
+    if not short:
+        if any(is_surname_of(words, w) and reading_of(label) == PERSON for w, label in wholes):
+            votes.add(PERSON, weights.full_name)
+        return
+    for reading in {reading_of(label) for _, label in wholes}:
+        votes.add(reading, weights.full_name)
+    if any(is_surname_of(words, whole) for whole, _ in wholes):
+        votes.add(PERSON, weights.surname)
+
+
+def is_surname_of(words: Sequence[str], whole: Sequence[str]) -> bool:
+    """A one-word name that ends a person-shaped name ("Ford" of "Henry Ford")."""
+    return len(words) == 1 and whole[-1] == words[0] and _person_shaped(whole)
+
+
+def _person_shaped(whole: Sequence[str]) -> bool:
+    """A given name and a surname, maybe with initials ("Henry Ford", "J. P. Morgan"), and no
+    company word: not "Davis Cup Finals" or "International Tennis Federation"."""
+    given = whole[:-1]
+    shaped = len(given) == 1 or all(len(word) == 1 for word in given)
+    return len(whole) >= 2 and shaped and not DESIGNATORS.intersection(whole)
+
+
+def surname_recurs(texts: Iterable[str], whole: Sequence[str]) -> bool:
+    """The last word of a short name stands alone somewhere in the story ("Nikola Tesla ...
+    Tesla worked"): how news refers to a person, not to a company."""
+    if not _person_shaped(whole):
+        return False
+    for text in texts:
+        index = _sentences(text)
+        for at in index.capitalised.get(whole[-1], ()):
+            if at == 0 or index.words[at - 1][2] != whole[-2]:
+                return True
+    return False
+
+
+def decide(votes: Votes, preferred: str | None) -> str | None:
+    """The label the story supports best; `preferred` (the model's label) wins ties, and
+    stays when there is no evidence at all."""
+    best = max(votes.score.values())
+    model = reading_of(preferred)
+    if best <= 0 or (model is not None and votes.score[model] == best):
+        return preferred
+    leaders = [reading for reading in READINGS if votes.score[reading] == best]
+    return leaders[0] if len(leaders) == 1 else preferred
+
+
+def read_name(
+    occurrences: Sequence[Occurrence],
+    names: Iterable[tuple[Sequence[str], str]] = (),
+    *,
+    surname: bool = False,
+    weights: Weights = DEFAULT_WEIGHTS,
+) -> str | None:
+    """One label for a name in its story: the evidence of every occurrence and the model's
+    labels added up, the story's longer names, and `surname` when the name's last word
+    stands alone elsewhere in the story. None: unlabelled and nothing to go on."""
+    votes = Votes()
+    labels: Counter[str] = Counter()
+    for at in occurrences:
+        context_votes(votes, at, weights)
+        if at.label is not None:
+            votes.add(reading_of(at.label), weights.model)
+            labels[at.label] += 1
+    votes.scale(1 / len(occurrences))  # the mean mention: a name said often weighs no more
+    first = occurrences[0]
+    # The surname pattern only where the model sees little: in a long text "Apple Watch ...
+    # the Watch" or "North Dakota ... South Dakota" look just like "Henry Ford ... Ford".
+    short = any(at.short for at in occurrences)
+    name_votes(votes, name_words(first.text[first.start : first.end]), names, weights, short)
+    if surname and short:
+        votes.add(PERSON, weights.surname)
+    return decide(votes, labels.most_common(1)[0][0] if labels else None)
