@@ -50,7 +50,7 @@ from kafka.admin import NewTopic
 from pipeline_site import serve_html
 from spacy.language import Language
 
-from pipeline.config import KafkaSettings, Settings, TopicNames
+from pipeline.config import KafkaSettings, Settings, TopicNames, load_taxonomy_file
 from pipeline.corridor.kafka.transport import StageRunner
 from pipeline.corridor.records import Message
 from pipeline.extractor.pages import PageFetcher
@@ -277,7 +277,8 @@ def bench_overhead(
 ) -> dict[str, float]:
     """Rounds alternate between the contenders so each sees the same machine."""
     settings = bench_settings()
-    extraction = Extraction(settings, Metrics())
+    taxonomy = load_taxonomy_file(ROOT / "configs" / "topics.yaml")
+    extraction = Extraction(settings, taxonomy, Metrics())
     assert extraction.local is not None, "extraction.workers is 1: enrichment in this process"
     timings = {name: Timing([], []) for name in ("bare", "stage", "kafka", "full")}
     with contextlib.ExitStack() as stack:

@@ -75,7 +75,7 @@ class LocalPipeline:
         self.pages = PageFetcher(
             self.settings.http, max_bytes=self.settings.extraction.max_html_bytes, metrics=metrics
         )
-        self.extraction = Extraction(self.settings, metrics)
+        self.extraction = Extraction(self.settings, config.taxonomy, metrics)
         self.poller = FeedPoller(
             config.feeds, self.settings, publish=self.publish,
             store=SqliteStateStore(config.state_dir), metrics=metrics,

@@ -39,13 +39,14 @@ SETTINGS_CHECKS = [check_models]
 def cmd_extractor(args: argparse.Namespace) -> int:
     from pipeline.extractor.worker import run_extractor
 
-    settings = load_from_args(args).settings
+    config = load_from_args(args)
+    settings = config.settings
     setup_logging(settings.log)
     metrics = Metrics()
     stop = stop_event()
     liveness = Liveness(settings.kafka.max_poll_interval_seconds)
     start_metrics(settings, metrics, health=liveness)
-    run_extractor(settings, metrics, stop, on_round=liveness.beat)
+    run_extractor(settings, config.taxonomy, metrics, stop, on_round=liveness.beat)
     return 0
 
 

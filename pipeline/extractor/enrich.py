@@ -22,7 +22,7 @@ from pipeline.config import ExtractionSettings, NlpSettings, Settings, TaxonomyF
 from pipeline.errors import ExtractionRejected
 from pipeline.extractor.entities import Found, fold_entities, load_ner, read_story, recognise
 from pipeline.extractor.text import Article, extract_article
-from pipeline.extractor.topics import Taxonomy, compile_taxonomy, load_taxonomy, score_topics
+from pipeline.extractor.topics import Taxonomy, compile_taxonomy, score_topics
 from pipeline.metrics import Metrics
 from pipeline.models import EnrichedStory, Entity, RawStory, TextField, TextSource, utcnow
 
@@ -176,25 +176,25 @@ class Enricher:
         extraction: ExtractionSettings,
         *,
         metrics: Metrics | None = None,
-        taxonomy: Taxonomy | TaxonomyFile | None = None,
+        taxonomy: Taxonomy | TaxonomyFile,
         models: Mapping[str, Language] | None = None,
     ) -> None:
         """`taxonomy`: the validated one the config loaded (`Config.taxonomy`), compiled
-        here, in the process that scores with it; None reads `nlp.topics_file` again."""
+        here, in the process that scores with it: no file is read below the edge."""
         self.nlp_settings = nlp
         self.min_chars = extraction.min_text_chars
         self.metrics = metrics
         if isinstance(taxonomy, TaxonomyFile):
             taxonomy = compile_taxonomy(taxonomy)
-        self.taxonomy = taxonomy if taxonomy is not None else load_taxonomy(nlp.topics_file)
+        self.taxonomy = taxonomy
         self.models = dict(models) if models is not None else load_models(nlp.models)
 
     @classmethod
     def from_settings(
         cls,
         settings: Settings,
+        taxonomy: TaxonomyFile,
         metrics: Metrics | None = None,
-        taxonomy: TaxonomyFile | None = None,
     ) -> Enricher:
         return cls(settings.nlp, settings.extraction, metrics=metrics, taxonomy=taxonomy)
 

@@ -20,7 +20,7 @@ from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from multiprocessing import get_context
 from multiprocessing.sharedctypes import Synchronized
 
-from pipeline.config import Settings
+from pipeline.config import Settings, TaxonomyFile
 from pipeline.extractor.enrich import Enriched, Enricher, PageOutcome, record_enriched
 from pipeline.metrics import Metrics
 from pipeline.models import EnrichedStory, RawStory
@@ -33,7 +33,7 @@ _worker_enricher: Enricher | None = None
 _worker_error: Exception | None = None
 
 
-def _start_worker(settings: Settings, started: Synchronized[int]) -> None:
+def _start_worker(settings: Settings, taxonomy: TaxonomyFile, started: Synchronized[int]) -> None:
     """Leave Ctrl-C to the parent, yield the CPU to the stages, then load the models.
 
     A Ctrl-C in a terminal reaches every process of its group: the pool's children
@@ -47,7 +47,7 @@ def _start_worker(settings: Settings, started: Synchronized[int]) -> None:
         started.value += 1
     _yield_to_stages(spare=not first)
     try:
-        _worker_enricher = Enricher.from_settings(settings)
+        _worker_enricher = Enricher.from_settings(settings, taxonomy=taxonomy)
     except Exception as exc:  # raised to the parent by the first task, not a broken pool
         _worker_error = exc
 
@@ -107,7 +107,8 @@ def extraction_workers(settings: Settings) -> int:
 class Extraction:
     """Enrichment over a process pool (or in-process with one worker), chunk by chunk."""
 
-    def __init__(self, settings: Settings, metrics: Metrics) -> None:
+    def __init__(self, settings: Settings, taxonomy: TaxonomyFile, metrics: Metrics) -> None:
+        """`taxonomy`: the one the config loaded, handed to every pool process."""
         self.metrics = metrics
         self.workers = extraction_workers(settings)
         self.batch_size = settings.nlp.batch_size
@@ -117,11 +118,11 @@ class Extraction:
             context = get_context("spawn")
             started = context.Value("i", 0)
             self.pool = ProcessPoolExecutor(
-                self.workers, context, _start_worker, (settings, started)
+                self.workers, context, _start_worker, (settings, taxonomy, started)
             )
             self._start_every_worker()
         else:
-            self.local = Enricher.from_settings(settings)
+            self.local = Enricher.from_settings(settings, taxonomy=taxonomy)
 
     def _start_every_worker(self) -> None:
         """Start all workers now and wait until each has loaded its models, or raise what

@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-from pipeline.config import Settings
+from pipeline.config import Settings, TaxonomyFile
 from pipeline.corridor.kafka.transport import StageRunner
 from pipeline.extractor.pages import PageFetcher
 from pipeline.extractor.pool import Extraction
@@ -20,6 +20,7 @@ from pipeline.metrics import Metrics
 
 def run_extractor(
     settings: Settings,
+    taxonomy: TaxonomyFile,
     metrics: Metrics,
     stop: threading.Event,
     on_round: Callable[[], None] | None = None,
@@ -30,7 +31,7 @@ def run_extractor(
     consumer joins its group, so a bad config fails here instead of after partitions
     were assigned.
     """
-    extraction = Extraction(settings, metrics)
+    extraction = Extraction(settings, taxonomy, metrics)
     try:
         max_bytes = settings.extraction.max_html_bytes
         with PageFetcher(settings.http, max_bytes=max_bytes, metrics=metrics) as pages:

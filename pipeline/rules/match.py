@@ -210,6 +210,14 @@ def heads_name(prefix: str) -> bool:
     return not any(word[:1].isupper() for word in rest.split())
 
 
+_LAST_WORD = re.compile(r"(\w+)\s+$")
+
+
+def _contains_run(name: tuple[str, ...], run: tuple[str, ...]) -> bool:
+    size = len(run)
+    return any(name[i : i + size] == run for i in range(len(name) - size + 1))
+
+
 class _EntitySpans:
     """The story's entity mentions per field, built only if a rule with entity_types needs them."""
 
@@ -246,9 +254,20 @@ class _EntitySpans:
         if not text[hit.start : hit.start + 1].isupper():
             return False
         words = name_words(text[hit.start : hit.end])
+        if self._tail_of_longer_name(text[: hit.start], words):
+            return False
         if words not in self._read:
             self._read[words] = self._reading(words, self._readings)
         return self._read[words] in labels
+
+    def _tail_of_longer_name(self, before: str, words: tuple[str, ...]) -> bool:
+        """ "Tesla" right after "Nikola", where the story names "Nikola Tesla": the end of
+        another name (here inside "The Nikola Tesla Museum"), not a mention of its own."""
+        previous = _LAST_WORD.search(before)
+        if previous is None or not previous.group(1)[:1].isupper():
+            return False
+        run = (previous.group(1).lower(), *words)
+        return any(_contains_run(name_words(entity.text), run) for entity in self._story.entities)
 
     def _short_fields(self) -> tuple[TextField, ...]:
         if self._story.text_source == "summary_fallback":

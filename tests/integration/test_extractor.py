@@ -21,6 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from shipped import TAXONOMY
 
 from pipeline.config import (
     ExtractionSettings,
@@ -216,7 +217,7 @@ def test_raw_stories_in_enriched_stories_out(site: str, kafka_settings: KafkaSet
         metrics=MetricsSettings(enabled=False),
     )
     metrics, stop = Metrics(), threading.Event()
-    worker = threading.Thread(target=run_extractor, args=(settings, metrics, stop))
+    worker = threading.Thread(target=run_extractor, args=(settings, TAXONOMY, metrics, stop))
     worker.start()
     try:
         enriched = [m.value for m in wait_for_messages(kafka_settings, topics.enriched, 6)]

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry
+from shipped import TAXONOMY
 
 from pipeline.config import Rule, RulesSettings, Settings, load_rules
 from pipeline.metrics import Metrics
@@ -76,7 +77,7 @@ def enriched_seed() -> EnrichedStory:
     line = json.dumps(
         {"url": "https://news.example.com/world/musk-qin-gang", "html": page, "title": title}
     )
-    enricher = Enricher.from_settings(Settings())
+    enricher = Enricher.from_settings(Settings(), taxonomy=TAXONOMY)
     [story] = enricher.enrich_batch([extractor.parse_line(line)])
     return story
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from extraction_score import match_page
+from shipped import TAXONOMY
 
 from pipeline.config import ExtractionSettings, NlpSettings
 from pipeline.extractor import enrich
@@ -68,7 +69,7 @@ def raw_story(
 @pytest.fixture(scope="module")
 def enricher() -> Enricher:
     nlp = NlpSettings(topics_file=ROOT / "configs" / "topics.yaml")
-    return Enricher(nlp, ExtractionSettings())
+    return Enricher(nlp, ExtractionSettings(), taxonomy=TAXONOMY)
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from shipped import TAXONOMY
 
 from pipeline.config import ExtractionSettings, NlpSettings
 from pipeline.errors import DecodeError
@@ -31,7 +32,11 @@ ARTICLE = (
 
 @pytest.fixture(scope="module")
 def enricher() -> Enricher:
-    return Enricher(NlpSettings(topics_file=ROOT / "configs" / "topics.yaml"), ExtractionSettings())
+    return Enricher(
+        NlpSettings(topics_file=ROOT / "configs" / "topics.yaml"),
+        ExtractionSettings(),
+        taxonomy=TAXONOMY,
+    )
 
 
 def _line(**fields: object) -> str:

@@ -236,6 +236,17 @@ def test_a_name_only_in_a_short_title_is_read_from_its_context(
     assert _fired(enricher, name, title, "") == {reading}
 
 
+def test_the_tail_of_another_name_is_not_read_as_a_mention_of_its_own(enricher: Enricher) -> None:
+    """The demo's museum story: in "The Nikola Tesla Museum" (no span of its own in the
+    summary) "Tesla" ends the person's name the title gives, and is not the company."""
+    title = "Belgrade museum opens new hall on Nikola Tesla's wireless experiments"
+    summary = (
+        "The Nikola Tesla Museum in Belgrade opened a new hall this week devoted to the "
+        "inventor's experiments with wireless power."
+    )
+    assert "org" not in _fired(enricher, "Tesla", title, summary)
+
+
 def test_the_issues_summary_sentence_fires_the_company_rule(enricher: Enricher) -> None:
     summary = "Ford and its rivals cut prices again as demand cools."
     assert _fired(enricher, "Ford", "", summary) == {"org"}
