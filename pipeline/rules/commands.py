@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from pipeline.cli_common import add_config_options, load_from_args
-from pipeline.config import DEFAULT_RULES, Config, RulesSettings, load_rules
+from pipeline.config import Config, RulesSettings, default_file, load_rules
 from pipeline.errors import DecodeError
 from pipeline.metrics import Metrics
 from pipeline.models import EnrichedStory, decode
@@ -116,6 +116,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "each, the alerts the rules would raise (each story at most once per rule; "
         "near-duplicates in the input count as the same story; no throttling).",
     )
-    match.add_argument("--rules", type=Path, default=DEFAULT_RULES, help="rules file to test")
+    match.add_argument(
+        "--rules", type=Path, default=default_file("rules.yaml"), help="rules file to test"
+    )
     match.add_argument("--snippet-chars", type=int, default=RulesSettings().snippet_chars)
     match.set_defaults(func=cmd_match)

@@ -76,6 +76,16 @@ def test_check_config_from_another_directory_names_the_packaged_files(elsewhere:
     assert f"{defaults / 'topics.yaml'} (" in done.stdout
 
 
+def test_match_from_another_directory_tests_the_packaged_rules(elsewhere: Path) -> None:
+    done = subprocess.run(
+        [str(NEWSMON), "match"], input="", env=child_env(), capture_output=True, text=True,
+        timeout=120, cwd=elsewhere, check=False,
+    )  # fmt: skip
+
+    assert done.returncode == 0, done.stderr
+    assert f"0 alerts, {len(SEED_RULES)} rules" in done.stderr
+
+
 def test_a_config_names_its_taxonomy_relative_to_itself(tmp_path: Path, elsewhere: Path) -> None:
     site = tmp_path / "site"
     site.mkdir()
