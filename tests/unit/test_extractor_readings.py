@@ -249,7 +249,7 @@ def test_the_labelled_set_stays_above_its_pinned_floors(enricher: Enricher) -> N
     rules = passage_rules(passages)
     floors = json.loads(BASELINE.read_text(encoding="utf-8"))
     for split in ("all", "held_out"):
-        chosen = [i for i in items if split in {"all", i.passage.split}]
+        chosen = [i for i in items if split == i.passage.split or (split == "all" and i.passage.split != "held_out_new")]
         read = score_read(chosen, rules, DEFAULT_WEIGHTS)
         raw = score(chosen, rules, raw_entities, None)
         assert read.precision >= floors[split]["precision"], (split, read)
