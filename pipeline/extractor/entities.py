@@ -28,8 +28,7 @@ from typing import Any
 import spacy
 from spacy.language import Language
 
-from pipeline.errors import ConfigError
-from pipeline.extractor.readings import (
+from pipeline.entity_readings import (
     DEFAULT_WEIGHTS,
     Labelled,
     Occurrence,
@@ -40,6 +39,7 @@ from pipeline.extractor.readings import (
     reading_of,
     surname_recurs,
 )
+from pipeline.errors import ConfigError
 from pipeline.models import Entity, Mention, TextField
 
 log = logging.getLogger(__name__)

@@ -461,6 +461,19 @@ def read_name(
     """One label for a name in its story: the evidence of every occurrence and the model's
     labels added up, the story's longer names, and `surname` when the name's last word
     stands alone elsewhere in the story. None: unlabelled and nothing to go on."""
+    return decide(*tally(occurrences, names, surname=surname, weights=weights))
+
+
+def tally(
+    occurrences: Sequence[Occurrence],
+    names: Iterable[tuple[Sequence[str], str]] = (),
+    *,
+    surname: bool = False,
+    weights: Weights = DEFAULT_WEIGHTS,
+) -> tuple[Votes, str | None]:
+    """The weighted evidence for each reading of a name, and the model's most frequent label.
+    Linear in `weights`: with one weight 1 and the others 0 it is that kind of evidence
+    alone, the features the weights are fitted on (bench/readings_score.py)."""
     votes = Votes()
     labels: Counter[str] = Counter()
     for at in occurrences:
@@ -476,4 +489,4 @@ def read_name(
     name_votes(votes, name_words(first.text[first.start : first.end]), names, weights, short)
     if surname and short:
         votes.add(PERSON, weights.surname)
-    return decide(votes, labels.most_common(1)[0][0] if labels else None)
+    return votes, labels.most_common(1)[0][0] if labels else None
