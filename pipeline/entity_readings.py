@@ -333,7 +333,7 @@ def _vote_name_shape(
     elif len(own) > 1 and (own[-1:] in PLACE_ENDINGS or own[-2:] in PLACE_ENDINGS):
         votes.add(PLACE, weights.designator)
     previous = [w for w in before[-3:] if w not in _SKIPPED_BEFORE]
-    person_shaped = len(own) == 1 or _person_shaped(own)
+    person_shaped = len(own) == 1 or is_person_shaped(own)
     if previous and _stem(previous[-1]) in TITLES and person_shaped:
         votes.add(PERSON, weights.title)
 
@@ -416,10 +416,10 @@ def name_votes(
 
 def is_surname_of(words: Sequence[str], whole: Sequence[str]) -> bool:
     """A one-word name that ends a person-shaped name ("Ford" of "Henry Ford")."""
-    return len(words) == 1 and whole[-1] == words[0] and _person_shaped(whole)
+    return len(words) == 1 and whole[-1] == words[0] and is_person_shaped(whole)
 
 
-def _person_shaped(whole: Sequence[str]) -> bool:
+def is_person_shaped(whole: Sequence[str]) -> bool:
     """A given name and a surname, maybe with initials ("Henry Ford", "J. P. Morgan"), and no
     company word: not "Davis Cup Finals" or "International Tennis Federation"."""
     given = whole[:-1]
@@ -430,7 +430,7 @@ def _person_shaped(whole: Sequence[str]) -> bool:
 def surname_recurs(texts: Iterable[str], whole: Sequence[str]) -> bool:
     """The last word of a short name stands alone somewhere in the story ("Nikola Tesla ...
     Tesla worked"): how news refers to a person, not to a company."""
-    if not _person_shaped(whole):
+    if not is_person_shaped(whole):
         return False
     for text in texts:
         index = _sentences(text)

@@ -275,3 +275,19 @@ def test_the_cross_validated_fit_stays_above_its_pinned_floor(
     validated = cross_validate([i for i in items if i.passage.split == "tune"], rules, 5)
     assert validated.precision >= floor["precision"], validated
     assert validated.recall >= floor["recall"], validated
+
+
+def test_a_name_the_model_cut_in_two_is_read_as_a_person() -> None:
+    """"Chevy" and "Chase" labelled apart, side by side in a title: one person's name, so
+    the surname is not the bank."""
+    title = "Chevy Chase to host charity gala in New York"
+    spans = [Found("Chevy", "ORG", 0, 5), Found("Chase", "ORG", 6, 11)]
+    read = dict(read_story([("title", title, spans)]))
+    assert [span.label for span in read["title"]] == ["PERSON", "PERSON"]
+
+
+def test_two_names_side_by_side_with_a_company_word_stay_apart() -> None:
+    title = "Chase Bank cuts fees"
+    spans = [Found("Chase", "ORG", 0, 5), Found("Bank", "ORG", 6, 10)]
+    read = dict(read_story([("title", title, spans)]))
+    assert [span.label for span in read["title"]] == ["ORG", "ORG"]
