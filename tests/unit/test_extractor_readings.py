@@ -278,7 +278,7 @@ def test_the_cross_validated_fit_stays_above_its_pinned_floor(
 
 
 def test_a_name_the_model_cut_in_two_is_read_as_a_person() -> None:
-    """"Chevy" and "Chase" labelled apart, side by side in a title: one person's name, so
+    """ "Chevy" and "Chase" labelled apart, side by side in a title: one person's name, so
     the surname is not the bank."""
     title = "Chevy Chase to host charity gala in New York"
     spans = [Found("Chevy", "ORG", 0, 5), Found("Chase", "ORG", 6, 11)]
