@@ -8,7 +8,7 @@ share an upstream tok2vec or transformer; it is about three times faster.
 
 Reading is a pure function over what NER found in one story: each name that may be a
 company, a person or a place is given the label the story supports
-(`pipeline/extractor/readings.py`): a bare "Ford" after "Henry Ford" is the man unless
+(`pipeline/entity_readings.py`): a bare "Ford" after "Henry Ford" is the man unless
 the story shows the company. Folding then counts a short mention ("Musk", "Qin") under
 the full name seen earlier in the same story ("Elon Musk", "Qin Gang"), so a rule
 watching a person sees every mention of them.
@@ -17,10 +17,11 @@ watching a person sees every mention of them.
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import logging
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,18 +29,20 @@ from typing import Any
 import spacy
 from spacy.language import Language
 
-from pipeline.errors import ConfigError
-from pipeline.extractor.readings import (
+from pipeline.entity_readings import (
     DEFAULT_WEIGHTS,
+    PLACE_ENDINGS,
     Labelled,
     Occurrence,
     Weights,
+    is_person_shaped,
     is_short,
     name_words,
     read_name,
     reading_of,
     surname_recurs,
 )
+from pipeline.errors import ConfigError
 from pipeline.models import Entity, Mention, TextField
 
 log = logging.getLogger(__name__)
@@ -171,6 +174,8 @@ def recognise(
 # Labels whose bare mentions are read from the story only when they are part of a longer
 # name there ("Tesla" as NORP or PRODUCT beside "Nikola Tesla"); otherwise trusted.
 _READ_WHEN_PART = frozenset({"NORP", "PRODUCT"})
+# Labels the two halves of a name the model cut in two carry.
+_SPLIT_LABELS = frozenset({"PERSON", "ORG", "GPE", "LOC", "NORP", "PRODUCT"})
 
 
 def read_story(
@@ -187,6 +192,8 @@ def read_story(
         short = any(is_short(fields[f][0], fields[f][1]) for f, _ in places)
         surname = short and surname_recurs(texts, words)  # only counted in short texts
         names[words] = _settle(fields, places, {}, surname, weights)
+    for words in _split_names(fields):
+        names.setdefault(words, "PERSON")
     one_word = _names(fields, lambda span, words: len(words) == 1 and _readable(span, names))
     for places in one_word.values():
         _settle(fields, places, names, False, weights)
@@ -195,6 +202,27 @@ def read_story(
 
 _Fields = list[tuple[TextField, str, list[Found]]]
 _Places = list[tuple[int, int]]  # (field index, span index)
+
+
+def _split_names(fields: _Fields) -> Iterator[tuple[str, str]]:
+    """Two one-word names with only a space between them, in a short text: one name the
+    model cut in two ("Chevy" and "Chase", "Nikola" ORG and "Tesla" NORP). Two words with
+    no company or place word are a given name and a surname, so the pair is read as a
+    person's name, which the two words then lean on as on any longer name."""
+    for field, text, spans in fields:
+        if not is_short(field, text):
+            continue
+        for left, right in itertools.pairwise(spans):
+            pair = name_words(left.text) + name_words(right.text)
+            labels = {left.label, right.label}
+            if (
+                len(pair) == 2
+                and text[left.end : right.start] == " "
+                and labels <= _SPLIT_LABELS
+                and is_person_shaped(pair)
+                and pair[-1:] not in PLACE_ENDINGS
+            ):
+                yield (pair[0], pair[1])
 
 
 def _names(

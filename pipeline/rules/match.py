@@ -8,7 +8,7 @@ hits are placed (char offsets, the separators of a phrase), then `none`,
 `all`, and last the entity check, which asks whether the matched words lie
 inside a mention of an entity of one of the rule's types (Tesla the ORG, not
 Nikola Tesla the PERSON); a capitalised match in a short text (a title, a summary)
-that NER left unlabelled is read from its context (`pipeline/extractor/readings.py`).
+that NER left unlabelled is read from its context (`pipeline/entity_readings.py`).
 So `all`/`none` terms that occur in a story cost
 next to nothing for rules whose watch terms do not.
 """
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from pipeline.config import Rule
-from pipeline.extractor.readings import (
+from pipeline.entity_readings import (
     DEFAULT_WEIGHTS,
     Labelled,
     Occurrence,
