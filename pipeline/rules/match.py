@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import urlsplit
 
 from pipeline.config import Rule
@@ -210,12 +210,7 @@ def heads_name(prefix: str) -> bool:
     return not any(word[:1].isupper() for word in rest.split())
 
 
-_LAST_WORD = re.compile(r"(\w+)\s+$")
-
-
-def _contains_run(name: tuple[str, ...], run: tuple[str, ...]) -> bool:
-    size = len(run)
-    return any(name[i : i + size] == run for i in range(len(name) - size + 1))
+_FALLBACK_JOIN = "\n\n"  # how `fallback_text` joins the title and the summary
 
 
 class _EntitySpans:
@@ -235,6 +230,7 @@ class _EntitySpans:
         of another name and does not. A hit in no mention at all is read from its context
         when it is a capitalised word of a short text.
         """
+        hit = self._in_own_field(hit)
         text: str = getattr(self._story, hit.field)
         inside = [
             (s, label)
@@ -245,6 +241,23 @@ class _EntitySpans:
             return self._reads_as(hit, text, labels)
         return any(label in labels and heads_name(text[s : hit.start]) for s, label in inside)
 
+    def _in_own_field(self, hit: Hit) -> Hit:
+        """On a summary fallback the text is the title and the summary joined
+        (`fallback_text`); NER placed its mentions in those two fields, so a hit in the
+        text is judged where its words came from, as a hit there would be."""
+        story = self._story
+        if hit.field != "text" or story.text_source != "summary_fallback":
+            return hit
+        title, summary = story.title.strip(), story.summary.strip()
+        if title and hit.end <= len(title):
+            shift = story.title.find(title)
+            return replace(hit, field="title", start=hit.start + shift, end=hit.end + shift)
+        summary_start = len(title) + len(_FALLBACK_JOIN) if title else 0
+        if summary and hit.start >= summary_start:
+            shift = story.summary.find(summary) - summary_start
+            return replace(hit, field="summary", start=hit.start + shift, end=hit.end + shift)
+        return hit
+
     def _reads_as(self, hit: Hit, text: str, labels: list[str]) -> bool:
         """An unlabelled name in a title or a summary, read as the story supports: the small
         model often gives a name no label in one short sentence ("Ford and its rivals cut
@@ -254,25 +267,19 @@ class _EntitySpans:
         if not text[hit.start : hit.start + 1].isupper():
             return False
         words = name_words(text[hit.start : hit.end])
-        if self._tail_of_longer_name(text[: hit.start], words):
-            return False
         if words not in self._read:
             self._read[words] = self._reading(words, self._readings)
         return self._read[words] in labels
 
-    def _tail_of_longer_name(self, before: str, words: tuple[str, ...]) -> bool:
-        """ "Tesla" right after "Nikola", where the story names "Nikola Tesla": the end of
-        another name (here inside "The Nikola Tesla Museum"), not a mention of its own."""
-        previous = _LAST_WORD.search(before)
-        if previous is None or not previous.group(1)[:1].isupper():
-            return False
-        run = (previous.group(1).lower(), *words)
-        return any(_contains_run(name_words(entity.text), run) for entity in self._story.entities)
-
     def _short_fields(self) -> tuple[TextField, ...]:
+        """The short texts NER read, where a name it left unlabelled may be read from
+        context: the title, and the summary when it stands in for the article. With the
+        full text, NER reads the title and the text, not the feed's summary: a name there
+        has no mention because NER never looked, and is judged in the text instead. (On a
+        fallback the text is the title and the summary again: see `_in_own_field`.)"""
         if self._story.text_source == "summary_fallback":
-            return FIELDS
-        return ("title", "summary")
+            return ("title", "summary")
+        return ("title",)
 
     def _reading(self, words: tuple[str, ...], weights: Weights) -> str | None:
         """One reading per name and story: the label NER gave the same name elsewhere in the

@@ -239,8 +239,9 @@ def test_a_name_only_in_a_short_title_is_read_from_its_context(
 
 
 def test_the_tail_of_another_name_is_not_read_as_a_mention_of_its_own(enricher: Enricher) -> None:
-    """The demo's museum story: in "The Nikola Tesla Museum" (no span of its own in the
-    summary) "Tesla" ends the person's name the title gives, and is not the company."""
+    """The demo's museum story as a summary fallback: the text repeats the title and the
+    summary, and its "Tesla" is judged where NER placed the mention ("Nikola Tesla's",
+    "The Nikola Tesla Museum": the tail of another name), not read again as unlabelled."""
     title = "Belgrade museum opens new hall on Nikola Tesla's wireless experiments"
     summary = (
         "The Nikola Tesla Museum in Belgrade opened a new hall this week devoted to the "
