@@ -11,6 +11,7 @@ published, so state is never behind what went out.
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -39,26 +40,29 @@ class KafkaChangelog:
             **security(settings),
         )
         self._futures: list[Any] = []
+        self._lock = threading.Lock()  # the notifier's lanes write and flush from their threads
         self._reader: KafkaConsumer | None = None
 
     def write(self, partition: int, key: bytes, value: bytes | None) -> None:
         try:
-            self._futures.append(
-                self._producer.send(self.topic, key=key, value=value, partition=partition)
-            )
+            with self._lock:
+                self._futures.append(
+                    self._producer.send(self.topic, key=key, value=value, partition=partition)
+                )
         except KafkaError as exc:
             raise Retryable(f"changelog {self.topic}: {exc}", reason="state") from exc
 
     def flush(self, timeout: float = 30.0) -> None:
-        futures, self._futures = self._futures, []
-        if not futures:
-            return
-        try:
-            self._producer.flush(timeout=timeout)
-            for future in futures:
-                future.get(timeout=timeout)
-        except KafkaError as exc:
-            raise Retryable(f"changelog {self.topic}: {exc}", reason="state") from exc
+        with self._lock:
+            futures, self._futures = self._futures, []
+            if not futures:
+                return
+            try:
+                self._producer.flush(timeout=timeout)
+                for future in futures:
+                    future.get(timeout=timeout)
+            except KafkaError as exc:
+                raise Retryable(f"changelog {self.topic}: {exc}", reason="state") from exc
 
     def replay(self, partition: int) -> Iterator[tuple[bytes, bytes | None]]:
         reader = self._reader_consumer()
