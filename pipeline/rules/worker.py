@@ -35,11 +35,12 @@ def rules_runner(
     on_idle: Callable[[], None] | None = None,
     on_round: Callable[[], None] | None = None,
     runner_class: type[StageRunner] = StageRunner,
+    topic: str | None = None,
 ) -> StageRunner:
     """The runner of `newsmon rules`: one record a chunk, its alerts confirmed once the
     broker acknowledged them, commits at most every `commit_interval_seconds`."""
     return runner_class(
-        stage, settings, [settings.topics.enriched], metrics, stop,
+        stage, settings, [topic or settings.topics.enriched], metrics, stop,
         group_id=group_id, chunk_size=1, commit_every=settings.commit_interval_seconds,
         on_idle=on_idle, on_round=on_round, on_published=stage.published,
     )  # fmt: skip
@@ -93,7 +94,9 @@ class RulesWorker:
             chunk_size=settings.max_poll_records, commit_every=settings.commit_interval_seconds,
             on_round=on_round,
         )  # fmt: skip
-        self.decide = rules_runner(self.decide_stage, settings, metrics, stop)
+        self.decide = rules_runner(
+            self.decide_stage, settings, metrics, stop, topic=topics.alert_candidates
+        )
         # Until partitions are assigned nothing is owned: a cache left by an earlier run
         # must not send digests for rules another replica owns now.
         engine.drop(engine.store.tables.partitions())
