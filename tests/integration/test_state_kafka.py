@@ -17,7 +17,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from notifier_receiver import Receiver, make_alert
 from prometheus_client import CollectorRegistry
+from test_notifier_kafka import forget_commits, sample, settings_for, steady, webhook
 from test_rules_kafka import (
     RULES,
     SEED_RULES,
@@ -27,20 +29,24 @@ from test_rules_kafka import (
     syndicated_copy,
 )
 
-from pipeline.config import KafkaSettings, RulesSettings
+from pipeline.config import KafkaSettings, RulesSettings, Settings
 from pipeline.corridor.kafka.changelog import KafkaChangelog
 from pipeline.corridor.kafka.clients import Producer, read_to_end
 from pipeline.corridor.kafka.membership import partition_for_key
 from pipeline.corridor.records import Output
 from pipeline.corridor.state import PartitionTables, Table
 from pipeline.metrics import Metrics
-from pipeline.models import EnrichedStory, story_id_for
+from pipeline.models import Alert, EnrichedStory, story_id_for
+from pipeline.notifier.commands import kafka_ledger
+from pipeline.notifier.dispatch import Dispatcher
+from pipeline.notifier.worker import NotifierWorker
 from pipeline.rules.engine import STORE_FILE, RulesEngine
 from pipeline.rules.store import AlertStore
 from pipeline.rules.worker import RulesWorker
 from pipeline.storage import connect
 
 pytestmark = pytest.mark.integration
+__all__ = ["steady"]  # the receiver fixture, shared with the notifier tests
 
 COUNTS = Table("counts", key=("name",), values=("value", "blob"), blobs=frozenset({"blob"}))
 SCHEMA = """CREATE TABLE counts (part INTEGER NOT NULL, name TEXT NOT NULL, value INTEGER,
@@ -201,3 +207,54 @@ def test_two_copies_on_two_partitions_at_once_raise_one_alert_per_rule(
         time.sleep(1)
     alerts = alerts_on(kafka_settings)
     assert Counter(a.rule_id for a in alerts) == dict.fromkeys(SEED_RULES, 1)
+
+
+@contextmanager
+def notifier_replica(settings: Settings, state_dir: Path) -> Iterator[Metrics]:
+    """`newsmon notifier` as it runs on Kafka: its ledger a cache of the changelog."""
+    stop, metrics = threading.Event(), Metrics(CollectorRegistry())
+    dispatcher = Dispatcher(
+        settings.notifier.destinations, settings.notifier, metrics, sleep=stop.wait,
+        ledger=kafka_ledger(state_dir, settings),
+    )  # fmt: skip
+    worker = NotifierWorker(settings, metrics, stop, dispatcher)
+    worker.start()
+    try:
+        yield metrics
+    finally:
+        stop.set()
+        worker.join()
+        dispatcher.close()
+
+
+def test_a_notifier_replica_taking_over_does_not_deliver_again(
+    kafka_settings: KafkaSettings, steady: Receiver, tmp_path: Path
+) -> None:
+    """Replica A delivers and is gone before committing (its group's commits deleted, as
+    after a kill -9); replica B, on another host (state dir), reads every alert again
+    and sends none of them twice, because it replayed A's ledger from the changelog."""
+    settings = settings_for(kafka_settings, [webhook("steady", steady)])
+    alerts = [make_alert(n) for n in range(6)]
+    publish_keyed_by_alert(kafka_settings, alerts)
+    with notifier_replica(settings, tmp_path / "a"):
+        assert steady.wait_for(6, timeout=60)
+    forget_commits(kafka_settings, f"{kafka_settings.group_prefix}-notifier")
+    publish_keyed_by_alert(kafka_settings, [make_alert(6)])
+    with notifier_replica(settings, tmp_path / "b") as metrics:
+        assert steady.wait_for(7, timeout=60)
+        wait_for(
+            lambda: sample(metrics, "newsmon_deliveries_total", destination="steady",
+                           outcome="already_delivered") >= 6,
+            "the re-read alerts recognised",
+        )  # fmt: skip
+    ids = Counter(r.headers["webhook-id"] for r in steady.accepted())
+    assert ids == {a.alert_id: 1 for a in [*alerts, make_alert(6)]}
+
+
+def publish_keyed_by_alert(kafka: KafkaSettings, alerts: list[Alert]) -> None:
+    """As the rules stage publishes them: keyed by alert id."""
+    producer = Producer(kafka)
+    try:
+        producer.publish([Output(kafka.topics.alerts, a.alert_id, a.to_bytes()) for a in alerts])
+    finally:
+        producer.close()
