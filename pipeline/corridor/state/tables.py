@@ -109,7 +109,12 @@ class PartitionTables:
         self.changelog.flush()
 
     def restore(self, partitions: Iterable[int]) -> int:
-        """Wipe the partitions from the cache and replay their changelog; returns records read."""
+        """Wipe the partitions from the cache and replay their changelog; returns records read.
+
+        What this process wrote is flushed first: a write still on its way when the
+        replay reads the end offset would be wiped from the cache and not replayed.
+        """
+        self.changelog.flush()
         applied = 0
         for partition in sorted(set(partitions)):
             with self.lock, immediate(self.db):
