@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.corridor.state import PartitionTables, Table
+from pipeline.corridor.state import NoChangelog, PartitionTables, Table
 from pipeline.errors import Retryable
 from pipeline.rules.store import AlertStore, StoredAlert
 from pipeline.storage import connect
@@ -113,3 +113,12 @@ def test_a_legacy_rules_file_is_migrated_to_partition_zero(tmp_path: Path) -> No
     store = AlertStore(path)
     assert store.get("r", "s") is not None
     assert store.signatures_since(0.0) == [("s", 1.0, b"\x00")]
+
+
+def test_without_a_changelog_the_file_is_the_truth_and_never_wiped() -> None:
+    local = PartitionTables(connect(":memory:", SCHEMA), [COUNTS], NoChangelog(), "test")
+    with local.transaction():
+        local.upsert("counts", 0, {"name": "a", "value": 1})
+    assert local.restore([0]) == 0
+    local.drop([0])
+    assert names(local) == {"a": 1}

@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline.corridor.state.changelog import Changelog
+from pipeline.corridor.state.changelog import Changelog, NoChangelog
 from pipeline.errors import Retryable
 from pipeline.storage import immediate
 
@@ -114,6 +114,8 @@ class PartitionTables:
         What this process wrote is flushed first: a write still on its way when the
         replay reads the end offset would be wiped from the cache and not replayed.
         """
+        if not self.mirrored:
+            return 0
         self.changelog.flush()
         applied = 0
         for partition in sorted(set(partitions)):
@@ -126,9 +128,17 @@ class PartitionTables:
 
     def drop(self, partitions: Iterable[int]) -> None:
         """Forget partitions that moved to another owner (their changelog keeps them)."""
+        if not self.mirrored:
+            return
         with self.lock, immediate(self.db):
             for partition in set(partitions):
                 self._wipe(partition)
+
+    @property
+    def mirrored(self) -> bool:
+        """Is there a changelog to restore from? Without one the file is the truth: never
+        wiped."""
+        return not isinstance(self.changelog, NoChangelog)
 
     def partitions(self) -> set[int]:
         """Partitions the cache holds rows of."""
