@@ -2,12 +2,13 @@
 
 Both corridors call this: the one-process mode matches and decides a story at
 once (`process`); the Kafka worker matches (`candidates`) on any replica and
-decides (`decide_candidate`) on the replica that owns the rule's partition, whose
-state it restores on assignment (`restore`, `drop`). Rules are re-read when
-`rules.yaml` changes (checked every `reload_check_seconds`) or on SIGHUP, and swapped between two stories, so a
-story is always matched against one whole rule set and the consumer keeps its
-position. A rules file that no longer validates keeps the old rules in force
-and is counted in `newsmon_rule_reloads_total{outcome="error"}`.
+decides (`decide_candidate`) on the replica that owns the rule's partition,
+whose state it restores on assignment (`restore`, `drop`). Rules are re-read
+when `rules.yaml` changes (checked every `reload_check_seconds`) or on SIGHUP,
+and swapped between two stories, so a story is always matched against one
+whole rule set and the consumer keeps its position. A rules file that no
+longer validates keeps the old rules in force and is counted in
+`newsmon_rule_reloads_total{outcome="error"}`.
 """
 
 from __future__ import annotations
