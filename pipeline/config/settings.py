@@ -42,6 +42,9 @@ class TopicNames(Section):
     dead_letter: str = "newsmon.dead-letter"
     delivery_retry: str = "newsmon.alerts.retry"
     poller_state: str = "newsmon.poller.state"
+    alert_candidates: str = "newsmon.alerts.candidates"
+    rules_state: str = "newsmon.rules.state"
+    notifier_state: str = "newsmon.notifier.state"
 
 
 class KafkaSettings(Section):

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import argparse
 import logging
+from pathlib import Path
 from typing import Any
 
 from pipeline.cli_common import add_config_options, load_from_args
-from pipeline.config import Config
+from pipeline.config import Config, Settings
 from pipeline.errors import ConfigError
 from pipeline.metrics import Metrics
 from pipeline.notifier.adapters import build_adapters, close_adapters
-from pipeline.notifier.delivered import open_ledger
+from pipeline.notifier.delivered import DeliveredLedger, open_ledger
 from pipeline.notifier.dispatch import Dispatcher
 from pipeline.notifier.flags import add_destination_options, apply_destination_flags
 from pipeline.notifier.sample import sample_alert
@@ -49,7 +50,7 @@ def cmd_notifier(args: argparse.Namespace) -> int:
     metrics = Metrics()
     stop = stop_event()
     # A test alert is sent every time it is asked for: no ledger for it.
-    ledger = None if args.send_test else open_ledger(config.state_dir, settings.notifier)
+    ledger = None if args.send_test else kafka_ledger(config.state_dir, settings)
     dispatcher = Dispatcher(
         settings.notifier.destinations, settings.notifier, metrics,
         user_agent=settings.http.user_agent, sleep=stop.wait, ledger=ledger,
@@ -64,6 +65,25 @@ def cmd_notifier(args: argparse.Namespace) -> int:
         return 0
     finally:
         dispatcher.close()
+
+
+def kafka_ledger(state_dir: Path, settings: Settings) -> DeliveredLedger:
+    """The delivery ledger of a notifier replica: a local cache of the `notifier.state`
+    changelog, each alert's deliveries on the partition its alert is on."""
+    from pipeline.corridor.kafka.changelog import KafkaChangelog
+    from pipeline.corridor.kafka.membership import partition_count, partition_for_key
+
+    ledger = open_ledger(state_dir, settings.notifier)
+    kafka = settings.kafka
+    partitions = partition_count(kafka, kafka.topics.alerts)
+    if partitions == 0:
+        ledger.close()
+        raise ConfigError(
+            [f"kafka.topics.alerts: {kafka.topics.alerts} not found: run `newsmon topics create`"]
+        )
+    changelog = KafkaChangelog(kafka, kafka.topics.notifier_state, "notifier")
+    ledger.use_changelog(changelog, lambda alert_id: partition_for_key(alert_id, partitions))
+    return ledger
 
 
 def send_test(dispatcher: Dispatcher) -> int:

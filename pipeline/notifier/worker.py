@@ -28,6 +28,7 @@ from pipeline.corridor.runner import run_until_stopped
 from pipeline.corridor.settle import dead_letter_output, publish_until_stopped
 from pipeline.errors import PipelineError
 from pipeline.metrics import Metrics
+from pipeline.notifier.delivered import DeliveredLedger
 from pipeline.notifier.dispatch import Dispatcher
 from pipeline.notifier.records import task_from_retry
 from pipeline.notifier.scheduler import DeliveryScheduler
@@ -177,6 +178,16 @@ def _keep(outcome: Later, now: float) -> bool:
     return not outcome.attempted and outcome.task.not_before - now <= HOLD_SECONDS
 
 
+def _restorer(ledger: DeliveredLedger) -> Callable[[set[Partition]], None]:
+    """Partition p of the alerts and of the retry topic hold the same alerts (both keyed
+    by alert id): either assignment replays the ledger's partition p."""
+
+    def restore(partitions: set[Partition]) -> None:
+        ledger.restore({p for _, p in partitions})
+
+    return restore
+
+
 class NotifierWorker:
     """Both loops on their own threads; if either dies the other is stopped too."""
 
@@ -191,6 +202,10 @@ class NotifierWorker:
             chunk_size=kafka.max_poll_records,
         )  # fmt: skip
         retries = RetryRunner(dispatcher, kafka, metrics, stop)
+        if dispatcher.ledger is not None:  # restored before a partition's records are tried
+            restore = _restorer(dispatcher.ledger)
+            alerts.kafka.on_assigned = restore
+            retries.transport.on_assigned = restore
         self._errors: list[BaseException] = []
         self._threads = [
             threading.Thread(target=self._guard(alerts.run), name="notifier-alerts"),

@@ -33,27 +33,27 @@ CONFIG_CHECKS = [check_rules_compile]
 
 
 def cmd_rules(args: argparse.Namespace) -> int:
+    from pipeline.corridor.kafka.changelog import KafkaChangelog
     from pipeline.rules.engine import open_engine, reload_on_sighup
-    from pipeline.rules.stage import RulesStage
-    from pipeline.rules.worker import rules_runner, run_worker
+    from pipeline.rules.worker import RulesWorker
     from pipeline.runtime import Liveness, setup_logging, start_metrics, stop_event
 
     config = load_from_args(args)
     settings = config.settings
     setup_logging(settings.log)
     metrics = Metrics()
-    engine = open_engine(config, metrics)
+    changelog = KafkaChangelog(settings.kafka, settings.kafka.topics.rules_state, "rules")
+    engine = open_engine(config, metrics, changelog)
     reload_on_sighup(engine)
     stop = stop_event()
     liveness = Liveness(settings.kafka.max_poll_interval_seconds)
     start_metrics(settings, metrics, health=liveness)
-    stage = RulesStage(engine, settings.kafka.topics.alerts)
-    runner = rules_runner(stage, settings.kafka, metrics, stop, on_round=liveness.beat)
+    worker = RulesWorker(engine, settings.kafka, metrics, stop, on_round=liveness.beat)
     log.info(
         "rules worker started",
         extra={"rules": len(engine.compiled.rules), "state_dir": str(config.state_dir)},
     )
-    run_worker(runner, stage, stop)
+    worker.run()
     return 0
 
 

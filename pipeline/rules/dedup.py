@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 from datasketch import MinHash, MinHashLSH
@@ -54,6 +53,17 @@ def signature(story: EnrichedStory) -> MinHash:
     return minhash
 
 
+def signature_bytes(minhash: MinHash) -> bytes:
+    return bytes(minhash.hashvalues.astype(np.uint32).tobytes())
+
+
+def signature_from_bytes(raw: bytes) -> MinHash:
+    """A signature sent with a candidate alert; `ValueError` if it is not one."""
+    if len(raw) != NUM_PERM * 4:
+        raise ValueError(f"a signature is {NUM_PERM * 4} bytes, not {len(raw)}")
+    return _from_bytes(raw)
+
+
 def _from_bytes(raw: bytes) -> MinHash:
     values = np.frombuffer(raw, dtype=np.uint32)
     return MinHash(num_perm=NUM_PERM, hashvalues=values, scheme=MINHASH_SCHEME)
@@ -66,11 +76,17 @@ class NearDuplicates:
         self.store = store
         self.threshold = threshold
         self.window = window
-        self._lsh = MinHashLSH(threshold=min(threshold, LSH_THRESHOLD_CAP), num_perm=NUM_PERM)
-        self._kept: dict[str, tuple[float, MinHash]] = {}
         self._pruned_at = now
-        for story_id, seen_at, raw in store.signatures_since(now - window):
-            self._index(story_id, seen_at, _from_bytes(raw))
+        self.reload(now)
+
+    def reload(self, now: float) -> None:
+        """Index what the store holds now (at start-up, and after partitions were restored
+        or dropped)."""
+        self._lsh = MinHashLSH(threshold=min(self.threshold, LSH_THRESHOLD_CAP), num_perm=NUM_PERM)
+        self._kept: dict[str, tuple[float, MinHash]] = {}
+        for story_id, seen_at, raw in self.store.signatures_since(now - self.window):
+            if story_id not in self._kept:
+                self._index(story_id, seen_at, _from_bytes(raw))
 
     def similar(self, story_id: str, minhash: MinHash) -> list[str]:
         """Ids of indexed stories whose estimated Jaccard similarity reaches the threshold."""
@@ -80,13 +96,13 @@ class NearDuplicates:
                 found.append(other)
         return sorted(found)
 
-    def add(self, story_id: str, minhash: MinHash, now: float) -> None:
+    def add(self, story_id: str, minhash: MinHash, now: float, part: int = 0) -> None:
         """Remember an alerted story (inside the caller's transaction).
 
         Written even when already indexed in memory: a rolled-back transaction may have
         left the index ahead of the store.
         """
-        self.store.put_signature(story_id, now, minhash.hashvalues.astype(np.uint32).tobytes())
+        self.store.put_signature(story_id, now, signature_bytes(minhash), part)
         if story_id not in self._kept:
             self._index(story_id, now, minhash)
 
@@ -106,20 +122,17 @@ class NearDuplicates:
         self._kept[story_id] = (seen_at, minhash)
 
 
-@dataclass
-class _StoryCheck:
-    """What the ledger learns about one story, computed at most once."""
-
-    story: EnrichedStory
-    minhash: MinHash | None = None
-    near: list[str] | None = None
-
-
 AlertBuilder = Callable[[RuleMatch], Alert]
 
 
 class AlertLedger:
-    """Dedup, near-duplicate suppression and throttling, all against one store."""
+    """Dedup, near-duplicate suppression and throttling, all against one store.
+
+    On Kafka it decides candidate alerts read from a topic keyed by rule
+    (`decide_candidate`): every decision about a rule is taken by the one replica
+    that owns its partition, however the stories were spread. `newsmon run` and
+    `newsmon match` decide a story's matches at once (`decide`).
+    """
 
     def __init__(
         self, store: AlertStore, settings: RulesSettings, metrics: Metrics, now: float
@@ -140,54 +153,68 @@ class AlertLedger:
         position: SourcePosition | None = None,
     ) -> list[Alert]:
         """The alerts to publish for these matches; call inside `store.transaction()`."""
-        check = _StoryCheck(story)
-        out: list[Alert] = []
-        raised = False
+        minhash = signature(story)
+        out = []
         for match in matches:
-            alert, new = self._decide_one(check, match, build, now, position)
-            raised = raised or new
+            alert = self.decide_candidate(build(match), minhash, now, position)
             if alert is not None:
                 out.append(alert)
+        return out
+
+    def decide_candidate(
+        self, alert: Alert, minhash: MinHash, now: float, position: SourcePosition | None = None
+    ) -> Alert | None:
+        """The alert to publish for one rule and story, if any; inside `store.transaction()`."""
+        part = position.partition if position is not None else 0
+        out, raised = self._decide_one(alert, minhash, now, position, part)
         if raised:
-            self.near.add(story.id, self._minhash(check), now)
+            self.near.add(alert.story.id, minhash, now, part)
         self.near.prune(now)
         return out
 
+    def restored(self, now: float) -> None:
+        """The store's partitions changed (restored or dropped): index what it holds now."""
+        self.near.reload(now)
+
     def _decide_one(
         self,
-        check: _StoryCheck,
-        match: RuleMatch,
-        build: AlertBuilder,
+        alert: Alert,
+        minhash: MinHash,
         now: float,
         position: SourcePosition | None,
+        part: int,
     ) -> tuple[Alert | None, bool]:
         """(alert to publish or None, whether a new alert or held entry was recorded)."""
-        rule, story = match.rule, check.story
-        known = self.store.get(rule.id, story.id)
+        rule_id, story_id = alert.rule_id, alert.story.id
+        known = self.store.get(rule_id, story_id)
         if known is not None:
             return self._seen_before(known), False
-        if self.store.fired_for_any(rule.id, self._near(check)):
-            self._suppress("near_duplicate", rule.id, story.id)
-            self._record(rule.id, story.id, "duplicate", None, now)
+        if self.store.fired_for_any(rule_id, self.near.similar(story_id, minhash)):
+            self._suppress("near_duplicate", rule_id, story_id)
+            self._record(rule_id, story_id, "duplicate", None, now, position=position)
             return None, False
-        alert = build(match)
         window_start = self.store.admit(
-            rule.id, now, self.settings.throttle_max_alerts, self.settings.throttle_window_seconds
-        )
+            rule_id, now, self.settings.throttle_max_alerts,
+            self.settings.throttle_window_seconds, part,
+        )  # fmt: skip
         if window_start is not None:
-            self._suppress("throttled", rule.id, story.id)
-            self._record(rule.id, story.id, "held", alert, now, window_start=window_start)
+            self._suppress("throttled", rule_id, story_id)
+            self._record(
+                rule_id, story_id, "held", alert, now, position=position, window_start=window_start
+            )
             return None, True
-        self._record(rule.id, story.id, "pending", alert, now, position=position)
-        self.metrics.alerts.labels(rule.id, rule.severity).inc()
+        self._record(rule_id, story_id, "pending", alert, now, position=position)
+        self.metrics.alerts.labels(rule_id, alert.severity).inc()
         return alert, True
 
     def _seen_before(self, known: StoredAlert) -> Alert | None:
         """A pending alert may never have left: publish it again, byte for byte."""
         if known.state == "pending" and known.payload is not None:
             log.info(
-                "re-publishing pending alert rule=%s story_id=%s", known.rule_id, known.story_id
-            )
+                "re-publishing pending alert",
+                extra={"rule": known.rule_id, "story_id": known.story_id,
+                       "alert_id": known.alert_id},
+            )  # fmt: skip
             return decode(Alert, known.payload)
         if known.state not in ("held", "pending"):
             self._suppress("same_story", known.rule_id, known.story_id)
@@ -208,17 +235,8 @@ class AlertLedger:
         stored = StoredAlert(rule_id, story_id, alert_id_for(rule_id, story_id), state, payload)
         self.store.put(stored, now, position, window_start)
 
-    def _near(self, check: _StoryCheck) -> list[str]:
-        if check.near is None:
-            check.near = self.near.similar(check.story.id, self._minhash(check))
-        return check.near
-
-    @staticmethod
-    def _minhash(check: _StoryCheck) -> MinHash:
-        if check.minhash is None:
-            check.minhash = signature(check.story)
-        return check.minhash
-
     def _suppress(self, reason: str, rule_id: str, story_id: str) -> None:
         self.metrics.alerts_suppressed.labels(reason).inc()
-        log.debug("alert suppressed reason=%s rule=%s story_id=%s", reason, rule_id, story_id)
+        log.debug(
+            "alert suppressed", extra={"reason": reason, "rule": rule_id, "story_id": story_id}
+        )

@@ -1,11 +1,14 @@
 """The live rule set: match a story, decide its alerts, reload rules without a restart.
 
-Both corridors call this: the Kafka worker (`RulesStage`) and the one-process
-mode. Rules are re-read when `rules.yaml` changes (checked every
-`reload_check_seconds`) or on SIGHUP, and swapped between two stories, so a
-story is always matched against one whole rule set and the consumer keeps its
-position. A rules file that no longer validates keeps the old rules in force
-and is counted in `newsmon_rule_reloads_total{outcome="error"}`.
+Both corridors call this: the one-process mode matches and decides a story at
+once (`process`); the Kafka worker matches (`candidates`) on any replica and
+decides (`decide_candidate`) on the replica that owns the rule's partition,
+whose state it restores on assignment (`restore`, `drop`). Rules are re-read
+when `rules.yaml` changes (checked every `reload_check_seconds`) or on SIGHUP,
+and swapped between two stories, so a story is always matched against one
+whole rule set and the consumer keeps its position. A rules file that no
+longer validates keeps the old rules in force and is counted in
+`newsmon_rule_reloads_total{outcome="error"}`.
 """
 
 from __future__ import annotations
@@ -16,7 +19,10 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from datasketch import MinHash
+
 from pipeline.config import Config, Rule, RulesSettings, load_rules
+from pipeline.corridor.state import Changelog
 from pipeline.errors import ConfigError
 from pipeline.metrics import Metrics
 from pipeline.models import Alert, AlertStory, EnrichedStory, alert_id_for, decode, utcnow
@@ -158,10 +164,52 @@ class RulesEngine:
             )
         for alert in alerts:
             log.info(
-                "alert raised rule=%s story_id=%s alert_id=%s",
-                alert.rule_id, story.id, alert.alert_id,
-            )  # fmt: skip
+                "alert raised",
+                extra={"rule": alert.rule_id, "story_id": story.id, "alert_id": alert.alert_id},
+            )
         return alerts
+
+    def candidates(self, story: EnrichedStory) -> list[Alert]:
+        """The alerts this story would raise, before dedup and throttling (Kafka: the match
+        step, whose output is re-keyed by rule for one owner to decide)."""
+        self.reload_if_due()
+        started = time.perf_counter()
+        matches = match_story(story, self.compiled)
+        self.metrics.match_seconds.observe(time.perf_counter() - started)
+        self.metrics.stories_matched.labels("true" if matches else "false").inc()
+        width = self.settings.snippet_chars
+        return [build_alert(story, m, width) for m in matches]
+
+    def decide_candidate(
+        self, alert: Alert, minhash: MinHash, position: SourcePosition | None = None
+    ) -> Alert | None:
+        """Dedup, near-duplicates and throttling for one candidate (Kafka: the decide step,
+        run by the owner of the rule's partition)."""
+        with self.store.transaction():
+            decided = self.ledger.decide_candidate(alert, minhash, self.clock(), position)
+        if decided is not None:
+            log.info(
+                "alert raised",
+                extra={"rule": decided.rule_id, "story_id": decided.story.id,
+                       "alert_id": decided.alert_id},
+            )  # fmt: skip
+        return decided
+
+    def restore(self, partitions: set[int]) -> int:
+        """Partitions assigned: replay their state from the changelog, then index it."""
+        replayed = self.store.restore(partitions)
+        self.ledger.restored(self.clock())
+        log.info(
+            "rules state restored",
+            extra={"stage": "rules", "partition": sorted(partitions), "records": replayed},
+        )
+        return replayed
+
+    def drop(self, partitions: set[int]) -> None:
+        """Partitions revoked: what they decided is in the changelog; forget the cache."""
+        self.store.flush()
+        self.store.drop(partitions)
+        self.ledger.restored(self.clock())
 
     def confirm_before(self, topic: str, partition: int, offset: int) -> None:
         """Records of this partition before `offset` were published (acknowledged or
@@ -216,9 +264,12 @@ class RulesEngine:
         self.store.close()
 
 
-def open_engine(config: Config, metrics: Metrics) -> RulesEngine:
-    """The engine of `newsmon rules` and `newsmon run`: its state in `<state_dir>/rules.sqlite3`."""
-    store = AlertStore(config.state_dir / STORE_FILE)
+def open_engine(
+    config: Config, metrics: Metrics, changelog: Changelog | None = None
+) -> RulesEngine:
+    """The engine of `newsmon rules` and `newsmon run`: its state in `<state_dir>/rules.sqlite3`
+    (on Kafka a cache of the `changelog`)."""
+    store = AlertStore(config.state_dir / STORE_FILE, changelog)
     return RulesEngine(config.rules_path, config.settings.rules, store, metrics, rules=config.rules)
 
 

@@ -82,7 +82,22 @@ def test_workers_with_state_mount_a_volume() -> None:
     for name in ("poller", "rules", "notifier"):
         spec = NEWSMON_SERVICES[name]
         state_dir = spec["command"][spec["command"].index("--state-dir") + 1]
-        assert any(v.endswith(":" + state_dir) for v in spec["volumes"]), name
+        assert any(v == state_dir or v.endswith(":" + state_dir) for v in spec["volumes"]), name
+
+
+def test_replicas_of_rules_and_notifier_each_get_their_own_cache() -> None:
+    """Their state dir is a cache of the changelog per owned partition: a named volume
+    would be one file shared (and wiped at start-up) by every replica."""
+    for name in ("rules", "notifier"):
+        spec = NEWSMON_SERVICES[name]
+        state_dir = spec["command"][spec["command"].index("--state-dir") + 1]
+        assert spec["volumes"] == [state_dir], name
+
+
+@pytest.mark.parametrize("service", WORKERS)
+def test_every_worker_can_be_scaled(service: str) -> None:
+    spec = NEWSMON_SERVICES[service]
+    assert "container_name" not in spec and "ports" not in spec
 
 
 def test_workers_restart_and_have_a_health_check_on_the_metrics_port() -> None:

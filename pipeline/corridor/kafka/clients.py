@@ -167,17 +167,26 @@ def _admin(settings: KafkaSettings) -> KafkaAdminClient:
 
 
 def topic_specs(settings: KafkaSettings) -> list[NewTopic]:
-    """Every topic newsmon uses; the poller state topic is compacted."""
+    """Every topic newsmon uses; the state topics (the poller's, the changelogs) are compacted.
+
+    A changelog's partition p holds the state of its input's partition p, so the
+    changelogs have as many partitions as the topics they follow.
+    """
     names = settings.topics
-    plain = [names.raw, names.enriched, names.alerts, names.dead_letter, names.delivery_retry]
+    plain = [
+        names.raw, names.enriched, names.alerts, names.dead_letter, names.delivery_retry,
+        names.alert_candidates,
+    ]  # fmt: skip
+    compacted = [names.poller_state, names.rules_state, names.notifier_state]
     specs = [NewTopic(t, settings.partitions, settings.replication_factor) for t in plain]
-    specs.append(
+    specs.extend(
         NewTopic(
-            names.poller_state,
+            t,
             settings.partitions,
             settings.replication_factor,
             topic_configs={"cleanup.policy": "compact"},
         )
+        for t in compacted
     )
     return specs
 

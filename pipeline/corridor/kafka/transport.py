@@ -12,6 +12,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
@@ -50,10 +51,14 @@ class KafkaTransport:
         self.commit_every = commit_every
         self.on_revoked: Callable[[set[Partition]], None] | None = None
         """Told of partitions moving away, after their commit points are restored."""
+        self.on_assigned: Callable[[set[Partition]], None] | None = None
+        """Told of partitions assigned, before any of their records leaves `poll`
+        (a stage restores their state here)."""
+        self._unrestored: set[Partition] = set()
         self.tracker = OffsetTracker()
         self.producer = Producer(settings)
         self.consumer = group_consumer(
-            settings, group_id, name, topics, listener=RevokeListener(self._revoked),
+            settings, group_id, name, topics, listener=_Listener(self._revoked, self._assigned),
             auto_offset_reset="earliest", max_poll_records=settings.max_poll_records,
         )  # fmt: skip
         self._committed_at = time.monotonic()
@@ -62,6 +67,7 @@ class KafkaTransport:
     def poll(self, timeout: float) -> list[Message]:
         polled = self.consumer.poll(timeout_ms=int(timeout * 1000))
         messages = [to_message(r) for records in polled.values() for r in records]
+        self._restore_assigned()
         for message in messages:
             self.tracker.track(message.position)
         self._refresh_lag()
@@ -113,8 +119,25 @@ class KafkaTransport:
         for (topic, partition), offset in self.tracker.commit_points(partitions).items():
             self.consumer.seek(TopicPartition(topic, partition), offset)
         self.tracker.forget(partitions)
+        self._unrestored -= partitions
         if self.on_revoked is not None:
             self.on_revoked(partitions)
+
+    def _assigned(self, partitions: set[Partition]) -> None:
+        """Heard on the client's thread: the restore runs in `poll`, on the caller's."""
+        self._unrestored |= partitions
+
+    def _restore_assigned(self) -> None:
+        """Hand newly assigned partitions to `on_assigned` before their records go out.
+
+        If it raises (the changelog cannot be read), the exception leaves `poll` with
+        nothing committed for those records: the worker stops and they are read again.
+        """
+        if not self._unrestored or self.on_assigned is None:
+            self._unrestored.clear()
+            return
+        partitions, self._unrestored = self._unrestored, set()
+        self.on_assigned(partitions)
 
     def _refresh_lag(self) -> None:
         now = time.monotonic()
@@ -139,6 +162,24 @@ class KafkaTransport:
             self.producer.close()
         finally:
             self.consumer.close(autocommit=False)
+
+
+class _Listener(RevokeListener):
+    """The revoke listener, also told of assignments (kafka-python lists every partition
+    held after a rebalance, so a partition kept across it is restored again)."""
+
+    def __init__(
+        self,
+        on_revoked: Callable[[set[Partition]], None],
+        on_assigned: Callable[[set[Partition]], None],
+    ) -> None:
+        super().__init__(on_revoked)
+        self._on_assigned = on_assigned
+
+    def on_partitions_assigned(self, assigned: Any) -> None:
+        super().on_partitions_assigned(assigned)
+        if assigned:
+            self._on_assigned({(tp.topic, tp.partition) for tp in assigned})
 
 
 class StageRunner(Runner):
