@@ -1,0 +1,351 @@
+"""The history: enriched stories and the alerts raised on them, searchable, kept for a while.
+
+One SQLite file (`<state-dir>/history.sqlite3`) with two feeders: `newsmon run` writes it
+as stories leave the rules stage (`pipeline/local.py`), and the console's Kafka feeder
+fills its own copy from the enriched and alerts topics (`history/feeder.py`). The console
+reads it; the backtest of a rule reads its stories.
+
+Alerts carry the columns the alerts page filters on, each with an index that ends in
+`raised_at`, so a filtered page newest-first is an index range scan, whatever the row
+count; free text goes through an FTS5 index over headline and snippets. Pages are
+keyed by (raised_at, row id), never by OFFSET, so page 500 costs what page 1 does.
+Pruning deletes at most `batch` rows a call, so it never holds the write lock long.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pipeline.errors import DecodeError
+from pipeline.models import Alert, EnrichedStory, decode
+from pipeline.storage import connect, immediate
+
+FILENAME = "history.sqlite3"
+PAGE_SIZE = 50
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS stories (
+    id TEXT PRIMARY KEY,
+    feed TEXT NOT NULL,
+    title TEXT NOT NULL,
+    url TEXT NOT NULL,
+    published REAL NOT NULL,
+    stored_at REAL NOT NULL,
+    payload BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS stories_by_time ON stories (stored_at);
+CREATE INDEX IF NOT EXISTS stories_by_feed ON stories (feed, stored_at);
+CREATE TABLE IF NOT EXISTS alerts (
+    row INTEGER PRIMARY KEY,
+    alert_id TEXT NOT NULL UNIQUE,
+    kind TEXT NOT NULL,
+    rule_id TEXT NOT NULL,
+    rule_name TEXT NOT NULL,
+    severity TEXT NOT NULL,
+    source TEXT NOT NULL,
+    story_id TEXT NOT NULL,
+    title TEXT NOT NULL,
+    url TEXT NOT NULL,
+    snippet TEXT NOT NULL,
+    raised_at REAL NOT NULL,
+    payload BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS alerts_by_time ON alerts (raised_at, row);
+CREATE INDEX IF NOT EXISTS alerts_by_rule ON alerts (rule_id, raised_at, row);
+CREATE INDEX IF NOT EXISTS alerts_by_severity ON alerts (severity, raised_at, row);
+CREATE INDEX IF NOT EXISTS alerts_by_source ON alerts (source, raised_at, row);
+CREATE INDEX IF NOT EXISTS alerts_by_story ON alerts (story_id);
+CREATE VIRTUAL TABLE IF NOT EXISTS alerts_text USING fts5 (
+    title, snippet, content='alerts', content_rowid='row', tokenize='unicode61'
+);
+CREATE TRIGGER IF NOT EXISTS alerts_text_insert AFTER INSERT ON alerts BEGIN
+    INSERT INTO alerts_text (rowid, title, snippet) VALUES (new.row, new.title, new.snippet);
+END;
+CREATE TRIGGER IF NOT EXISTS alerts_text_delete AFTER DELETE ON alerts BEGIN
+    INSERT INTO alerts_text (alerts_text, rowid, title, snippet)
+        VALUES ('delete', old.row, old.title, old.snippet);
+END;
+"""
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+@dataclass(frozen=True)
+class AlertFilter:
+    """What the alerts page asks for; every field optional."""
+
+    rule: str = ""
+    severity: str = ""
+    source: str = ""
+    since: float | None = None
+    until: float | None = None
+    text: str = ""
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """Where the next (older) page starts: strictly before this alert."""
+
+    raised_at: float
+    row: int
+
+    def token(self) -> str:
+        return f"{self.raised_at!r}:{self.row}"
+
+    @classmethod
+    def parse(cls, token: str) -> Cursor | None:
+        stamp, _, row = token.partition(":")
+        try:
+            return cls(float(stamp), int(row))
+        except ValueError:
+            return None
+
+
+@dataclass(frozen=True)
+class AlertRow:
+    row: int
+    alert_id: str
+    kind: str
+    rule_id: str
+    rule_name: str
+    severity: str
+    source: str
+    story_id: str
+    title: str
+    url: str
+    snippet: str
+    raised_at: float
+
+
+@dataclass(frozen=True)
+class AlertPage:
+    rows: list[AlertRow]
+    older: Cursor | None = None
+    """Set when there may be older alerts than this page's last."""
+
+
+@dataclass
+class Pruned:
+    stories: int = 0
+    alerts: int = 0
+    done: bool = field(default=True)
+    """False when a batch limit stopped it: call again."""
+
+
+def fts_query(text: str) -> str:
+    """A user's words as an FTS5 query: every word must occur (a prefix of the last one too).
+
+    Quoting each word keeps FTS5 syntax (NEAR, AND, column filters, stray quotes) out of
+    a search box, so any input is a valid query.
+    """
+    words = _WORD.findall(text)
+    if not words:
+        return ""
+    quoted = [f'"{w}"' for w in words]
+    quoted[-1] += "*"
+    return " ".join(quoted)
+
+
+def first_snippet(alert: Alert) -> str:
+    if alert.matches:
+        return alert.matches[0].snippet
+    return "; ".join(s.title for s in alert.digest[:3])
+
+
+class HistoryStore:
+    """Thread-safe: one connection, one lock (SQLite serialises writers anyway)."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._db = connect(path, SCHEMA)
+        self._db.row_factory = sqlite3.Row
+
+    @classmethod
+    def in_dir(cls, state_dir: Path) -> HistoryStore:
+        return cls(state_dir / FILENAME)
+
+    # -- writing ------------------------------------------------------------------------
+
+    def add(
+        self, stories: Sequence[EnrichedStory], alerts: Sequence[Alert], now: float
+    ) -> tuple[int, int]:
+        """Store what is new (a story or alert read again is kept once); (stories, alerts) added."""
+        story_rows = [
+            (s.id, s.feed, s.title, s.url, s.published.timestamp(), now, s.to_bytes())
+            for s in stories
+        ]
+        alert_rows = [_alert_row(a) for a in alerts]
+        with self._lock, immediate(self._db):
+            added_stories = self._db.executemany(
+                "INSERT OR IGNORE INTO stories VALUES (?, ?, ?, ?, ?, ?, ?)", story_rows
+            ).rowcount
+            added_alerts = self._db.executemany(
+                "INSERT OR IGNORE INTO alerts (alert_id, kind, rule_id, rule_name, severity,"
+                " source, story_id, title, url, snippet, raised_at, payload)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                alert_rows,
+            ).rowcount  # rows the statements wrote, not the FTS rows their trigger wrote
+        return max(added_stories, 0), max(added_alerts, 0)
+
+    def prune(self, older_than: float, batch: int = 5000) -> Pruned:
+        """Delete up to `batch` stories and `batch` alerts older than `older_than` (epoch s)."""
+        with self._lock, immediate(self._db):
+            stories = self._db.execute(
+                "DELETE FROM stories WHERE id IN (SELECT id FROM stories"
+                " WHERE stored_at < ? ORDER BY stored_at LIMIT ?)",
+                (older_than, batch),
+            ).rowcount
+            alerts = self._db.execute(
+                "DELETE FROM alerts WHERE row IN (SELECT row FROM alerts"
+                " WHERE raised_at < ? ORDER BY raised_at LIMIT ?)",
+                (older_than, batch),
+            ).rowcount
+        return Pruned(stories, alerts, done=stories < batch and alerts < batch)
+
+    # -- reading ------------------------------------------------------------------------
+
+    def alerts(
+        self, where: AlertFilter, before: Cursor | None = None, limit: int = PAGE_SIZE
+    ) -> AlertPage:
+        """One page of alerts matching `where`, newest first, strictly older than `before`."""
+        clauses, params = _filter_clauses(where)
+        if before is not None:
+            clauses.append("(raised_at < ? OR (raised_at = ? AND row < ?))")
+            params += [before.raised_at, before.raised_at, before.row]
+        sql = (
+            "SELECT row, alert_id, kind, rule_id, rule_name, severity, source, story_id, title,"
+            " url, snippet, raised_at FROM alerts"
+            + (" WHERE " + " AND ".join(clauses) if clauses else "")
+            + " ORDER BY raised_at DESC, row DESC LIMIT ?"
+        )
+        with self._lock:
+            found = self._db.execute(sql, [*params, limit + 1]).fetchall()
+        rows = [AlertRow(**dict(r)) for r in found[:limit]]
+        older = Cursor(rows[-1].raised_at, rows[-1].row) if len(found) > limit else None
+        return AlertPage(rows, older)
+
+    def alert(self, alert_id: str) -> Alert | None:
+        with self._lock:
+            found = self._db.execute(
+                "SELECT payload FROM alerts WHERE alert_id = ?", (alert_id,)
+            ).fetchone()
+        return decode(Alert, found[0]) if found else None
+
+    def alerts_for_story(self, story_id: str) -> list[Alert]:
+        with self._lock:
+            found = self._db.execute(
+                "SELECT payload FROM alerts WHERE story_id = ? ORDER BY raised_at", (story_id,)
+            ).fetchall()
+        return [decode(Alert, r[0]) for r in found]
+
+    def story(self, story_id: str) -> EnrichedStory | None:
+        with self._lock:
+            found = self._db.execute(
+                "SELECT payload FROM stories WHERE id = ?", (story_id,)
+            ).fetchone()
+        return decode(EnrichedStory, found[0]) if found else None
+
+    def stories(self, since: float | None = None, limit: int = 20_000) -> list[EnrichedStory]:
+        """The newest stored stories (at most `limit`), newest first: what a rule test reads."""
+        with self._lock:
+            found = self._db.execute(
+                "SELECT payload FROM stories WHERE stored_at >= ? ORDER BY stored_at DESC LIMIT ?",
+                (since or 0.0, limit),
+            ).fetchall()
+        return [decode(EnrichedStory, r[0]) for r in found]
+
+    def rule_activity(self, since: float) -> dict[str, tuple[float, list[float]]]:
+        """Per rule: (last raised_at ever, raised_at of each alert since `since`)."""
+        with self._lock:
+            last = self._db.execute(
+                "SELECT rule_id, MAX(raised_at) FROM alerts GROUP BY rule_id"
+            ).fetchall()
+            recent = self._db.execute(
+                "SELECT rule_id, raised_at FROM alerts WHERE raised_at >= ?", (since,)
+            ).fetchall()
+        activity: dict[str, tuple[float, list[float]]] = {r[0]: (r[1], []) for r in last}
+        for rule_id, raised_at in recent:
+            activity[rule_id][1].append(raised_at)
+        return activity
+
+    def stories_per_feed(self, since: float) -> dict[str, int]:
+        with self._lock:
+            found = self._db.execute(
+                "SELECT feed, COUNT(*) FROM stories WHERE stored_at >= ? GROUP BY feed", (since,)
+            ).fetchall()
+        return {feed: count for feed, count in found}
+
+    def choices(self, column: str) -> list[str]:
+        """The distinct rules or sources seen, for the filter menus (read off the index)."""
+        if column not in ("rule_id", "source"):
+            raise ValueError(column)
+        with self._lock:
+            found = self._db.execute(f"SELECT DISTINCT {column} FROM alerts LIMIT 500").fetchall()
+        return sorted(r[0] for r in found)
+
+    def counts(self) -> tuple[int, int]:
+        with self._lock:
+            stories = self._db.execute("SELECT COUNT(*) FROM stories").fetchone()[0]
+            alerts = self._db.execute("SELECT MAX(row) FROM alerts").fetchone()[0]
+        return int(stories), int(alerts or 0)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+def _alert_row(alert: Alert) -> tuple[object, ...]:
+    story = alert.story
+    return (
+        alert.alert_id, alert.kind, alert.rule_id, alert.rule_name, alert.severity,
+        story.source, story.id, story.title, story.url, first_snippet(alert),
+        alert.raised_at.timestamp(), alert.to_bytes(),
+    )  # fmt: skip
+
+
+def _filter_clauses(where: AlertFilter) -> tuple[list[str], list[object]]:
+    clauses: list[str] = []
+    params: list[object] = []
+    for column, value in (
+        ("rule_id", where.rule),
+        ("severity", where.severity),
+        ("source", where.source),
+    ):
+        if value:
+            clauses.append(f"{column} = ?")
+            params.append(value)
+    if where.since is not None:
+        clauses.append("raised_at >= ?")
+        params.append(where.since)
+    if where.until is not None:
+        clauses.append("raised_at < ?")
+        params.append(where.until)
+    query = fts_query(where.text)
+    if query:
+        clauses.append("row IN (SELECT rowid FROM alerts_text WHERE alerts_text MATCH ?)")
+        params.append(query)
+    return clauses, params
+
+
+def split_records(
+    records: Iterable[tuple[str, bytes]], enriched_topic: str, alerts_topic: str
+) -> tuple[list[EnrichedStory], list[Alert], int]:
+    """(stories, alerts, unreadable) from (topic, value) pairs: what both feeders hand in."""
+    stories: list[EnrichedStory] = []
+    alerts: list[Alert] = []
+    unreadable = 0
+    for topic, value in records:
+        try:
+            if topic == enriched_topic:
+                stories.append(decode(EnrichedStory, value))
+            elif topic == alerts_topic:
+                alerts.append(decode(Alert, value))
+        except DecodeError:  # counted; the stage that owns the record dead-letters it
+            unreadable += 1
+    return stories, alerts, unreadable
