@@ -58,6 +58,7 @@ def story_spans(story: EnrichedStory, verdicts: Sequence[Verdict]) -> dict[TextF
 def annotate(text: str, spans: Iterable[Span]) -> Markup:
     """`text` escaped, each piece wrapped in the spans covering it."""
     usable = [s for s in spans if 0 <= s.start < s.end <= len(text)]
+    usable.sort(key=lambda s: s.css in ("hit", "near"))  # rule marks wrap entities
     cuts = sorted({0, len(text), *(s.start for s in usable), *(s.end for s in usable)})
     out: list[str] = []
     for a, b in pairwise(cuts):
