@@ -5,10 +5,15 @@ as stories leave the rules stage (`pipeline/local.py`), and the console's Kafka 
 fills its own copy from the enriched and alerts topics (`history/feeder.py`). The console
 reads it; the backtest of a rule reads its stories.
 
-Alerts carry the columns the alerts page filters on, each with an index that ends in
-`raised_at`, so a filtered page newest-first is an index range scan, whatever the row
-count; free text goes through an FTS5 index over headline and snippets. Pages are
-keyed by (raised_at, row id), never by OFFSET, so page 500 costs what page 1 does.
+Alerts are listed newest first in the order they reached the store (the row id: the
+order they were raised, except while a feeder catches up on a backlog). Each filter
+column has an index, and SQLite appends the row id to every index, so a filtered page
+is an index scan in row order that stops after one page, whatever the row count. Free
+text is an FTS5 index over headline and snippet, read in descending row order too, so a
+common word stops after a page instead of collecting every match; with text, the rule,
+severity and source filters are FTS terms as well (the `facets` column: one hex token
+per value), so FTS5 intersects the lists itself instead of SQLite probing row by row.
+Pages are keyed by row id, never by OFFSET, so page 500 costs what page 1 does.
 Pruning deletes at most `batch` rows a call, so it never holds the write lock long.
 """
 
@@ -53,22 +58,26 @@ CREATE TABLE IF NOT EXISTS alerts (
     url TEXT NOT NULL,
     snippet TEXT NOT NULL,
     raised_at REAL NOT NULL,
-    payload BLOB NOT NULL
+    payload BLOB NOT NULL,
+    facets TEXT GENERATED ALWAYS AS (
+        'r' || hex(rule_id) || ' s' || hex(severity) || ' o' || hex(source)
+    ) VIRTUAL
 );
-CREATE INDEX IF NOT EXISTS alerts_by_time ON alerts (raised_at, row);
-CREATE INDEX IF NOT EXISTS alerts_by_rule ON alerts (rule_id, raised_at, row);
-CREATE INDEX IF NOT EXISTS alerts_by_severity ON alerts (severity, raised_at, row);
-CREATE INDEX IF NOT EXISTS alerts_by_source ON alerts (source, raised_at, row);
+CREATE INDEX IF NOT EXISTS alerts_by_time ON alerts (raised_at);
+CREATE INDEX IF NOT EXISTS alerts_by_rule ON alerts (rule_id, severity);
+CREATE INDEX IF NOT EXISTS alerts_by_severity ON alerts (severity);
+CREATE INDEX IF NOT EXISTS alerts_by_source ON alerts (source, severity);
 CREATE INDEX IF NOT EXISTS alerts_by_story ON alerts (story_id);
 CREATE VIRTUAL TABLE IF NOT EXISTS alerts_text USING fts5 (
-    title, snippet, content='alerts', content_rowid='row', tokenize='unicode61'
+    title, snippet, facets, content='alerts', content_rowid='row', tokenize='unicode61'
 );
 CREATE TRIGGER IF NOT EXISTS alerts_text_insert AFTER INSERT ON alerts BEGIN
-    INSERT INTO alerts_text (rowid, title, snippet) VALUES (new.row, new.title, new.snippet);
+    INSERT INTO alerts_text (rowid, title, snippet, facets)
+        VALUES (new.row, new.title, new.snippet, new.facets);
 END;
 CREATE TRIGGER IF NOT EXISTS alerts_text_delete AFTER DELETE ON alerts BEGIN
-    INSERT INTO alerts_text (alerts_text, rowid, title, snippet)
-        VALUES ('delete', old.row, old.title, old.snippet);
+    INSERT INTO alerts_text (alerts_text, rowid, title, snippet, facets)
+        VALUES ('delete', old.row, old.title, old.snippet, old.facets);
 END;
 """
 
@@ -89,21 +98,16 @@ class AlertFilter:
 
 @dataclass(frozen=True)
 class Cursor:
-    """Where the next (older) page starts: strictly before this alert."""
+    """Where the next (older) page starts: strictly before this row."""
 
-    raised_at: float
     row: int
 
     def token(self) -> str:
-        return f"{self.raised_at!r}:{self.row}"
+        return str(self.row)
 
     @classmethod
     def parse(cls, token: str) -> Cursor | None:
-        stamp, _, row = token.partition(":")
-        try:
-            return cls(float(stamp), int(row))
-        except ValueError:
-            return None
+        return cls(int(token)) if token.isdigit() else None
 
 
 @dataclass(frozen=True)
@@ -180,18 +184,28 @@ class HistoryStore:
             (s.id, s.feed, s.title, s.url, s.published.timestamp(), now, s.to_bytes())
             for s in stories
         ]
-        alert_rows = [_alert_row(a) for a in alerts]
+        alert_rows = [alert_row(a) for a in alerts]
         with self._lock, immediate(self._db):
             added_stories = self._db.executemany(
                 "INSERT OR IGNORE INTO stories VALUES (?, ?, ?, ?, ?, ?, ?)", story_rows
             ).rowcount
-            added_alerts = self._db.executemany(
-                "INSERT OR IGNORE INTO alerts (alert_id, kind, rule_id, rule_name, severity,"
-                " source, story_id, title, url, snippet, raised_at, payload)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                alert_rows,
-            ).rowcount  # rows the statements wrote, not the FTS rows their trigger wrote
+            added_alerts = self._insert_alerts(alert_rows)
         return max(added_stories, 0), max(added_alerts, 0)
+
+    def add_alert_rows(self, rows: Iterable[tuple[object, ...]]) -> int:
+        """Rows shaped by `alert_row`, in one transaction (bench/console_alerts.py fills a
+        million this way without building a million `Alert` objects)."""
+        with self._lock, immediate(self._db):
+            return self._insert_alerts(rows)
+
+    def _insert_alerts(self, rows: Iterable[tuple[object, ...]]) -> int:
+        """Rows the statement wrote (not the FTS rows its trigger wrote)."""
+        return self._db.executemany(
+            "INSERT OR IGNORE INTO alerts (alert_id, kind, rule_id, rule_name, severity,"
+            " source, story_id, title, url, snippet, raised_at, payload)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        ).rowcount
 
     def prune(self, older_than: float, batch: int = 5000) -> Pruned:
         """Delete up to `batch` stories and `batch` alerts older than `older_than` (epoch s)."""
@@ -206,7 +220,14 @@ class HistoryStore:
                 " WHERE raised_at < ? ORDER BY raised_at LIMIT ?)",
                 (older_than, batch),
             ).rowcount
+        self.optimize()
         return Pruned(stories, alerts, done=stories < batch and alerts < batch)
+
+    def optimize(self) -> None:
+        """Refresh the planner's statistics when they are stale (cheap when they are not):
+        with them SQLite picks the rule index for a rule filter, not the time index."""
+        with self._lock:
+            self._db.execute("PRAGMA optimize")
 
     # -- reading ------------------------------------------------------------------------
 
@@ -214,20 +235,27 @@ class HistoryStore:
         self, where: AlertFilter, before: Cursor | None = None, limit: int = PAGE_SIZE
     ) -> AlertPage:
         """One page of alerts matching `where`, newest first, strictly older than `before`."""
-        clauses, params = _filter_clauses(where)
+        query = fts_query(where.text)
+        clauses, params = _filter_clauses(where, facets=not query)
         if before is not None:
-            clauses.append("(raised_at < ? OR (raised_at = ? AND row < ?))")
-            params += [before.raised_at, before.raised_at, before.row]
+            clauses.append("row < ?")
+            params.append(before.row)
+        columns = ", ".join(f"alerts.{c}" for c in _ROW_COLUMNS)
+        source, order = "alerts", "alerts.row DESC"
+        if query:  # the text index drives, newest first, and stops after a page
+            source = "alerts_text JOIN alerts ON alerts.row = alerts_text.rowid"
+            clauses.insert(0, "alerts_text MATCH ?")
+            params.insert(0, _text_and_facets(query, where))
+            order = "alerts_text.rowid DESC"
         sql = (
-            "SELECT row, alert_id, kind, rule_id, rule_name, severity, source, story_id, title,"
-            " url, snippet, raised_at FROM alerts"
+            f"SELECT {columns} FROM {source}"
             + (" WHERE " + " AND ".join(clauses) if clauses else "")
-            + " ORDER BY raised_at DESC, row DESC LIMIT ?"
+            + f" ORDER BY {order} LIMIT ?"
         )
         with self._lock:
             found = self._db.execute(sql, [*params, limit + 1]).fetchall()
-        rows = [AlertRow(**dict(r)) for r in found[:limit]]
-        older = Cursor(rows[-1].raised_at, rows[-1].row) if len(found) > limit else None
+        rows = [AlertRow(*r) for r in found[:limit]]
+        older = Cursor(rows[-1].row) if len(found) > limit else None
         return AlertPage(rows, older)
 
     def alert(self, alert_id: str) -> Alert | None:
@@ -300,7 +328,8 @@ class HistoryStore:
             self._db.close()
 
 
-def _alert_row(alert: Alert) -> tuple[object, ...]:
+def alert_row(alert: Alert) -> tuple[object, ...]:
+    """The alerts table's columns for `alert`, in insert order."""
     story = alert.story
     return (
         alert.alert_id, alert.kind, alert.rule_id, alert.rule_name, alert.severity,
@@ -309,7 +338,29 @@ def _alert_row(alert: Alert) -> tuple[object, ...]:
     )  # fmt: skip
 
 
-def _filter_clauses(where: AlertFilter) -> tuple[list[str], list[object]]:
+_ROW_COLUMNS = (
+    "row", "alert_id", "kind", "rule_id", "rule_name", "severity", "source", "story_id",
+    "title", "url", "snippet", "raised_at",
+)  # fmt: skip
+
+
+_FACETS = (("r", "rule"), ("s", "severity"), ("o", "source"))
+
+
+def _text_and_facets(query: str, where: AlertFilter) -> str:
+    """The words in headline or snippet, AND each chosen rule/severity/source as its token
+    (the same `'r' || hex(rule_id)` the `facets` column holds, lower-cased by the tokenizer)."""
+    parts = [f"{{title snippet}} : ({query})"]
+    for prefix, name in _FACETS:
+        value = getattr(where, name)
+        if value:
+            parts.append(f"facets : {prefix}{value.encode('utf-8').hex()}")
+    return " AND ".join(parts)
+
+
+def _filter_clauses(where: AlertFilter, *, facets: bool) -> tuple[list[str], list[object]]:
+    """The column filters; rule, severity and source only if `facets` (with free text they
+    are part of the FTS query instead)."""
     clauses: list[str] = []
     params: list[object] = []
     for column, value in (
@@ -317,19 +368,15 @@ def _filter_clauses(where: AlertFilter) -> tuple[list[str], list[object]]:
         ("severity", where.severity),
         ("source", where.source),
     ):
-        if value:
-            clauses.append(f"{column} = ?")
+        if value and facets:
+            clauses.append(f"alerts.{column} = ?")
             params.append(value)
     if where.since is not None:
-        clauses.append("raised_at >= ?")
+        clauses.append("alerts.raised_at >= ?")
         params.append(where.since)
     if where.until is not None:
-        clauses.append("raised_at < ?")
+        clauses.append("alerts.raised_at < ?")
         params.append(where.until)
-    query = fts_query(where.text)
-    if query:
-        clauses.append("row IN (SELECT rowid FROM alerts_text WHERE alerts_text MATCH ?)")
-        params.append(query)
     return clauses, params
 
 

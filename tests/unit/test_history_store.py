@@ -62,9 +62,13 @@ def test_filters_combine_rule_severity_source_dates_and_words(store: HistoryStor
         alert(4, rule="tesla", at=1_600_000_000.0, title="Tesla withdraws old sedans"),
     ], now=0)  # fmt: skip
     ids = lambda **f: [r.alert_id for r in store.alerts(AlertFilter(**f)).rows]  # noqa: E731
-    assert ids(rule="tesla", severity="high") == ["alert-1", "alert-4"]
+    # newest first = last stored first (alert-4 was raised earlier but stored later)
+    assert ids(rule="tesla", severity="high") == ["alert-4", "alert-1"]
     assert ids(source="agency") == ["alert-3"]
-    assert ids(text="withdraws seda") == ["alert-1", "alert-4"]  # the last word is a prefix
+    assert ids(text="withdraws seda") == ["alert-4", "alert-1"]  # the last word is a prefix
+    assert ids(text="withdraws", rule="tesla", severity="low") == ["alert-2"]
+    assert ids(text="meets", source="agency") == ["alert-3"]
+    assert ids(text="meets", source="wire") == []
     assert ids(text="withdraws", since=1_650_000_000.0) == ["alert-2", "alert-1"]
     assert ids(text='" NEAR( OR *') == []  # FTS syntax in a search box is just words
 
