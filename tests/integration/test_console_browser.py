@@ -124,8 +124,9 @@ def browser() -> Iterator[object]:
 
 
 def shoot(page: object, name: str) -> None:
-    """A laptop and a phone screenshot of the page as it is."""
+    """A laptop and a phone screenshot of the whole page, and the laptop's first screen."""
     SCREENS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENS / f"{name}-screen.png"))  # type: ignore[attr-defined]
     for label, size in (("laptop", LAPTOP), ("phone", PHONE)):
         page.set_viewport_size(size)  # type: ignore[attr-defined]
         page.screenshot(path=str(SCREENS / f"{name}-{label}.png"), full_page=True)  # type: ignore[attr-defined]
