@@ -65,7 +65,8 @@ def test_filters_combine_rule_severity_source_dates_and_words(store: HistoryStor
     # newest first = last stored first (alert-4 was raised earlier but stored later)
     assert ids(rule="tesla", severity="high") == ["alert-4", "alert-1"]
     assert ids(source="agency") == ["alert-3"]
-    assert ids(text="withdraws seda") == ["alert-4", "alert-1"]  # the last word is a prefix
+    assert ids(text="withdraws seda*") == ["alert-4", "alert-1"]  # a prefix when asked for
+    assert ids(text="withdraws seda") == []
     assert ids(text="withdraws", rule="tesla", severity="low") == ["alert-2"]
     assert ids(text="meets", source="agency") == ["alert-3"]
     assert ids(text="meets", source="wire") == []
@@ -74,7 +75,8 @@ def test_filters_combine_rule_severity_source_dates_and_words(store: HistoryStor
 
 
 def test_fts_query_quotes_every_word() -> None:
-    assert fts_query('tesla "recall') == '"tesla" "recall"*'
+    assert fts_query('tesla "recall*') == '"tesla" "recall"*'
+    assert fts_query('NEAR(a b) OR "x') == '"NEAR" "a" "b" "OR" "x"'
     assert fts_query("  ") == ""
 
 
