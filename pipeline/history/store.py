@@ -84,7 +84,6 @@ END;
 """
 
 
-
 @dataclass(frozen=True)
 class AlertFilter:
     """What the alerts page asks for; every field optional."""
