@@ -56,14 +56,10 @@ def sparkline(counts: list[int]) -> Markup:
 
 
 def rule_rows(console: Console, rules: list[Rule], now: float) -> list[RuleRow]:
-    start = now - SPARK_DAYS * DAY
-    activity = console.store.rule_activity(start)
+    activity = console.store.rule_activity(now - SPARK_DAYS * DAY, SPARK_DAYS)
     rows = []
     for rule in rules:
-        last, stamps = activity.get(rule.id, (None, []))
-        counts = [0] * SPARK_DAYS
-        for stamp in stamps:
-            counts[min(SPARK_DAYS - 1, int((stamp - start) // DAY))] += 1
+        last, counts = activity.get(rule.id, (None, [0] * SPARK_DAYS))
         rows.append(RuleRow(rule, last, counts, sparkline(counts)))
     return rows
 

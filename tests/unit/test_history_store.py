@@ -116,3 +116,17 @@ def test_the_writer_counts_unreadable_records_and_the_stage_publishes_nothing(
     assert sample("newsmon_history_records_total", {"kind": "story", "outcome": "stored"}) == 1
     assert sample("newsmon_history_records_total", {"kind": "alert", "outcome": "stored"}) == 1
     assert sample("newsmon_history_records_total", {"kind": "story", "outcome": "unreadable"}) == 1
+
+
+def test_rule_activity_and_menus_come_from_the_index(store: HistoryStore) -> None:
+    day = 86400.0
+    store.add([], [
+        alert(1, rule="tesla", at=10 * day), alert(2, rule="tesla", at=12 * day),
+        alert(3, rule="qin", source="agency", at=12 * day), alert(4, rule="old", at=1 * day),
+    ], now=0)  # fmt: skip
+    activity = store.rule_activity(since=10 * day, days=3)
+    assert activity["tesla"] == (12 * day + 2, [1, 0, 1])
+    assert activity["qin"] == (12 * day + 3, [0, 0, 1])
+    assert activity["old"] == (1 * day + 4, [0, 0, 0])
+    assert store.choices("rule_id") == ["old", "qin", "tesla"]
+    assert store.choices("source") == ["agency", "wire"]
