@@ -11,6 +11,7 @@ from pathlib import Path
 from pipeline import run_command
 from pipeline.cli_common import add_config_options, load_from_args
 from pipeline.config import Config, Settings
+from pipeline.console import commands as console_commands
 from pipeline.demo import command as demo_command
 from pipeline.errors import ConfigError, PipelineError
 from pipeline.extractor import commands as extractor_commands
@@ -28,6 +29,7 @@ STAGE_COMMANDS = (
     notifier_commands,
     run_command,
     demo_command,
+    console_commands,
 )
 SETTINGS_CHECKS: tuple[Callable[[Settings], None], ...] = (*extractor_commands.SETTINGS_CHECKS,)
 CONFIG_CHECKS: tuple[Callable[[Config], None], ...] = (

@@ -31,6 +31,8 @@ from pipeline.corridor.sqlite.transport import QueueRunner, SqliteTransport
 from pipeline.extractor.pages import PageFetcher
 from pipeline.extractor.pool import Extraction
 from pipeline.extractor.stage import ExtractorStage
+from pipeline.history.feeder import HistoryWriter
+from pipeline.history.store import HistoryStore
 from pipeline.metrics import Metrics
 from pipeline.models import Alert, RawStory
 from pipeline.notifier.delivered import open_ledger
@@ -84,8 +86,14 @@ class LocalPipeline:
         self.rules_stage = RulesStage(self.engine, topics.alerts)
         extractor = ExtractorStage(self.extraction, self.pages, topics, metrics)
         self.extractor = self._runner(extractor, RAW)
-        self.rules = self._runner(self.rules_stage, ENRICHED, self.rules_stage.published)
-        self.alerts = self._runner(HandOffStage(self.delivery, self._shown), ALERTS)
+        self.history = HistoryWriter(
+            HistoryStore.in_dir(config.state_dir), metrics, self.settings.rules.history_days,
+            enriched=ENRICHED, alerts=ALERTS,
+        )  # fmt: skip
+        self.rules = self._runner(self.rules_stage, ENRICHED, self._rules_published)
+        self.alerts = self._runner(
+            HandOffStage(self.delivery, self._shown), ALERTS, self.history.record
+        )
         self._progress_at = 0.0
 
     def _delivery(self) -> LocalDelivery:
@@ -112,6 +120,11 @@ class LocalPipeline:
             stage, transport, self.settings.kafka, self.metrics, self.stop,
             on_published=on_published,
         )  # fmt: skip
+
+    def _rules_published(self, messages: Sequence[Message]) -> None:
+        """Stories past the rules stage go into the history (the console, the backtest)."""
+        self.rules_stage.published(messages)
+        self.history.record(messages)
 
     def publish(self, stories: list[RawStory]) -> None:
         """The poller's sink: durable in the queue before the poller saves its state."""
@@ -221,6 +234,7 @@ class LocalPipeline:
             self.extraction.close()
             self.pages.close()
             self.engine.close()
+            self.history.store.close()
             self.queue.close()
 
 

@@ -180,6 +180,46 @@ class Metrics:
             registry=r,
         )
 
+        # -- history (newsmon run's store, the console's feeder) and the console
+        self.history_records = Counter(
+            "newsmon_history_records_total",
+            "Records handed to the history store, by kind (story, alert) and outcome "
+            "(stored, duplicate, unreadable).",
+            ["kind", "outcome"],
+            registry=r,
+        )
+        self.history_pruned = Counter(
+            "newsmon_history_pruned_total",
+            "Rows deleted from the history store past its retention, by kind.",
+            ["kind"],
+            registry=r,
+        )
+        self.console_requests = Counter(
+            "newsmon_console_requests_total",
+            "Console HTTP requests, by page and status class (2xx, 3xx, 4xx, 5xx).",
+            ["page", "status"],
+            registry=r,
+        )
+        self.console_request_seconds = Histogram(
+            "newsmon_console_request_seconds",
+            "Time to answer a console request, by page.",
+            ["page"],
+            buckets=_FAST,
+            registry=r,
+        )
+        self.console_logins = Counter(
+            "newsmon_console_logins_total",
+            "Console login attempts by outcome (ok, failed, throttled).",
+            ["outcome"],
+            registry=r,
+        )
+        self.console_rule_saves = Counter(
+            "newsmon_console_rule_saves_total",
+            "Rule edits saved from the console, by outcome (ok, invalid).",
+            ["outcome"],
+            registry=r,
+        )
+
         self._preinitialise()
 
     def _preinitialise(self) -> None:
@@ -201,6 +241,17 @@ class Metrics:
             self.alerts_suppressed.labels(reason)
         for outcome in ("ok", "error"):
             self.rule_reloads.labels(outcome)
+        self._preinitialise_console()
+
+    def _preinitialise_console(self) -> None:
+        for kind in ("story", "alert"):
+            self.history_pruned.labels(kind)
+            for outcome in ("stored", "duplicate", "unreadable"):
+                self.history_records.labels(kind, outcome)
+        for outcome in ("ok", "failed", "throttled"):
+            self.console_logins.labels(outcome)
+        for outcome in ("ok", "invalid"):
+            self.console_rule_saves.labels(outcome)
 
     def declare_feeds(self, names: Iterable[str]) -> None:
         for name in names:

@@ -6,11 +6,12 @@
 set -euo pipefail
 
 # need TOOL APT_PACKAGE [CHECK]: TOOL must be on PATH (and the CHECK function must pass).
-# A new tool is one line here (later: chromium for the page tests, helm for the chart).
+# A new tool is one line here (later: helm for the chart).
 tools() {
   need java     openjdk-17-jre-headless java_17_or_newer  # the Kafka broker the tests start
   need mvn      maven                                     # fetches the broker's jars
   need promtool prometheus                                # checks deploy/prometheus rules
+  need chromium chromium                                  # the console's browser tests (Playwright)
 }
 
 java_17_or_newer() {

@@ -23,6 +23,7 @@ from pipeline.config.load import (
     load_config,
     load_feeds,
     load_rules,
+    rules_problems,
 )
 from pipeline.config.rules import Rule, RulesFile, Term
 from pipeline.config.schema import ENTITY_LABELS, Section
@@ -30,6 +31,7 @@ from pipeline.config.settings import (
     DEFAULTS_DIR,
     ENV_DELIMITER,
     ENV_PREFIX,
+    ConsoleSettings,
     Destination,
     ExtractionSettings,
     HttpSettings,
@@ -55,6 +57,7 @@ __all__ = [
     "ENV_DELIMITER",
     "ENV_PREFIX",
     "Config",
+    "ConsoleSettings",
     "Destination",
     "ExtractionSettings",
     "Feed",
@@ -81,4 +84,5 @@ __all__ = [
     "load_rules",
     "load_taxonomy_file",
     "parse_duration",
+    "rules_problems",
 ]

@@ -117,6 +117,13 @@ def load_rules(rules_path: Path) -> list[Rule]:
     return [r for r in rules if isinstance(r, Rule)]
 
 
+def rules_problems(rules_path: Path, settings: Settings) -> list[str]:
+    """What `check-config` says of a rules file on its own: schema and destinations."""
+    problems: list[str] = []
+    rules = _load_list(rules_path, RulesFile, "rules", problems)
+    return problems + _unknown_destinations(rules_path, rules, settings)
+
+
 def load_feeds(feeds_path: Path) -> list[Feed]:
     problems: list[str] = []
     feeds = _load_list(feeds_path, FeedsFile, "feeds", problems)

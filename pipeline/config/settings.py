@@ -135,6 +135,12 @@ class RulesSettings(Section):
     throttle_max_alerts: int = Field(20, ge=1)
     throttle_window_seconds: float = Field(3600, gt=0)
     reload_check_seconds: float = Field(5.0, gt=0)
+    history_days: float = Field(
+        14,
+        gt=0,
+        description="How long enriched stories and alerts stay in the history store "
+        "(<state-dir>/history.sqlite3: the console, rule tests); pruned a batch at a time.",
+    )
 
 
 class Destination(Section):
@@ -199,6 +205,35 @@ class MetricsSettings(Section):
     port: int = Field(9100, ge=0, le=65535)
 
 
+class ConsoleSettings(Section):
+    """`newsmon console`: off unless started; a login unless bound to loopback."""
+
+    bind: str = Field("127.0.0.1:8080", description="host:port the console listens on.")
+    password: SecretStr | None = Field(
+        None, description="Login password (or NEWSMON_CONSOLE__PASSWORD_FILE)."
+    )
+    token: SecretStr | None = Field(
+        None, description="A token accepted at login and as 'Authorization: Bearer'."
+    )
+    session_secret: SecretStr | None = Field(
+        None, description="Signs session cookies; random at each start when unset."
+    )
+    session_hours: float = Field(12, gt=0)
+    secure_cookies: bool = Field(
+        False, description="Mark cookies Secure (set behind an HTTPS reverse proxy)."
+    )
+    login_attempts: int = Field(5, ge=1, description="Failed logins per client per window.")
+    login_window_seconds: float = Field(300, gt=0)
+    source: Literal["local", "kafka"] = Field(
+        "local",
+        description="local: read the history `newsmon run` writes in the state dir; "
+        "kafka: fill the console's own store from the alerts and enriched topics.",
+    )
+    test_max_stories: int = Field(
+        20_000, ge=1, description="Newest stored stories a rule test reads at most."
+    )
+
+
 class LogSettings(Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["text", "json"] = "text"
@@ -227,6 +262,7 @@ class Settings(BaseSettings):
     notifier: NotifierSettings = NotifierSettings()
     metrics: MetricsSettings = MetricsSettings()
     log: LogSettings = LogSettings()
+    console: ConsoleSettings = ConsoleSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -343,3 +343,65 @@ def snippet(text: str, start: int, end: int, width: int) -> str:
         right = right[: right.rfind(" ")] if " " in right else right
     marked = f"{left}**{_SPACES.sub(' ', text[start:end])}**{right}".strip()
     return ("…" if a > 0 else "") + marked + ("…" if b < len(text) else "")
+
+
+# -- why a rule fired or did not (the console's story page) ------------------------------
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A rule whose watch terms occur in a story: it fired (`hits` are the alert's), or it
+    came close (`hits` are where its terms occur, `reasons` the checks that said no)."""
+
+    rule: Rule
+    fired: bool
+    hits: tuple[Hit, ...]
+    reasons: tuple[str, ...] = ()
+
+
+def explain_story(story: EnrichedStory, compiled: CompiledRules) -> list[Verdict]:
+    """Every rule with a watch term in the story, in rule-file order, with the same checks
+    `match_story` makes (the same scan, placing and entity test), so a verdict here is
+    the verdict the rules stage reached."""
+    found, candidates = _scan(story, compiled)
+    entities = _EntitySpans(story)
+    verdicts = []
+    for rule_index in sorted(candidates):
+        rule, terms = compiled.rules[rule_index], compiled.terms[rule_index]
+        placed = _Placer(rule, found)
+        watched = [hit for spec in terms if spec.kind == "any" for hit in placed.firsts(spec, None)]
+        if not watched:
+            continue
+        hits = _rule_hits(rule, terms, found, story, entities)
+        if hits:
+            verdicts.append(Verdict(rule, True, tuple(hits)))
+            continue
+        ordered = sorted(watched, key=lambda h: (FIELDS.index(h.field), h.start, h.end))
+        reasons = _refusals(rule, terms, placed, story, entities=entities, watched=ordered)
+        verdicts.append(Verdict(rule, False, tuple(ordered), tuple(reasons)))
+    return verdicts
+
+
+def _refusals(
+    rule: Rule,
+    terms: tuple[TermSpec, ...],
+    placed: _Placer,
+    story: EnrichedStory,
+    *,
+    entities: _EntitySpans,
+    watched: list[Hit],
+) -> list[str]:
+    """Each check of `_rule_hits` that failed, in words."""
+    reasons = []
+    if not source_allowed(rule, story):
+        reasons.append(f"sources: the feed {story.feed!r} is not one of {', '.join(rule.sources)}")
+    if not topic_allowed(rule, story):
+        reasons.append(f"topics: the story has none of {', '.join(rule.topics)}")
+    reasons += [f"none: {s.term!r} occurs" for s in terms if s.kind == "none" and placed.occurs(s)]
+    reasons += [
+        f"all: {s.term!r} does not occur" for s in terms if s.kind == "all" and not placed.occurs(s)
+    ]
+    if rule.entity_types and not any(entities.covers(h, rule.entity_types) for h in watched):
+        types = ", ".join(rule.entity_types)
+        reasons.append(f"entity_types: no match lies in a {types} entity")
+    return reasons

@@ -15,6 +15,8 @@ import standardwebhooks
 from newsroom import SEED_RULES, Newsroom
 from notifier_receiver import Receiver
 
+from pipeline.history.store import AlertFilter, HistoryStore
+
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -71,6 +73,10 @@ def test_run_once_delivers_exactly_the_three_seed_alerts_signed(
     assert sorted(a["rule_id"] for a in alerts) == sorted(SEED_RULES)
     assert len({a["alert_id"] for a in alerts}) == 3
     assert "Tesla (the company)" in done.stdout and "**unbundling**" in done.stdout
+    history = HistoryStore.in_dir(tmp_path / "state")  # what the console reads
+    assert sorted(r.rule_id for r in history.alerts(AlertFilter()).rows) == sorted(SEED_RULES)
+    assert history.counts()[0] == 4, "every enriched story is kept, not only alerted ones"
+    history.close()
 
     again = subprocess.run(
         command, env=child_env(), capture_output=True, text=True, timeout=300, cwd=ROOT

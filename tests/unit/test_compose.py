@@ -117,3 +117,18 @@ def test_workers_get_time_to_finish_what_they_hold_on_sigterm() -> None:
 def test_extractor_can_be_scaled() -> None:
     spec = NEWSMON_SERVICES["extractor"]
     assert "container_name" not in spec and "ports" not in spec
+
+
+def test_the_console_is_a_service_off_by_default_scraped_and_behind_a_login() -> None:
+    spec = NEWSMON_SERVICES["console"]
+    assert spec["profiles"] == ["console"], "the console starts only when asked for"
+    assert spec["command"][:3] == ["console", "--source", "kafka"]
+    bind = spec["command"][spec["command"].index("--bind") + 1]
+    assert not bind.startswith("127."), "in a container the console listens beyond loopback"
+    assert all(p.startswith("127.0.0.1:") for p in spec["ports"]), "published on loopback only"
+    probe = " ".join(spec["healthcheck"]["test"])
+    assert f":{spec['environment']['NEWSMON_METRICS__PORT']}/healthz" in probe
+    scrape = yaml.safe_load((ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text())
+    jobs = {job["job_name"]: job for job in scrape["scrape_configs"]}
+    assert jobs["newsmon-console"]["dns_sd_configs"][0]["names"] == ["console"]
+    assert "NEWSMON_CONSOLE__PASSWORD=" in (ROOT / ".env.example").read_text()

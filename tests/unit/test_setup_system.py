@@ -47,7 +47,7 @@ def run(folder: Path) -> subprocess.CompletedProcess[str]:
 
 
 def test_nothing_to_do_when_every_tool_is_there(bin_dir: Path) -> None:
-    present(bin_dir, "java", "mvn", "promtool")
+    present(bin_dir, "java", "mvn", "promtool", "chromium")
     done = run(bin_dir)
     assert (done.returncode, done.stderr) == (0, "")
 
@@ -55,9 +55,18 @@ def test_nothing_to_do_when_every_tool_is_there(bin_dir: Path) -> None:
 @pytest.mark.parametrize(
     ("tools", "java", "named"),
     [
-        (("java", "mvn"), "17.0.2", "promtool (package prometheus)"),
-        (("java", "mvn", "promtool"), "11.0.22", "java (package openjdk-17-jre-headless)"),
-        (("promtool",), "17", "java (package openjdk-17-jre-headless), mvn (package maven)"),
+        (("java", "mvn", "chromium"), "17.0.2", "promtool (package prometheus)"),
+        (
+            ("java", "mvn", "promtool", "chromium"),
+            "11.0.22",
+            "java (package openjdk-17-jre-headless)",
+        ),
+        (
+            ("promtool", "chromium"),
+            "17",
+            "java (package openjdk-17-jre-headless), mvn (package maven)",
+        ),
+        (("java", "mvn", "promtool"), "17", "chromium (package chromium)"),
     ],
 )
 def test_without_root_it_stops_with_one_line_naming_the_packages(
@@ -71,7 +80,7 @@ def test_without_root_it_stops_with_one_line_naming_the_packages(
 
 
 def test_as_root_it_updates_then_installs_what_is_missing(bin_dir: Path, tmp_path: Path) -> None:
-    present(bin_dir, "java", "mvn")
+    present(bin_dir, "java", "mvn", "chromium")
     calls = tmp_path / "apt-calls"
     stub(bin_dir, "id", "echo 0")
     stub(
@@ -89,7 +98,7 @@ def test_as_root_it_updates_then_installs_what_is_missing(bin_dir: Path, tmp_pat
 
 
 def test_a_failed_install_names_what_is_still_missing(bin_dir: Path) -> None:
-    present(bin_dir, "java", "promtool")
+    present(bin_dir, "java", "promtool", "chromium")
     stub(bin_dir, "id", "echo 0")
     stub(bin_dir, "apt-get", ":")
     done = run(bin_dir)

@@ -1,0 +1,155 @@
+"""The console's pages through its ASGI app: login, CSRF, headers, escaping, the rule editor,
+and the verdicts of the story page (which reuse the rules stage's matcher)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+from rules_stories import rule, story
+from starlette.testclient import TestClient
+
+from pipeline.config import ConsoleSettings, load_config
+from pipeline.console.app import Console, build_app, templates
+from pipeline.console.highlight import Span, annotate, marked_snippet
+from pipeline.console.rule_edit import apply_edit, rule_source, save_rules
+from pipeline.console.security import Access, LoginThrottle, access_for, is_loopback
+from pipeline.errors import ConfigError
+from pipeline.history.store import HistoryStore
+from pipeline.metrics import Metrics
+from pipeline.rules.compile import compile_rules
+from pipeline.rules.match import explain_story, match_story
+
+ROOT = Path(__file__).resolve().parents[2]
+PASSWORD = "s3cret-pass"
+
+
+def make_console(tmp_path: Path, access: Access) -> tuple[TestClient, Console]:
+    shutil.copy(ROOT / "configs" / "rules.yaml", tmp_path / "rules.yaml")
+    config = load_config(rules_path=tmp_path / "rules.yaml", state_dir=tmp_path / "state")
+    store = HistoryStore.in_dir(config.state_dir)
+    console = Console(config, store, Metrics(), access, LoginThrottle(3, 60), templates())
+    return TestClient(build_app(console, "test-secret"), follow_redirects=False), console
+
+
+def csrf_of(html: str) -> str:
+    found = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert found is not None
+    return found.group(1)
+
+
+def test_pages_need_a_login_and_the_login_is_rate_limited(tmp_path: Path) -> None:
+    client, console = make_console(tmp_path, Access(PASSWORD, None))
+    assert client.get("/alerts").headers["location"] == "/login?next=/alerts"
+    assert client.get("/healthz").status_code == 200
+    token = csrf_of(client.get("/login").text)
+    for _ in range(3):
+        assert client.post("/login", data={"csrf": token, "password": "no"}).status_code == 401
+    blocked = client.post("/login", data={"csrf": token, "password": PASSWORD})
+    assert blocked.status_code == 429
+    logins = console.metrics.registry.get_sample_value
+    assert logins("newsmon_console_logins_total", {"outcome": "throttled"}) == 1
+
+
+def test_a_login_opens_the_pages_and_a_form_without_its_token_is_refused(tmp_path: Path) -> None:
+    client, _ = make_console(tmp_path, Access(PASSWORD, "tok"))
+    token = csrf_of(client.get("/login").text)
+    assert client.post("/login", data={"password": PASSWORD}).status_code == 403
+    ok = client.post("/login", data={"csrf": token, "password": PASSWORD, "next": "//evil.example"})
+    assert (ok.status_code, ok.headers["location"]) == (303, "/alerts")
+    page = client.get("/alerts")
+    assert page.status_code == 200
+    assert "script-src 'self'" in page.headers["content-security-policy"]
+    assert "unsafe-inline" not in page.headers["content-security-policy"]
+    assert page.headers["x-frame-options"] == "DENY"
+    source = "id: tesla\nterms: [Tesla]\n"
+    assert client.post("/rules/tesla", data={"source": source, "action": "save"}).status_code == 403
+    bearer = TestClient(client.app, follow_redirects=False)
+    assert bearer.get("/alerts", headers={"Authorization": "Bearer tok"}).status_code == 200
+    assert bearer.get("/alerts", headers={"Authorization": "Bearer no"}).status_code == 303
+
+
+def test_a_non_loopback_bind_without_a_password_refuses_to_start() -> None:
+    assert is_loopback("127.0.0.1") and is_loopback("::1") and not is_loopback("0.0.0.0")
+    with pytest.raises(ConfigError, match="not loopback"):
+        access_for(ConsoleSettings(), "0.0.0.0")
+    assert access_for(ConsoleSettings(password="x"), "0.0.0.0").required
+
+
+def test_story_text_is_escaped_and_marks_nest() -> None:
+    html = annotate("<b>Tesla</b> Inc", [Span(3, 8, "hit", "rule t"), Span(3, 12, "ent ent-ORG")])
+    assert "<b>" not in html and "&lt;b&gt;" in html
+    assert (
+        '<mark class="hit" title="rule t"><span class="ent ent-ORG" title="">Tesla</span></mark>'
+        in html
+    )
+    assert marked_snippet("a **<i>x</i>** b") == 'a <mark class="hit">&lt;i&gt;x&lt;/i&gt;</mark> b'
+
+
+def test_verdicts_agree_with_match_story_and_say_why_a_rule_came_close() -> None:
+    s = story(
+        "Nikola Tesla built coils. Tesla shares fell.",
+        entities=[("PERSON", "Nikola Tesla")],
+        feed="wire",
+    )
+    rules = [
+        rule("org", "Tesla", entity_types=["ORG"]),
+        rule("any", "Tesla"),
+        rule("all", "Tesla", all=["battery"]),
+        rule("none", "Tesla", none=["coils"]),
+        rule("src", "Tesla", sources=["reuters.com"]),
+        rule("quiet", "Rotterdam"),
+    ]
+    compiled = compile_rules(rules)
+    verdicts = {v.rule.id: v for v in explain_story(s, compiled)}
+    fired = {m.rule.id for m in match_story(s, compiled)}
+    assert {k for k, v in verdicts.items() if v.fired} == fired == {"any"}
+    assert "quiet" not in verdicts
+    assert verdicts["org"].reasons == ("entity_types: no match lies in a ORG entity",)
+    assert verdicts["all"].reasons == ("all: 'battery' does not occur",)
+    assert verdicts["none"].reasons == ("none: 'coils' occurs",)
+    assert verdicts["src"].reasons[0].startswith("sources:")
+
+
+def test_editing_one_rule_keeps_the_comments_and_saving_keeps_the_previous_file(
+    tmp_path: Path,
+) -> None:
+    _, console = make_console(tmp_path, Access(None, None))
+    path = console.config.rules_path
+    original = path.read_text()
+    assert rule_source(original, "unbundling").startswith("id: unbundling\n")
+    edit = apply_edit(original, "unbundling", "id: unbundling\nterms: [unbundling, dock strike]\n",
+                      path, console.config.settings)  # fmt: skip
+    assert edit.problems == [] and edit.rule is not None
+    assert edit.text.count("#") == original.count("#"), "comments lost"
+    assert "dock strike" in edit.text and "id: tesla" in edit.text
+    save_rules(path, edit.text)
+    assert (tmp_path / "rules.yaml.prev").read_text() == original
+    bad = apply_edit(original, "tesla", "id: tesla\nterms: [Tesla]\nseverity: huge\n", path,
+                     console.config.settings)  # fmt: skip
+    assert any("rules[0] (id 'tesla'): field 'severity'" in p for p in bad.problems), bad.problems
+    assert all(str(path) in p for p in bad.problems)
+
+
+def test_the_editor_checks_tests_and_refuses_a_save_over_a_newer_file(tmp_path: Path) -> None:
+    client, console = make_console(tmp_path, Access(None, None))
+    console.store.add(
+        [story("The port unbundling plan", title="Unbundling ports")], [], time.time()
+    )
+    page = client.get("/rules/unbundling").text
+    form = {
+        "csrf": csrf_of(page),
+        "version": re.search(r'name="version" value="(\w+)"', page).group(1),
+    }  # type: ignore[union-attr]
+    source = "id: unbundling\nterms: [unbundling]\nseverity: critical\n"
+    tested = client.post("/rules/unbundling", data={**form, "source": source, "action": "test"})
+    assert 'data-outcome="tested"' in tested.text and "Unbundling ports" in tested.text
+    console.config.rules_path.write_text(
+        console.config.rules_path.read_text() + "\n# edited elsewhere\n"
+    )
+    stale = client.post("/rules/unbundling", data={**form, "source": source, "action": "save"})
+    assert "changed since this editor opened it" in stale.text
+    assert "severity: critical" not in console.config.rules_path.read_text()
