@@ -359,12 +359,14 @@ class Verdict:
     reasons: tuple[str, ...] = ()
 
 
-def explain_story(story: EnrichedStory, compiled: CompiledRules) -> list[Verdict]:
+def explain_story(
+    story: EnrichedStory, compiled: CompiledRules, *, readings: Weights | None = DEFAULT_WEIGHTS
+) -> list[Verdict]:
     """Every rule with a watch term in the story, in rule-file order, with the same checks
-    `match_story` makes (the same scan, placing and entity test), so a verdict here is
-    the verdict the rules stage reached."""
+    `match_story` makes (the same scan, placing, entity test and readings), so a verdict
+    here is the verdict the rules stage reached."""
     found, candidates = _scan(story, compiled)
-    entities = _EntitySpans(story)
+    entities = _EntitySpans(story, readings)
     verdicts = []
     for rule_index in sorted(candidates):
         rule, terms = compiled.rules[rule_index], compiled.terms[rule_index]
