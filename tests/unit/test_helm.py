@@ -157,6 +157,19 @@ def test_a_notifier_without_destinations_stops_the_render() -> None:
 
 
 @pytest.mark.parametrize(
+    ("change", "message"),
+    [(["--set", "workers.rules.kind=Statefulset"], "/workers/rules/kind"),
+     (["--set", "probes.readinessPath=readyz"], "/probes/readinessPath"),
+     (["--set", "config.kafka.security_protocol=TLS"], "/config/kafka/security_protocol"),
+     (["--set", "workers.extractr.enabled=true"], "additional properties 'extractr'")],
+)  # fmt: skip
+def test_values_schema_names_a_wrong_value(change: list[str], message: str) -> None:
+    done = helm("template", "x", str(CHART), *REQUIRED_SETS, *change, check=False)
+    assert done.returncode != 0
+    assert message in done.stderr
+
+
+@pytest.mark.parametrize(
     "change",
     [["--set", "workers.rules.replicas=2"],
      ["--set", "autoscaling.keda.enabled=true", "--set", "workers.rules.autoscaling.enabled=true"]],
