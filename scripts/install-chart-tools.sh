@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The tools the chart tests (tests/unit/test_helm.py) need, installed once under
-# .cache/chart-tools/ and cheap afterwards (one `test -x`, one `test -f`):
+# The tools the chart tests (tests/unit/test_helm.py) need, installed once per machine under
+# ~/.cache/newsmon/chart-tools/ (every checkout, and CI's fresh clone, find them there;
+# NEWSMON_CHART_TOOLS moves it) and cheap afterwards (one `test -x`, one `test -f`):
 # - helm, built from the Go module proxy with `go install` (a few minutes, once);
 # - @kubernetes-models/keda and /prometheus-operator from npm: the CRD schemas of KEDA and
 #   the Prometheus Operator compiled to validators, with which the tests check the
@@ -15,7 +16,7 @@ K8S_MINOR=36                         # helm v3.21's k8s.io modules (v0.36): its 
 # CRD schemas compiled to validators (the packages follow the projects' CRDs):
 SCHEMA_PACKAGES=(@kubernetes-models/keda@0.4.2 @kubernetes-models/prometheus-operator@6.0.0)
 root=$(cd "$(dirname "$0")/.." && pwd)
-tools=${NEWSMON_CHART_TOOLS:-$root/.cache/chart-tools}
+tools=${NEWSMON_CHART_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/newsmon/chart-tools}
 helm=$tools/helm-$HELM_VERSION/helm
 
 install_helm() {

@@ -16,7 +16,7 @@ tools() {
 }
 
 # helm is not an apt package: install-chart-tools.sh builds it once with Go (and fetches
-# KEDA's schemas with npm) into .cache/chart-tools; cheap once done.
+# KEDA's schemas with npm) into ~/.cache/newsmon/chart-tools; cheap once done.
 chart_tools() {
   "$BASH" "$(dirname "$0")/install-chart-tools.sh"
 }

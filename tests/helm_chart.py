@@ -42,7 +42,11 @@ VALUES = {
 
 
 def tools_dir() -> Path:
-    return Path(os.environ.get("NEWSMON_CHART_TOOLS") or ROOT / ".cache" / "chart-tools")
+    """Where install-chart-tools.sh installs (the same defaults)."""
+    if os.environ.get("NEWSMON_CHART_TOOLS"):
+        return Path(os.environ["NEWSMON_CHART_TOOLS"])
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache) / "newsmon" / "chart-tools"
 
 
 def helm_path() -> Path:
