@@ -96,7 +96,9 @@ def joined(admin: KafkaAdminClient, prefix: str) -> dict[str, set[str]]:
         return {}  # a coordinator still loading: ask again
     found = {}
     for group, info in described.items():
-        topics = {t for m in info["members"] for t in m["member_metadata"]["topics"]}
+        subscriptions = [m["member_metadata"] for m in info["members"]]
+        # a member still joining has no subscription decoded yet (empty bytes)
+        topics = {t for s in subscriptions if isinstance(s, dict) for t in s["topics"]}
         if topics:
             found[group] = topics
     return found
