@@ -9,8 +9,8 @@ KAFKA_DIR := .cache/kafka/dev
 
 help:
 	@echo "make run         install into .venv and run the whole pipeline in one process"
-	@echo "make test        install (and the system tools: java, maven, promtool), then ruff,"
-	@echo "                 mypy and pytest (starts its own Kafka broker)"
+	@echo "make test        install (and the system tools: java, maven, promtool, node; helm"
+	@echo "                 built once), then ruff, mypy and pytest (starts its own Kafka broker)"
 	@echo "make kafka       start a local Kafka 4 broker on 127.0.0.1:9092 (make kafka-stop)"
 	@echo "make schemas     regenerate docs/schemas from the wire contracts"
 	@echo "make bench       run the benchmarks under bench/"
@@ -23,7 +23,8 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-# java, maven, promtool: installed when missing (as root), else one line naming the packages.
+# java, maven, promtool, node: installed when missing (as root), else one line naming the
+# packages; then helm, built once (scripts/install-chart-tools.sh).
 system:
 	scripts/setup-system.sh
 

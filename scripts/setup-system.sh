@@ -6,12 +6,20 @@
 set -euo pipefail
 
 # need TOOL APT_PACKAGE [CHECK]: TOOL must be on PATH (and the CHECK function must pass).
-# A new tool is one line here (later: helm for the chart).
+# A new tool is one line here.
 tools() {
   need java     openjdk-17-jre-headless java_17_or_newer  # the Kafka broker the tests start
   need mvn      maven                                     # fetches the broker's jars
   need promtool prometheus                                # checks deploy/prometheus rules
   need chromium chromium                                  # the console's browser tests (Playwright)
+  need npm      npm                                       # KEDA's CRD schemas (chart tests)
+  need node     nodejs                                    # runs them
+}
+
+# helm is not an apt package: install-chart-tools.sh builds it once with Go (and fetches
+# KEDA's schemas with npm) into ~/.cache/newsmon/chart-tools; cheap once done.
+chart_tools() {
+  "$BASH" "$(dirname "$0")/install-chart-tools.sh"
 }
 
 java_17_or_newer() {
@@ -34,7 +42,7 @@ find_missing() {
 listed() { local IFS=';'; echo "${missing[*]}" | sed 's/;/, /g'; }
 
 find_missing
-((${#missing[@]})) || exit 0
+if ((${#missing[@]} == 0)); then chart_tools; exit 0; fi
 
 sudo=()
 if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
@@ -54,3 +62,4 @@ if ((${#missing[@]})); then
   echo "setup-system: still missing after apt-get install: $(listed)" >&2
   exit 1
 fi
+chart_tools

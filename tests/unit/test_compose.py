@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
-from pydantic import BaseModel
+from settings_env import is_setting
 
 from pipeline.cli import build_parser
-from pipeline.config import ENV_DELIMITER, ENV_PREFIX, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
@@ -21,22 +19,6 @@ NEWSMON_SERVICES = {
     if spec.get("image") == "newsmon:latest"
 }
 WORKERS = ("poller", "extractor", "rules", "notifier")
-
-
-def is_setting(env_name: str) -> bool:
-    """Does NEWSMON_SECTION__KEY (or its _FILE variant) name a field of the settings tree?"""
-    if not env_name.startswith(ENV_PREFIX):
-        return False
-    path = env_name[len(ENV_PREFIX) :].lower().removesuffix("_file").split(ENV_DELIMITER.lower())
-    model: Any = Settings
-    for part in path:
-        if not (isinstance(model, type) and issubclass(model, BaseModel)):
-            return False
-        field = model.model_fields.get(part)
-        if field is None:
-            return False
-        model = field.annotation
-    return not (isinstance(model, type) and issubclass(model, BaseModel))
 
 
 def test_every_worker_has_a_service() -> None:
