@@ -120,7 +120,7 @@ def test_the_default_values_render_what_a_plain_install_needs() -> None:
         assert ("PodDisruptionBudget", f"newsmon-{worker}") in kinds
     assert workload(manifests, "poller")["kind"] == "Deployment"
     assert workload(manifests, "extractor")["kind"] == "Deployment"
-    assert workload(manifests, "rules")["kind"] == "StatefulSet"
+    assert workload(manifests, "rules")["kind"] == "Deployment"  # its state is in Kafka
     assert workload(manifests, "notifier")["kind"] == "StatefulSet"
     assert ("Job", "newsmon-topics") in kinds
     assert not [m for m in manifests if m["apiVersion"].startswith(CRD_GROUPS)]
@@ -169,17 +169,15 @@ def test_values_schema_names_a_wrong_value(change: list[str], message: str) -> N
     assert message in done.stderr
 
 
-@pytest.mark.parametrize(
-    "change",
-    [["--set", "workers.rules.replicas=2"],
-     ["--set", "autoscaling.keda.enabled=true", "--set", "workers.rules.autoscaling.enabled=true"]],
-)  # fmt: skip
-def test_a_stateful_rules_worker_refuses_a_second_replica(change: list[str]) -> None:
-    done = helm("template", "x", str(CHART), *REQUIRED_SETS, *change, check=False)
-    assert done.returncode != 0
-    assert "workers.rules: one replica" in done.stderr
-    switched = render(*REQUIRED_SETS, *change, "--set", "workers.rules.kind=Deployment")
-    assert workload(switched, "rules")["kind"] == "Deployment"
+@pytest.mark.parametrize("kind", ["Deployment", "StatefulSet"])
+def test_the_rules_worker_scales_out_as_either_kind(kind: str) -> None:
+    """Its decisions are restored from the rules.state changelog on every hand-over, so
+    replicas need no shared volume (a StatefulSet only keeps each replica's cache)."""
+    manifests = render(
+        *REQUIRED_SETS, "--set", f"workers.rules.kind={kind}", "--set", "workers.rules.replicas=3"
+    )
+    assert workload(manifests, "rules")["kind"] == kind
+    assert workload(manifests, "rules")["spec"]["replicas"] == 3
 
 
 # --- autoscaling ------------------------------------------------------------------------
@@ -216,7 +214,7 @@ def test_scaled_objects_target_their_worker_and_scale_down_slowly() -> None:
 def test_the_hpa_is_the_fallback_without_keda() -> None:
     manifests = render(*REQUIRED_SETS, "--set", "autoscaling.hpa.enabled=true")
     hpas = {m["metadata"]["name"]: m for m in of_kind(manifests, "HorizontalPodAutoscaler")}
-    assert set(hpas) == {"newsmon-extractor", "newsmon-notifier"}  # rules: one replica
+    assert set(hpas) == {"newsmon-extractor", "newsmon-rules", "newsmon-notifier"}
     for hpa in hpas.values():
         assert hpa["spec"]["metrics"][0]["resource"]["name"] == "cpu"
         assert hpa["spec"]["maxReplicas"] <= 6

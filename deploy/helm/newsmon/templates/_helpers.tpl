@@ -98,8 +98,11 @@ app.kubernetes.io/component: {{ .worker }}
 {{- $topics := .root.Values.config.kafka.topics -}}
 {{- get (dict "extractor" $topics.raw "rules" $topics.enriched "notifier" $topics.alerts) .worker -}}
 {{- end -}}
+{{/* The rules worker's stories come in through its match step (group <prefix>-rules-match);
+     its decide step (group <prefix>-rules, on the candidates topic) follows that lag. */}}
 {{- define "newsmon.consumerGroup" -}}
-{{- printf "%s-%s" .root.Values.config.kafka.group_prefix .worker -}}
+{{- $stage := get (dict "extractor" "extractor" "rules" "rules-match" "notifier" "notifier") .worker -}}
+{{- printf "%s-%s" .root.Values.config.kafka.group_prefix $stage -}}
 {{- end -}}
 
 {{/* Replicas of an autoscaled worker never exceed the partitions of its topic. */}}
