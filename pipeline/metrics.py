@@ -243,6 +243,10 @@ class Metrics:
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
 
+    def kafka_clients(self) -> list[str]:
+        """The Kafka clients of this process that report `newsmon_kafka_up`."""
+        return sorted(s.labels["client"] for f in self.kafka_up.collect() for s in f.samples)
+
     def brokers_unreachable(self) -> list[str]:
         """The Kafka clients of this process that have not reached the broker (or lost it)."""
         return sorted(

@@ -97,29 +97,38 @@ def stop_event() -> threading.Event:
 
 
 def start_metrics(
-    settings: Settings, metrics: Metrics, health: Callable[[], bool] | None = None
+    settings: Settings,
+    metrics: Metrics,
+    health: Callable[[], bool] | None = None,
+    *,
+    kafka: bool = False,
 ) -> ThreadingHTTPServer | None:
     """Serve /metrics, /healthz and /readyz when enabled; the port comes from config.
 
     Liveness and readiness are apart on purpose: a worker waiting for an unreachable
     broker is alive (restarting it would only throw away what it holds) but not ready
-    (`/readyz` answers 503 and names the Kafka clients still waiting).
+    (`/readyz` answers 503 and names the Kafka clients still waiting). A worker on Kafka
+    (`kafka=True`) is not ready before its first client exists either.
     """
     if not settings.metrics.enabled:
         return None
     server = serve_metrics(
-        metrics, settings.metrics.host, settings.metrics.port, health, kafka_readiness(metrics)
-    )
+        metrics, settings.metrics.host, settings.metrics.port, health,
+        kafka_readiness(metrics, expected=kafka),
+    )  # fmt: skip
     host, port = settings.metrics.host, server.server_address[1]
     log.info("metrics listening", extra={"host": host, "port": port})
     return server
 
 
-def kafka_readiness(metrics: Metrics) -> Callable[[], str | None]:
+def kafka_readiness(metrics: Metrics, *, expected: bool = False) -> Callable[[], str | None]:
     """Ready once every Kafka client of the process has reached the broker and while it
-    still does (`newsmon_kafka_up`); a process with no Kafka client is always ready."""
+    still does (`newsmon_kafka_up`). With `expected`, not ready before the first client
+    exists; otherwise (`newsmon run`) a process without Kafka clients is ready."""
 
     def reason() -> str | None:
+        if expected and not metrics.kafka_clients():
+            return "not connected to Kafka yet"
         waiting = metrics.brokers_unreachable()
         if not waiting:
             return None

@@ -59,7 +59,7 @@ def cmd_notifier(args: argparse.Namespace) -> int:
             return send_test(dispatcher)
         # /healthz and /readyz answer while the workers wait for a broker that is away.
         liveness = LateProbe()
-        start_metrics(settings, metrics, liveness)
+        start_metrics(settings, metrics, liveness, kafka=True)
         worker = NotifierWorker(settings, metrics, stop, dispatcher)
         liveness.use(worker.healthy)
         worker.start()

@@ -83,7 +83,7 @@ def cmd_poller(args: argparse.Namespace) -> int:
     # waited for, and meanwhile the poller is alive but not ready.
     liveness = LateProbe()
     if not args.once:
-        start_metrics(settings, metrics, health=liveness)
+        start_metrics(settings, metrics, health=liveness, kafka=True)
     watch = BrokerWatch(settings.kafka, "poller", metrics, stop)
     create_topics(settings.kafka, watch)
     producer = Producer(settings.kafka, watch)

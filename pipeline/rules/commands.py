@@ -46,7 +46,7 @@ def cmd_rules(args: argparse.Namespace) -> int:
     reload_on_sighup(engine)
     stop = stop_event()
     liveness = Liveness(settings.kafka.max_poll_interval_seconds)
-    start_metrics(settings, metrics, health=liveness)
+    start_metrics(settings, metrics, health=liveness, kafka=True)
     stage = RulesStage(engine, settings.kafka.topics.alerts)
     runner = rules_runner(stage, settings.kafka, metrics, stop, on_round=liveness.beat)
     log.info(

@@ -76,6 +76,15 @@ def test_readyz_answers_503_naming_the_clients_that_wait_for_kafka_while_healthz
         server.server_close()
 
 
+def test_a_kafka_worker_is_not_ready_before_its_first_client_exists() -> None:
+    metrics = Metrics()
+    reason = kafka_readiness(metrics, expected=True)
+    assert reason() == "not connected to Kafka yet"
+    metrics.kafka_up.labels("rules").set(1)
+    assert reason() is None
+    assert kafka_readiness(Metrics())() is None  # newsmon run: no Kafka, ready
+
+
 def test_a_late_probe_is_green_until_given_the_real_check() -> None:
     probe = LateProbe()
     assert probe()

@@ -110,6 +110,9 @@ class KafkaTransport:
         offsets = self.tracker.committable()
         if not offsets:
             return
+        if not self._coordinator_known():  # the broker is away: the next flush commits
+            self.watch.failed("group coordinator unreachable")
+            return
         try:
             self.consumer.commit(
                 {TopicPartition(*tp): OffsetAndMetadata(o, "", -1) for tp, o in offsets.items()},
