@@ -99,3 +99,19 @@ def test_call_stops_waiting_when_the_worker_is_asked_to_stop() -> None:
 
     with pytest.raises(BrokerUnavailable, match="stopped"):
         broker.call(refused, "connect")
+
+
+@pytest.mark.parametrize(
+    ("replication", "insync", "expected"),
+    [(1, 2, None), (3, 2, "2"), (2, 2, "2"), (2, 3, "2"), (3, 1, "1")],
+)
+def test_topics_create_asks_for_min_insync_replicas_on_replicated_topics(
+    replication: int, insync: int, expected: str | None
+) -> None:
+    from pipeline.corridor.kafka.clients import topic_specs
+
+    settings = KafkaSettings(replication_factor=replication, min_insync_replicas=insync)
+    for spec in topic_specs(settings):
+        assert spec.topic_configs.get("min.insync.replicas") == expected, spec.name
+    compacted = [s for s in topic_specs(settings) if s.name == settings.topics.poller_state]
+    assert compacted[0].topic_configs["cleanup.policy"] == "compact"
