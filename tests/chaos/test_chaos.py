@@ -16,7 +16,10 @@ pipeline did, alerts delivered late, repeats.
     NEWSMON_CHAOS=full .venv/bin/pytest tests/chaos -s
 
 Without it, the same faults run on a shorter clock (stories over 30 s, 15 s and 12 s
-outages), so the suite keeps it.
+outages), so the suite keeps it. `NEWSMON_CHAOS_BROKERS=3` runs it on the three-node
+cluster of `kafka_cluster` (replication 3, min.insync.replicas 2), where the broker
+faults are a kill -9 of the leader of a busy partition (restarted later) and a rolling
+restart of all three.
 """
 
 from __future__ import annotations
@@ -37,20 +40,22 @@ from pathlib import Path
 import httpx
 import pytest
 import standardwebhooks
+from conftest import KafkaCluster
 from notifier_receiver import Receiver
-from pipeline_procs import SECRET, child_env, settings_for, write_files
+from pipeline_procs import SECRET, BenchFiles, child_env, settings_for, write_files
 from pipeline_site import FeedServer, Releases, StoryPages, load_corpus, page_server
 from prometheus_client.parser import text_string_to_metric_families
 from test_broker_outage import LoneBroker
-from test_kafka_cluster import collect_client_garbage  # noqa: F401 - a fixture
+from test_kafka_cluster import collect_client_garbage, leader_of  # noqa: F401 - a fixture
 
-from pipeline.config import Settings, load_config
+from pipeline.config import KafkaSettings, Settings, load_config
 from pipeline.corridor.kafka.clients import create_topics
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("collect_client_garbage")]
 
 ROOT = Path(__file__).resolve().parents[2]
 FULL = os.environ.get("NEWSMON_CHAOS") == "full"
+THREE_BROKERS = os.environ.get("NEWSMON_CHAOS_BROKERS") == "3"
 RELEASE_SECONDS = 60.0 if FULL else 30.0
 STORIES_PER_SECOND = 0.5
 WEBHOOK_OUTAGE = 30.0 if FULL else 15.0
@@ -78,7 +83,7 @@ class Workers:
     """The workers as child processes (each leads its process group, its pool with it)."""
 
     folder: Path
-    files: object
+    files: BenchFiles
     running: dict[str, Worker] = field(default_factory=dict)
     counted: Counter[str] = field(default_factory=Counter)
     """Counters of worker incarnations that were killed, scraped just before the kill."""
@@ -87,7 +92,7 @@ class Workers:
     def start(self, name: str, command: str, state: Path | None) -> Worker:
         self.incarnations[name] += 1
         log = self.folder / f"{name}.{self.incarnations[name]}.log"
-        flags = self.files.flags(state)  # type: ignore[attr-defined]
+        flags = self.files.flags(state)
         if state is None:
             flags = flags[:-2]
         with log.open("wb") as out:
@@ -202,7 +207,11 @@ def wait_for(condition: Callable[[], bool], timeout: float, check: Callable[[], 
 
 
 @pytest.fixture
-def broker() -> Iterator[LoneBroker]:
+def broker(request: pytest.FixtureRequest) -> Iterator[LoneBroker | KafkaCluster]:
+    """One broker of its own, or (NEWSMON_CHAOS_BROKERS=3) the session's three-node cluster."""
+    if THREE_BROKERS:
+        yield request.getfixturevalue("kafka_cluster")
+        return
     node = LoneBroker()
     node.start()
     try:
@@ -212,7 +221,7 @@ def broker() -> Iterator[LoneBroker]:
 
 
 def test_every_alert_arrives_once_through_kills_outages_and_a_rebalance(
-    broker: LoneBroker, tmp_path: Path
+    broker: LoneBroker | KafkaCluster, tmp_path: Path
 ) -> None:
     corpus = load_corpus()
     pages = StoryPages(corpus)
@@ -230,7 +239,7 @@ def test_every_alert_arrives_once_through_kills_outages_and_a_rebalance(
 
 
 def run_chaos(
-    broker: LoneBroker,
+    broker: LoneBroker | KafkaCluster,
     folder: Path,
     *,
     pages: StoryPages,
@@ -238,63 +247,88 @@ def run_chaos(
     feed: FeedServer,
     receiver: Receiver,
 ) -> None:
-    run_id = f"chaos-{os.getpid()}-{int(time.time())}"
-    settings = settings_for(
-        run_id, broker.bootstrap, receiver.url(), pages.languages(), Settings().nlp.models["en"]
-    )
-    settings["kafka"].update(session_timeout_seconds=6, partitions=4)
-    settings["poller"]["max_backoff_seconds"] = 3
-    settings["extraction"] = {"workers": 1}
-    settings["notifier"]["handoff_after_seconds"] = 5
-    settings["notifier"]["backoff_max_seconds"] = 10
-    files = write_files(folder / "config", settings, feed.url, "newsmonbench")
-    create_topics(load_config(files.config, files.feeds, files.rules).settings.kafka)
+    files = chaos_files(broker, folder, pages, feed, receiver)
+    kafka = load_config(files.config, files.feeds, files.rules).settings.kafka
+    create_topics(kafka)
     state = folder / "config" / "state"
     workers = Workers(folder, files)
     workers.start("poller", "poller", state / "poller")
     workers.start("extractor", "extractor", None)
     workers.start("rules", "rules", state / "rules")
     workers.start("notifier", "notifier", state / "notifier")
-    faults: list[Fault] = []
     try:
         names = list(workers.running)
         wait_for(lambda: all(workers.ready(n) for n in names), 240, workers.check_alive)
         t0 = time.time() + 2
         planned = releases.plan(STORIES_PER_SECOND, RELEASE_SECONDS, t0)
-        released_at = dict(planned)
-        step = RELEASE_SECONDS / 8
-
-        def at(offset: float) -> None:
-            while time.time() < t0 + offset:
-                workers.check_alive()
-                time.sleep(0.2)
-
-        at(step * 0.5)
-        faults.append(webhook_outage(receiver))
-        for index, name in enumerate(("extractor", "rules", "notifier", "poller")):
-            at(step * (1 + index))
-            faults.append(kill_and_restart(workers, name))
-        at(step * 5)
-        faults.append(add_extractor(workers))
-        at(step * 6)
-        faults.append(broker_outage(broker, workers))
-
+        faults = inject_faults(broker, kafka, workers, receiver, t0)
         expected = {n for n, _ in planned}
-
-        def all_arrived() -> bool:
-            return expected <= arrived_stories(receiver)
-
-        wait_for(all_arrived, DRAIN_SECONDS, workers.check_alive)
+        wait_for(lambda: expected <= arrived_stories(receiver), DRAIN_SECONDS, workers.check_alive)
         assert all(f.ended for f in faults), "a restarted worker never became ready"
         time.sleep(10)  # a repeat would arrive by now
         workers.check_alive()
         final: Counter[str] = Counter(workers.counted)
         for name in workers.running:
             final.update(counters(workers.port(name)))
-        report(faults, receiver, released_at, final, expected)
+        report(faults, receiver, dict(planned), final, expected)
+        if isinstance(broker, LoneBroker):
+            assert final["newsmon_kafka_outages_total"] >= 4  # every worker saw it
     finally:
         codes = workers.stop_all()
     assert set(codes.values()) == {0}, f"{codes}\n{workers.tails()}"
+
+
+def chaos_files(
+    broker: LoneBroker | KafkaCluster,
+    folder: Path,
+    pages: StoryPages,
+    feed: FeedServer,
+    receiver: Receiver,
+) -> BenchFiles:
+    run_id = f"chaos-{os.getpid()}-{int(time.time())}"
+    settings = settings_for(
+        run_id, broker.bootstrap, receiver.url(), pages.languages(), Settings().nlp.models["en"]
+    )
+    settings["kafka"].update(session_timeout_seconds=6, partitions=4)
+    if THREE_BROKERS:
+        settings["kafka"].update(replication_factor=3, min_insync_replicas=2)
+    settings["poller"]["max_backoff_seconds"] = 3
+    settings["extraction"] = {"workers": 1}
+    settings["notifier"]["handoff_after_seconds"] = 5
+    settings["notifier"]["backoff_max_seconds"] = 10
+    return write_files(folder / "config", settings, feed.url, "newsmonbench")
+
+
+def inject_faults(
+    broker: LoneBroker | KafkaCluster,
+    kafka: KafkaSettings,
+    workers: Workers,
+    receiver: Receiver,
+    t0: float,
+) -> list[Fault]:
+    """The faults, spread over the release period (a worker restarting does not hold up
+    the next fault)."""
+    step = RELEASE_SECONDS / 8
+
+    def at(offset: float) -> None:
+        while time.time() < t0 + offset:
+            workers.check_alive()
+            time.sleep(0.2)
+
+    at(step * 0.5)
+    faults = [webhook_outage(receiver)]
+    for index, name in enumerate(("extractor", "rules", "notifier", "poller")):
+        at(step * (1 + index))
+        faults.append(kill_and_restart(workers, name))
+    at(step * 5)
+    faults.append(add_extractor(workers))
+    at(step * 6)
+    if isinstance(broker, LoneBroker):
+        faults.append(broker_outage(broker, workers))
+    else:
+        faults.append(leader_killed(broker, kafka, workers))
+        faults.append(rolling_restart(broker, workers))
+    return faults
 
 
 def webhook_outage(receiver: Receiver) -> Fault:
@@ -369,6 +403,34 @@ def broker_outage(broker: LoneBroker, workers: Workers) -> Fault:
     return fault
 
 
+def leader_killed(cluster: KafkaCluster, settings: KafkaSettings, workers: Workers) -> Fault:
+    leader = leader_of(settings, settings.topics.raw, 0)
+    fault = Fault(
+        f"kill -9 broker {leader} (leader of raw/0), restarted after {BROKER_OUTAGE:.0f} s",
+        time.time(),
+    )
+    cluster.kill(leader)
+    while time.time() < fault.started + BROKER_OUTAGE:
+        workers.check_alive()
+        time.sleep(0.2)
+    cluster.start_node(leader)
+    fault.ended = time.time()
+    fault.did = "all workers stayed up; leaders moved to the other two brokers and back"
+    return fault
+
+
+def rolling_restart(cluster: KafkaCluster, workers: Workers) -> Fault:
+    fault = Fault("rolling restart of the three brokers", time.time())
+    for node in (1, 2, 3):
+        cluster.stop_node(node)
+        workers.check_alive()
+        cluster.start_node(node)
+        time.sleep(3)
+    fault.ended = time.time()
+    fault.did = "all workers stayed up through three clean broker restarts"
+    return fault
+
+
 def arrived_stories(receiver: Receiver) -> set[int]:
     return {story_of(r.body) for r in receiver.accepted()}
 
@@ -429,4 +491,3 @@ def report(
     assert final["newsmon_deliveries_total:delivered"] == len(accepted)
     assert final["newsmon_alerts_total"] == len(expected)
     assert final["newsmon_dead_letters_total"] == 0
-    assert final["newsmon_kafka_outages_total"] >= 4
