@@ -374,12 +374,13 @@ def note_when_ready(workers: Workers, name: str, fault: Fault, did: str) -> None
 
     def watch() -> None:
         deadline = time.monotonic() + 240
-        while not workers.ready(name) and time.monotonic() < deadline:
+        while time.monotonic() < deadline:
+            if workers.ready(name):
+                fault.ended = time.time()
+                fault.did = did.format(took=fault.ended - fault.started)
+                return
             time.sleep(0.2)
-        fault.ended = time.time()
-        fault.did = (
-            did.format(took=fault.ended - fault.started) if workers.ready(name) else "never ready"
-        )
+        fault.did = "never ready"
 
     threading.Thread(target=watch, daemon=True).start()
 
