@@ -49,8 +49,10 @@ def test_not_ready_until_the_first_answer_then_down_and_up_again_with_the_second
     metrics = Metrics()
     broker = watch(metrics=metrics)
     assert value(metrics, "newsmon_kafka_up") == 0
+    broker.failed(KafkaTimeoutError("Unable to bootstrap"))  # at start: waiting, no outage
     broker.answered()
     assert value(metrics, "newsmon_kafka_up") == 1
+    assert value(metrics, "newsmon_kafka_outages_total") == 0
     broker.failed(KafkaConnectionError("111 ECONNREFUSED"))
     broker.failed("group coordinator unreachable")
     assert value(metrics, "newsmon_kafka_up") == 0

@@ -68,6 +68,8 @@ class BrokerWatch:
         self.stop = stop if stop is not None else threading.Event()
         self._lock = threading.Lock()
         self._down_since: float | None = None
+        self._reached = False
+        """Whether the broker ever answered: waiting for it at start is not an outage."""
         self._counted_at = time.monotonic()
         self._backoff = FIRST_BACKOFF_SECONDS
         if metrics is not None:
@@ -86,10 +88,11 @@ class BrokerWatch:
         with self._lock:
             self._count_seconds()
             was_down, self._down_since = self._down_since, None
+            was_reached, self._reached = self._reached, True
             self._backoff = FIRST_BACKOFF_SECONDS
         if self.metrics is not None:
             self.metrics.kafka_up.labels(self.client).set(1)
-        if was_down is not None:
+        if was_down is not None and was_reached:
             seconds = round(time.monotonic() - was_down, 1)
             log.warning(
                 "broker reachable again", extra={"stage": self.client, "seconds_down": seconds}
@@ -108,7 +111,10 @@ class BrokerWatch:
                 self._down_since = time.monotonic()
         if self.metrics is not None:
             self.metrics.kafka_up.labels(self.client).set(0)
-        if started:
+        if started and not self._reached:  # at start: not an outage (yet)
+            log.info("waiting for the broker", extra={"stage": self.client,
+                     "reason": _describe(exc), "exit_after_seconds": self.exit_after})  # fmt: skip
+        elif started:
             if self.metrics is not None:
                 self.metrics.kafka_outages.labels(self.client).inc()
             log.warning(
