@@ -25,10 +25,12 @@ from typing import Any
 
 import yaml
 from kafka import KafkaAdminClient
+from kafka.errors import KafkaError
 from prometheus_client.parser import text_string_to_metric_families
 
 from pipeline.config import load_config
 from pipeline.corridor.kafka.clients import create_topics
+from pipeline.corridor.kafka.outage import is_transient
 
 ROOT = Path(__file__).resolve().parent.parent
 DEV_BROKER = "127.0.0.1:19092"
@@ -298,7 +300,11 @@ def start_mode(mode: Mode, files: BenchFiles, children: Children) -> None:
 def wait_for_groups(
     bootstrap: str, groups: dict[str, int], children: Children, timeout: float = 240
 ) -> None:
-    """Until each consumer group is Stable with its members (no rebalance mid-probe)."""
+    """Until each consumer group is Stable with its members (no rebalance mid-probe).
+
+    A group whose coordinator is still being set up answers CoordinatorNotAvailable (a
+    transient error, as are the others `is_transient` knows): asked again until `timeout`.
+    """
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
     try:
         deadline = time.monotonic() + timeout
@@ -312,7 +318,12 @@ def wait_for_groups(
 
 
 def _settled(admin: KafkaAdminClient, group: str, members: int) -> bool:
-    info = admin.describe_groups([group]).get(group, {})
+    try:
+        info = admin.describe_groups([group]).get(group, {})
+    except KafkaError as exc:
+        if not is_transient(exc):
+            raise
+        return False
     return bool(info.get("group_state") == "Stable" and len(info.get("members", [])) == members)
 
 

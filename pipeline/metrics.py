@@ -73,6 +73,28 @@ class Metrics:
             registry=r,
         )
 
+        # -- the broker, as each Kafka client of a worker sees it (client: a bounded name
+        #    such as extractor, notifier-retry, poller)
+        self.kafka_up = Gauge(
+            "newsmon_kafka_up",
+            "1 while the broker answers this client, 0 while it is unreachable (or not yet "
+            "reached); /readyz answers 503 while any is 0.",
+            ["client"],
+            registry=r,
+        )
+        self.kafka_unavailable_seconds = Counter(
+            "newsmon_kafka_unavailable_seconds_total",
+            "Seconds this client spent waiting for an unreachable broker.",
+            ["client"],
+            registry=r,
+        )
+        self.kafka_outages = Counter(
+            "newsmon_kafka_outages_total",
+            "Times this client lost the broker and waited for it.",
+            ["client"],
+            registry=r,
+        )
+
         # -- poller
         self.polls = Counter(
             "newsmon_feed_polls_total", "Feed polls by outcome.", ["outcome"], registry=r
@@ -272,17 +294,36 @@ class Metrics:
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
 
+    def kafka_clients(self) -> list[str]:
+        """The Kafka clients of this process that report `newsmon_kafka_up`."""
+        return sorted(s.labels["client"] for f in self.kafka_up.collect() for s in f.samples)
+
+    def brokers_unreachable(self) -> list[str]:
+        """The Kafka clients of this process that have not reached the broker (or lost it)."""
+        return sorted(
+            sample.labels["client"]
+            for family in self.kafka_up.collect()
+            for sample in family.samples
+            if sample.value == 0
+        )
+
 
 class _Handler(BaseHTTPRequestHandler):
     metrics: Metrics
     health: Any
+    ready: Any
 
     def do_GET(self) -> None:
-        if self.path.split("?")[0] == "/metrics":
+        path = self.path.split("?")[0]
+        if path == "/metrics":
             self._reply(200, self.metrics.exposition(), CONTENT_TYPE_LATEST)
-        elif self.path.split("?")[0] == "/healthz":
+        elif path == "/healthz":
             ok = bool(self.health()) if self.health is not None else True
             self._reply(200 if ok else 503, b"ok\n" if ok else b"unhealthy\n", "text/plain")
+        elif path == "/readyz":
+            reason = self.ready() if self.ready is not None else None
+            body = b"ready\n" if reason is None else f"not ready: {reason}\n".encode()
+            self._reply(200 if reason is None else 503, body, "text/plain")
         else:
             self._reply(404, b"not found\n", "text/plain")
 
@@ -298,11 +339,16 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 def serve_metrics(
-    metrics: Metrics, host: str, port: int, health: Any = None
+    metrics: Metrics, host: str, port: int, health: Any = None, ready: Any = None
 ) -> ThreadingHTTPServer:
-    """Serve `/metrics` and `/healthz` on a daemon thread; port 0 picks a free one."""
+    """Serve `/metrics`, `/healthz` (liveness: `health()` true) and `/readyz` (readiness:
+    `ready()` returns None, or the reason it is not ready) on a daemon thread; port 0
+    picks a free one."""
     probe = staticmethod(health) if health is not None else None  # a function must not bind
-    handler = type("MetricsHandler", (_Handler,), {"metrics": metrics, "health": probe})
+    readiness = staticmethod(ready) if ready is not None else None
+    handler = type(
+        "MetricsHandler", (_Handler,), {"metrics": metrics, "health": probe, "ready": readiness}
+    )
     server = ThreadingHTTPServer((host, port), handler)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()

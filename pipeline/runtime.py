@@ -97,15 +97,58 @@ def stop_event() -> threading.Event:
 
 
 def start_metrics(
-    settings: Settings, metrics: Metrics, health: Callable[[], bool] | None = None
+    settings: Settings,
+    metrics: Metrics,
+    health: Callable[[], bool] | None = None,
+    *,
+    kafka: bool = False,
 ) -> ThreadingHTTPServer | None:
-    """Serve /metrics and /healthz when enabled; the port comes from config."""
+    """Serve /metrics, /healthz and /readyz when enabled; the port comes from config.
+
+    Liveness and readiness are apart on purpose: a worker waiting for an unreachable
+    broker is alive (restarting it would only throw away what it holds) but not ready
+    (`/readyz` answers 503 and names the Kafka clients still waiting). A worker on Kafka
+    (`kafka=True`) is not ready before its first client exists either.
+    """
     if not settings.metrics.enabled:
         return None
-    server = serve_metrics(metrics, settings.metrics.host, settings.metrics.port, health)
+    server = serve_metrics(
+        metrics, settings.metrics.host, settings.metrics.port, health,
+        kafka_readiness(metrics, expected=kafka),
+    )  # fmt: skip
     host, port = settings.metrics.host, server.server_address[1]
     log.info("metrics listening", extra={"host": host, "port": port})
     return server
+
+
+def kafka_readiness(metrics: Metrics, *, expected: bool = False) -> Callable[[], str | None]:
+    """Ready once every Kafka client of the process has reached the broker and while it
+    still does (`newsmon_kafka_up`). With `expected`, not ready before the first client
+    exists; otherwise (`newsmon run`) a process without Kafka clients is ready."""
+
+    def reason() -> str | None:
+        if expected and not metrics.kafka_clients():
+            return "not connected to Kafka yet"
+        waiting = metrics.brokers_unreachable()
+        if not waiting:
+            return None
+        return "Kafka broker unreachable (or not reached yet) from " + ", ".join(waiting)
+
+    return reason
+
+
+class LateProbe:
+    """A liveness check known only later: green until `use` gives the real one, so that
+    `/healthz` answers while a worker waits at start-up for a broker that is away."""
+
+    def __init__(self) -> None:
+        self._check: Callable[[], bool] | None = None
+
+    def use(self, check: Callable[[], bool]) -> None:
+        self._check = check
+
+    def __call__(self) -> bool:
+        return True if self._check is None else self._check()
 
 
 class Liveness:

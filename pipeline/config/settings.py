@@ -71,6 +71,19 @@ class KafkaSettings(Section):
     max_poll_records: int = Field(50, ge=1)
     session_timeout_seconds: float = Field(30.0, ge=6)
     max_poll_interval_seconds: float = Field(600.0, ge=30)
+    unavailable_exit_seconds: float = Field(
+        300.0,
+        gt=0,
+        description="How long a worker waits for an unreachable broker (reconnecting with "
+        "backoff, not ready on /readyz) before it exits with status 1.",
+    )
+    min_insync_replicas: int = Field(
+        2,
+        ge=1,
+        description="min.insync.replicas set on each topic `topics create` makes when "
+        "replication_factor > 1 (capped at the replication factor): with acks=all a record "
+        "is acknowledged only once this many replicas hold it.",
+    )
 
 
 class HttpSettings(Section):

@@ -45,7 +45,7 @@ def cmd_extractor(args: argparse.Namespace) -> int:
     metrics = Metrics()
     stop = stop_event()
     liveness = Liveness(settings.kafka.max_poll_interval_seconds)
-    start_metrics(settings, metrics, health=liveness)
+    start_metrics(settings, metrics, health=liveness, kafka=True)
     run_extractor(settings, config.taxonomy, metrics, stop, on_round=liveness.beat)
     return 0
 

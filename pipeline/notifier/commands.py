@@ -18,7 +18,7 @@ from pipeline.notifier.flags import add_destination_options, apply_destination_f
 from pipeline.notifier.sample import sample_alert
 from pipeline.notifier.tasks import Delivered, GaveUp, Outcome
 from pipeline.notifier.worker import NotifierWorker
-from pipeline.runtime import setup_logging, start_metrics, stop_event
+from pipeline.runtime import LateProbe, setup_logging, start_metrics, stop_event
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +58,11 @@ def cmd_notifier(args: argparse.Namespace) -> int:
     try:
         if args.send_test:
             return send_test(dispatcher)
+        # /healthz and /readyz answer while the workers wait for a broker that is away.
+        liveness = LateProbe()
+        start_metrics(settings, metrics, liveness, kafka=True)
         worker = NotifierWorker(settings, metrics, stop, dispatcher)
-        start_metrics(settings, metrics, worker.healthy)
+        liveness.use(worker.healthy)
         worker.start()
         worker.join()
         return 0

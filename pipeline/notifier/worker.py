@@ -65,6 +65,7 @@ class RetryRunner:
         self.transport = KafkaTransport(
             settings, [settings.topics.delivery_retry],
             group_id or f"{settings.group_prefix}-{STAGE}-retry", f"{STAGE}-retry", metrics,
+            stop=stop,
         )  # fmt: skip
         self.transport.on_revoked = self._revoked
 

@@ -71,17 +71,25 @@ def publish_stories(producer: Any, topic: str, stories: list[RawStory]) -> None:
 
 def cmd_poller(args: argparse.Namespace) -> int:
     from pipeline.corridor.kafka.clients import Producer, create_topics
-    from pipeline.runtime import setup_logging, start_metrics, stop_event
+    from pipeline.corridor.kafka.outage import BrokerWatch
+    from pipeline.runtime import LateProbe, setup_logging, start_metrics, stop_event
 
     config = _load(args)
     settings = config.settings
     setup_logging(settings.log)
     stop = stop_event()
-    create_topics(settings.kafka)
-    producer = Producer(settings.kafka)
-    store = _open_store(args.state, config, producer)
-    ownership = _ownership(args, settings.kafka)
     metrics = Metrics()
+    # /healthz and /readyz answer from the start: a broker that is away at start-up is
+    # waited for, and meanwhile the poller is alive but not ready.
+    liveness = LateProbe()
+    if not args.once:
+        start_metrics(settings, metrics, health=liveness, kafka=True)
+    watch = BrokerWatch(settings.kafka, "poller", metrics, stop)
+    create_topics(settings.kafka, watch)
+    producer = Producer(settings.kafka, watch)
+    store = _open_store(args.state, config, producer, watch)
+    ownership = _ownership(args, settings.kafka, BrokerWatch(settings.kafka, "poller-member",
+                                                             metrics, stop))  # fmt: skip
     poller = FeedPoller(
         config.feeds,
         settings,
@@ -89,9 +97,9 @@ def cmd_poller(args: argparse.Namespace) -> int:
         store=store,
         metrics=metrics,
         ownership=ownership,
+        guard=partial(_check_broker, watch, ownership),
     )
-    if not args.once:
-        start_metrics(settings, metrics, health=poller.healthy)
+    liveness.use(poller.healthy)
     log.info(
         "poller starting",
         extra={"feeds": len(poller.feeds), "state": args.state, "once": args.once},
@@ -105,21 +113,30 @@ def cmd_poller(args: argparse.Namespace) -> int:
     return _summarise(report) if args.once else 0
 
 
-def _open_store(kind: str, config: Config, producer: Any = None) -> StateStore:
+def _open_store(kind: str, config: Config, producer: Any = None, watch: Any = None) -> StateStore:
     if kind == "local":
         return SqliteStateStore(config.state_dir)
     from pipeline.poller.worker import KafkaStateStore
 
-    return KafkaStateStore(config.settings.kafka, producer)
+    return KafkaStateStore(config.settings.kafka, producer, watch)
 
 
-def _ownership(args: argparse.Namespace, kafka: KafkaSettings) -> Ownership:
+def _ownership(args: argparse.Namespace, kafka: KafkaSettings, watch: Any = None) -> Ownership:
     """A one-off run or a local state file means a single replica: it owns every feed."""
     if args.once or args.state == "local":
         return AllFeeds()
     from pipeline.poller.worker import KafkaOwnership
 
-    return KafkaOwnership(kafka)
+    return KafkaOwnership(kafka, watch=watch)
+
+
+def _check_broker(watch: Any, ownership: Ownership) -> None:
+    """Each round of the poll loop: end it (exit 1, the reason logged) once the broker has
+    been away longer than `kafka.unavailable_exit_seconds`, as every worker does."""
+    watch.check()
+    check = getattr(ownership, "check", None)
+    if check is not None:
+        check()
 
 
 def _summarise(report: CycleReport) -> int:

@@ -59,6 +59,7 @@ class FeedPoller:
         clock: Callable[[], float] = time.time,
         rand: Callable[[], float] = random.random,
         fetcher_factory: Callable[[], SafeFetcher] | None = None,
+        guard: Callable[[], None] | None = None,
     ) -> None:
         self.feeds = [f for f in feeds if f.enabled]
         self.settings = settings
@@ -66,6 +67,8 @@ class FeedPoller:
         self.store = store
         self.metrics = metrics or Metrics()
         self.ownership = ownership or AllFeeds()
+        self.guard = guard
+        """Called every round; what it raises ends the loop (the broker away too long)."""
         self.clock = clock
         self.rand = rand
         self._new_fetcher = fetcher_factory or partial(
@@ -119,6 +122,8 @@ class FeedPoller:
         polled: set[str] = set()
         while not stop.is_set():
             self._heartbeat = time.monotonic()
+            if self.guard is not None:
+                self.guard()
             self._wake.clear()  # before looking: a commit from now on cuts the idle wait short
             await self._track_ownership()
             for feed in self._due(once, polled):
@@ -175,7 +180,12 @@ class FeedPoller:
         gained = owned - self._owned
         if gained or self.clock() - self._last_refresh >= REFRESH_SECONDS:
             self._last_refresh = self.clock()
-            for state in await asyncio.to_thread(self.store.refresh):
+            try:
+                refreshed = await asyncio.to_thread(self.store.refresh)
+            except Retryable as exc:  # the broker is away: what we hold is still right
+                log.warning("poller state not refreshed", extra={"reason": exc.reason})
+                refreshed = []
+            for state in refreshed:
                 self._adopt(state, keep=self._owned & owned)
         if owned != self._owned:
             log.info("feeds owned", extra={"count": len(owned), "gained": len(gained),

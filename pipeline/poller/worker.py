@@ -24,6 +24,7 @@ from pipeline.corridor.kafka.membership import (
     partition_count,
     partition_for_key,
 )
+from pipeline.corridor.kafka.outage import BrokerUnavailable, BrokerWatch
 from pipeline.corridor.records import Message, Output
 from pipeline.errors import DecodeError, PipelineError, Retryable
 from pipeline.poller.state import FeedState
@@ -34,18 +35,34 @@ log = logging.getLogger(__name__)
 class KafkaStateStore:
     """Feed states as keyed records of the compacted poller-state topic."""
 
-    def __init__(self, settings: KafkaSettings, producer: Producer | None = None) -> None:
+    def __init__(
+        self,
+        settings: KafkaSettings,
+        producer: Producer | None = None,
+        watch: BrokerWatch | None = None,
+    ) -> None:
         self._settings = settings
         self._topic = settings.topics.poller_state
         self._producer = producer
+        self._watch = watch or BrokerWatch(settings, "poller-state")
         self._tail: TopicTail | None = None
         self._lock = threading.Lock()
 
     def load(self) -> dict[str, FeedState]:
+        """Every feed's state; a broker that is away is waited for (up to the deadline):
+        polling without the seen ids would publish every story again."""
         with self._lock:
             if self._tail is None:
-                self._tail = TopicTail(self._settings, self._topic)
-            states = self._decode(self._tail.read_new())
+                self._tail = TopicTail(self._settings, self._topic, self._watch)
+            while True:
+                try:
+                    states = self._decode(self._tail.read_new())
+                    break
+                except Retryable as exc:
+                    log.warning("poller state not read yet", extra={"reason": exc.reason})
+                    if self._watch.wait():
+                        raise BrokerUnavailable("stopped while reading the poller state",
+                                                reason="stopped") from exc  # fmt: skip
         return {state.name: state for state in states}
 
     def refresh(self) -> list[FeedState]:
@@ -85,16 +102,27 @@ class KafkaStateStore:
 class KafkaOwnership:
     """This replica polls the feeds whose state partition the group assigned to it."""
 
-    def __init__(self, settings: KafkaSettings, *, drain_seconds: float | None = None) -> None:
+    def __init__(
+        self,
+        settings: KafkaSettings,
+        *,
+        drain_seconds: float | None = None,
+        watch: BrokerWatch | None = None,
+    ) -> None:
         topic = settings.topics.poller_state
-        self._partitions = partition_count(settings, topic)
+        self._partitions = partition_count(settings, topic, watch)
         if not self._partitions:
             raise Retryable(f"topic {topic} has no partitions (run `topics create`)")
         self._busy: Callable[[], frozenset[str]] = frozenset
         self._drain_seconds = drain_seconds or settings.session_timeout_seconds / 3
         self._membership = GroupMembership(
-            settings, topic, f"{settings.group_prefix}-poller", on_revoked=self._drain
-        )
+            settings, topic, f"{settings.group_prefix}-poller", on_revoked=self._drain,
+            watch=watch,
+        )  # fmt: skip
+
+    def check(self) -> None:
+        """Raise what ended the group membership (the broker away past the deadline)."""
+        self._membership.check()
 
     def partition_of(self, feed_name: str) -> int:
         return partition_for_key(feed_name, self._partitions)

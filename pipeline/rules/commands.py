@@ -47,7 +47,7 @@ def cmd_rules(args: argparse.Namespace) -> int:
     reload_on_sighup(engine)
     stop = stop_event()
     liveness = Liveness(settings.kafka.max_poll_interval_seconds)
-    start_metrics(settings, metrics, health=liveness)
+    start_metrics(settings, metrics, health=liveness, kafka=True)
     worker = RulesWorker(engine, settings.kafka, metrics, stop, on_round=liveness.beat)
     log.info(
         "rules worker started",

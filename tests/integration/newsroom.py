@@ -58,7 +58,7 @@ def plain_page(title: str, text: str) -> str:
 class Newsroom:
     """Serves /feed.xml and the pages it links to, on a free port of 127.0.0.1."""
 
-    def __init__(self, shared: Path) -> None:
+    def __init__(self, shared: Path, *, listed: set[str] | None = None) -> None:
         self.pages = {
             "/world/musk-qin": seed_page(shared),
             "/partners/musk-qin-syndicated": seed_page(shared),
@@ -71,6 +71,8 @@ class Newsroom:
             "/culture/tesla-museum": "Belgrade museum honours Nikola Tesla",
             "/business/rotterdam": "Rotterdam dock strike ends",
         }
+        self.listed = set(self.titles) if listed is None else listed
+        """Paths the feed lists now; `release` adds one (a story published later)."""
         newsroom = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -112,6 +114,7 @@ class Newsroom:
             f"<item><title>{html.escape(title)}</title><link>{self.base}{path}</link>"
             f"<pubDate>{published}</pubDate><description>{html.escape(title)}</description></item>"
             for path, title in self.titles.items()
+            if path in self.listed
         )
         return (
             '<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel>'
@@ -119,9 +122,15 @@ class Newsroom:
             f"{items}</channel></rss>"
         )
 
-    def write_feeds_file(self, folder: Path) -> Path:
+    def release(self, *paths: str) -> None:
+        self.listed = self.listed | set(paths)
+
+    def write_feeds_file(self, folder: Path, interval: float | None = None) -> Path:
         path = folder / "feeds.yaml"
-        path.write_text(f"feeds:\n  - url: {self.feed_url}\n    name: newsroom\n", encoding="utf-8")
+        every = "" if interval is None else f"    interval: {interval}\n"
+        path.write_text(
+            f"feeds:\n  - url: {self.feed_url}\n    name: newsroom\n{every}", encoding="utf-8"
+        )
         return path
 
     def close(self) -> None:

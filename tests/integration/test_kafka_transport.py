@@ -383,9 +383,9 @@ def test_commits_are_paced_and_caught_up_when_the_input_runs_dry(
     commits: list[dict[object, object]] = []
     commit = runner.consumer.commit
 
-    def counted(offsets: dict[object, object]) -> None:
+    def counted(offsets: dict[object, object], **options: object) -> None:
         commits.append(offsets)
-        commit(offsets)
+        commit(offsets, **options)
 
     runner.consumer.commit = counted
     try:

@@ -14,7 +14,15 @@ import pytest
 
 from pipeline.config import LogSettings
 from pipeline.metrics import Metrics, serve_metrics
-from pipeline.runtime import LOG_FIELDS, JsonFormatter, Liveness, TextFormatter, setup_logging
+from pipeline.runtime import (
+    LOG_FIELDS,
+    JsonFormatter,
+    LateProbe,
+    Liveness,
+    TextFormatter,
+    kafka_readiness,
+    setup_logging,
+)
 
 
 def test_liveness_turns_unhealthy_when_the_loop_stops_beating() -> None:
@@ -42,6 +50,46 @@ def test_metrics_and_healthz_are_served() -> None:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_readyz_answers_503_naming_the_clients_that_wait_for_kafka_while_healthz_stays_green() -> (
+    None
+):
+    metrics = Metrics()
+    server = serve_metrics(
+        metrics, "127.0.0.1", 0, health=lambda: True, ready=kafka_readiness(metrics)
+    )
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        assert httpx.get(f"{base}/readyz").status_code == 200  # no Kafka client: ready
+        metrics.kafka_up.labels("extractor").set(0)
+        metrics.kafka_up.labels("notifier-retry").set(1)
+        answer = httpx.get(f"{base}/readyz")
+        assert answer.status_code == 503
+        assert "Kafka" in answer.text and "extractor" in answer.text
+        assert "notifier-retry" not in answer.text
+        assert httpx.get(f"{base}/healthz").status_code == 200
+        metrics.kafka_up.labels("extractor").set(1)
+        assert httpx.get(f"{base}/readyz").text == "ready\n"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_kafka_worker_is_not_ready_before_its_first_client_exists() -> None:
+    metrics = Metrics()
+    reason = kafka_readiness(metrics, expected=True)
+    assert reason() == "not connected to Kafka yet"
+    metrics.kafka_up.labels("rules").set(1)
+    assert reason() is None
+    assert kafka_readiness(Metrics())() is None  # newsmon run: no Kafka, ready
+
+
+def test_a_late_probe_is_green_until_given_the_real_check() -> None:
+    probe = LateProbe()
+    assert probe()
+    probe.use(lambda: False)
+    assert not probe()
 
 
 def record(message: str = "summary fallback", **extra: object) -> logging.LogRecord:

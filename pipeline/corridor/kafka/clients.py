@@ -8,13 +8,15 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator, Sequence
+from functools import partial
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
-from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka.errors import KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
 
 from pipeline.config import KafkaSettings
+from pipeline.corridor.kafka.outage import BrokerWatch, is_transient
 from pipeline.corridor.records import Message, Output, encode_key
 from pipeline.errors import PipelineError, Retryable
 
@@ -32,6 +34,9 @@ def security(settings: KafkaSettings) -> dict[str, Any]:
 
 
 TOPIC_WAIT_SECONDS = 60.0
+CALL_TIMEOUT_MS = 10_000
+"""Longest a commit, offset look-up or close waits on the broker before the caller hears
+of it (and the broker watch counts an outage), instead of kafka-python's 30 s default."""
 
 
 def group_consumer(
@@ -40,6 +45,8 @@ def group_consumer(
     name: str,
     topics: Sequence[str],
     listener: Any = None,
+    *,
+    watch: BrokerWatch | None = None,
     **options: Any,
 ) -> KafkaConsumer:
     """A consumer in `group_id`, subscribed to `topics` once the broker knows all of them.
@@ -47,30 +54,36 @@ def group_consumer(
     Subscribing before a just-created topic's metadata is known gives an empty
     assignment that kafka-python only repairs on its next metadata refresh; waiting
     first (and refreshing every 30 s) avoids a worker that sits idle for minutes.
-    A topic that never appears is a clear error: run `newsmon topics create`.
+    A topic that never appears is a clear error: run `newsmon topics create`. A broker
+    that is not there yet is waited for (`watch`), up to `kafka.unavailable_exit_seconds`.
     """
-    consumer = KafkaConsumer(
-        bootstrap_servers=settings.bootstrap_servers,
-        group_id=group_id,
-        client_id=f"{settings.client_id}-{name}",
-        enable_auto_commit=False,
-        session_timeout_ms=int(settings.session_timeout_seconds * 1000),
-        heartbeat_interval_ms=int(settings.session_timeout_seconds * 1000 / 3),
-        max_poll_interval_ms=int(settings.max_poll_interval_seconds * 1000),
-        metadata_max_age_ms=30_000,
-        **options,
-        **security(settings),
-    )
+    watch = watch or BrokerWatch(settings, name)
+
+    def connect() -> KafkaConsumer:
+        return KafkaConsumer(
+            bootstrap_servers=settings.bootstrap_servers,
+            group_id=group_id,
+            client_id=f"{settings.client_id}-{name}",
+            enable_auto_commit=False,
+            session_timeout_ms=int(settings.session_timeout_seconds * 1000),
+            heartbeat_interval_ms=int(settings.session_timeout_seconds * 1000 / 3),
+            max_poll_interval_ms=int(settings.max_poll_interval_seconds * 1000),
+            metadata_max_age_ms=30_000,
+            **options,
+            **security(settings),
+        )
+
+    consumer = watch.call(connect, "connect")
     try:
-        _await_topics(consumer, topics)
+        watch.call(lambda: _await_topics(consumer, topics), "topic metadata")
+        _see_joins_through(consumer)
+        consumer.subscribe(list(topics), listener=listener)
+        # Metadata fetched after subscribing reaches the group coordinator: its first join
+        # then knows the partitions, instead of rejoining as soon as they are learnt.
+        watch.call(consumer.topics, "topic metadata")
     except PipelineError:
-        consumer.close()
+        consumer.close(autocommit=False, timeout_ms=CALL_TIMEOUT_MS)
         raise
-    _see_joins_through(consumer)
-    consumer.subscribe(list(topics), listener=listener)
-    # Metadata fetched after subscribing reaches the group coordinator: its first join
-    # then knows the partitions, instead of rejoining as soon as they are learnt.
-    consumer.topics()
     return consumer
 
 
@@ -125,44 +138,82 @@ def _await_topics(consumer: KafkaConsumer, topics: Sequence[str]) -> None:
         time.sleep(0.5)
 
 
-class Producer:
-    """An idempotent producer (acks=all) whose `publish` returns only once all is acknowledged."""
+FLUSH_SLICE_SECONDS = 5.0
+"""A flush not done within this counts the broker as away (and is waited for again)."""
 
-    def __init__(self, settings: KafkaSettings) -> None:
-        self._producer = KafkaProducer(
-            bootstrap_servers=settings.bootstrap_servers,
-            client_id=f"{settings.client_id}-producer",
-            acks="all",
-            enable_idempotence=True,
-            linger_ms=5,
-            compression_type="gzip",
-            max_request_size=4 * 1024 * 1024,
-            **security(settings),
+
+class Producer:
+    """An idempotent producer (acks=all) whose `publish` returns only once all is acknowledged.
+
+    While the broker is away, `publish` keeps waiting on the records it already handed to
+    the client (which resends them itself, so they are not written twice) and counts the
+    outage on `watch`; it raises `Retryable` when the client gave up on them (after
+    kafka-python's `delivery_timeout_ms`) or when the worker is stopping, and
+    `BrokerUnavailable` past `kafka.unavailable_exit_seconds`.
+    """
+
+    def __init__(self, settings: KafkaSettings, watch: BrokerWatch | None = None) -> None:
+        self.watch = watch or BrokerWatch(settings, "producer")
+        self._producer = self.watch.call(
+            lambda: KafkaProducer(
+                bootstrap_servers=settings.bootstrap_servers,
+                client_id=f"{settings.client_id}-producer",
+                acks="all",
+                enable_idempotence=True,
+                linger_ms=5,
+                compression_type="gzip",
+                max_request_size=4 * 1024 * 1024,
+                max_block_ms=CALL_TIMEOUT_MS,
+                **security(settings),
+            ),
+            "connect producer",
         )
 
-    def publish(self, outputs: Sequence[Output], timeout: float = 30.0) -> None:
-        futures = [
-            self._producer.send(
-                out.topic, key=encode_key(out.key), value=out.value, headers=list(out.headers)
-            )
-            for out in outputs
-        ]
-        self._producer.flush(timeout=timeout)
+    def publish(self, outputs: Sequence[Output]) -> None:
+        if not outputs:
+            return
+        try:
+            futures = [
+                self._producer.send(
+                    out.topic, key=encode_key(out.key), value=out.value, headers=list(out.headers)
+                )
+                for out in outputs
+            ]
+        except KafkaTimeoutError as exc:  # no metadata for a topic within max_block_ms
+            self.watch.failed(exc)
+            raise Retryable(f"publish failed: {exc}", reason="publish") from exc
+        self._await_flush()
         try:
             for future in futures:
-                future.get(timeout=timeout)
+                future.get(timeout=FLUSH_SLICE_SECONDS)
         except KafkaError as exc:
+            if is_transient(exc):
+                self.watch.failed(exc)
             raise Retryable(f"publish failed: {exc}", reason="publish") from exc
+        self.watch.answered()
+
+    def _await_flush(self) -> None:
+        while True:
+            try:
+                self._producer.flush(timeout=FLUSH_SLICE_SECONDS)
+                return
+            except KafkaTimeoutError as exc:
+                self.watch.failed(exc)  # BrokerUnavailable once overdue
+                if self.watch.stop.is_set():
+                    raise Retryable("stopped while the broker was away", reason="publish") from exc
 
     def close(self, timeout: float = 10.0) -> None:
         self._producer.close(timeout=timeout)
 
 
-def _admin(settings: KafkaSettings) -> KafkaAdminClient:
-    return KafkaAdminClient(
-        bootstrap_servers=settings.bootstrap_servers,
-        client_id=f"{settings.client_id}-admin",
-        **security(settings),
+def _admin(settings: KafkaSettings, watch: BrokerWatch | None = None) -> KafkaAdminClient:
+    return (watch or BrokerWatch(settings, "admin")).call(
+        lambda: KafkaAdminClient(
+            bootstrap_servers=settings.bootstrap_servers,
+            client_id=f"{settings.client_id}-admin",
+            **security(settings),
+        ),
+        "connect admin",
     )
 
 
@@ -170,7 +221,9 @@ def topic_specs(settings: KafkaSettings) -> list[NewTopic]:
     """Every topic newsmon uses; the state topics (the poller's, the changelogs) are compacted.
 
     A changelog's partition p holds the state of its input's partition p, so the
-    changelogs have as many partitions as the topics they follow.
+    changelogs have as many partitions as the topics they follow. Replicated topics get
+    `min.insync.replicas` (capped at the replication factor), so that acks=all means that
+    many copies.
     """
     names = settings.topics
     plain = [
@@ -178,32 +231,41 @@ def topic_specs(settings: KafkaSettings) -> list[NewTopic]:
         names.alert_candidates,
     ]  # fmt: skip
     compacted = [names.poller_state, names.rules_state, names.notifier_state]
-    specs = [NewTopic(t, settings.partitions, settings.replication_factor) for t in plain]
+    replicated: dict[str, str] = {}
+    if settings.replication_factor > 1:
+        insync = min(settings.min_insync_replicas, settings.replication_factor)
+        replicated = {"min.insync.replicas": str(insync)}
+    specs = [
+        NewTopic(t, settings.partitions, settings.replication_factor, topic_configs=replicated)
+        for t in plain
+    ]
     specs.extend(
         NewTopic(
             t,
             settings.partitions,
             settings.replication_factor,
-            topic_configs={"cleanup.policy": "compact"},
+            topic_configs={"cleanup.policy": "compact", **replicated},
         )
         for t in compacted
     )
     return specs
 
 
-def create_topics(settings: KafkaSettings) -> list[str]:
+def create_topics(settings: KafkaSettings, watch: BrokerWatch | None = None) -> list[str]:
     """Create missing topics; existing ones are left alone, so it is safe to run twice.
+    A broker that is away is waited for (`watch`), as a worker starting with it would.
 
     Returns the names created by this call.
     """
-    admin = _admin(settings)
+    watch = watch or BrokerWatch(settings, "admin")
+    admin = _admin(settings, watch)
     try:
-        existing = set(admin.list_topics())
+        existing = set(watch.call(admin.list_topics, "list topics"))
         missing = [s for s in topic_specs(settings) if s.name not in existing]
         created = []
         for spec in missing:
             try:
-                admin.create_topics([spec])
+                watch.call(partial(admin.create_topics, [spec]), "create topics")
                 created.append(spec.name)
             except TopicAlreadyExistsError:
                 log.info("topic already exists", extra={"topic": spec.name})

@@ -19,9 +19,10 @@ from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
 from pipeline.config import KafkaSettings
-from pipeline.corridor.kafka.clients import Producer, group_consumer, to_message
+from pipeline.corridor.kafka.clients import CALL_TIMEOUT_MS, Producer, group_consumer, to_message
 from pipeline.corridor.kafka.membership import RevokeListener
 from pipeline.corridor.kafka.offsets import OffsetTracker
+from pipeline.corridor.kafka.outage import BrokerWatch, is_transient
 from pipeline.corridor.records import ChunkedStage, Message, Output, Partition, Stage
 from pipeline.corridor.runner import Hooks, Runner
 from pipeline.corridor.settle import policy_for
@@ -33,7 +34,13 @@ LAG_REFRESH_SECONDS = 10.0
 
 
 class KafkaTransport:
-    """Polls a consumer group, publishes with acks=all, commits what was acknowledged."""
+    """Polls a consumer group, publishes with acks=all, commits what was acknowledged.
+
+    A broker that goes away is ridden out (`BrokerWatch`): a poll that fails or finds no
+    group coordinator returns nothing after a backoff, a commit that fails is tried again
+    at the next flush, a publish keeps waiting; records in hand are kept. Only an outage
+    longer than `kafka.unavailable_exit_seconds` raises (`BrokerUnavailable`).
+    """
 
     def __init__(
         self,
@@ -44,6 +51,7 @@ class KafkaTransport:
         metrics: Metrics,
         *,
         commit_every: float = 0.0,
+        stop: threading.Event | None = None,
     ) -> None:
         self.name = ",".join(topics)
         self.stage_name = name
@@ -56,22 +64,41 @@ class KafkaTransport:
         (a stage restores their state here)."""
         self._unrestored: set[Partition] = set()
         self.tracker = OffsetTracker()
-        self.producer = Producer(settings)
+        self.watch = BrokerWatch(settings, name, metrics, stop)
+        self.producer = Producer(settings, self.watch)
         self.consumer = group_consumer(
             settings, group_id, name, topics, listener=_Listener(self._revoked, self._assigned),
-            auto_offset_reset="earliest", max_poll_records=settings.max_poll_records,
+            watch=self.watch, auto_offset_reset="earliest",
+            max_poll_records=settings.max_poll_records,
         )  # fmt: skip
         self._committed_at = time.monotonic()
         self._lag_checked = 0.0
 
     def poll(self, timeout: float) -> list[Message]:
-        polled = self.consumer.poll(timeout_ms=int(timeout * 1000))
+        try:
+            polled = self.consumer.poll(timeout_ms=int(timeout * 1000))
+        except KafkaError as exc:
+            self.watch.failed(exc)  # BrokerUnavailable once overdue; a real error as itself
+            self.watch.wait()
+            return []
         messages = [to_message(r) for records in polled.values() for r in records]
         self._restore_assigned()
         for message in messages:
             self.tracker.track(message.position)
-        self._refresh_lag()
+        if self._coordinator_known():
+            self.watch.answered()
+            self._refresh_lag()
+        else:
+            self.watch.failed("group coordinator unreachable")
+            if not messages:
+                self.watch.wait()
         return messages
+
+    def _coordinator_known(self) -> bool:
+        """Whether the group coordinator is known and connected: a poll returns empty,
+        without an error, while the broker is away; this tells the two apart."""
+        coordinator = getattr(self.consumer, "_coordinator", None)
+        return coordinator is None or not coordinator.coordinator_unknown()
 
     def publish(self, outputs: Sequence[Output]) -> None:
         if outputs:
@@ -89,12 +116,20 @@ class KafkaTransport:
         offsets = self.tracker.committable()
         if not offsets:
             return
+        if not self._coordinator_known():  # the broker is away: the next flush commits
+            self.watch.failed("group coordinator unreachable")
+            return
         try:
             self.consumer.commit(
-                {TopicPartition(*tp): OffsetAndMetadata(o, "", -1) for tp, o in offsets.items()}
+                {TopicPartition(*tp): OffsetAndMetadata(o, "", -1) for tp, o in offsets.items()},
+                timeout_ms=CALL_TIMEOUT_MS,
             )
-        except KafkaError as exc:  # the group moved on: the next owner reads them again
+        except KafkaError as exc:
+            # The broker is away (tried again at the next flush), or the group moved on
+            # (the next owner reads the records again).
             log.warning("commit failed", extra={"stage": self.stage_name, "reason": str(exc)})
+            if is_transient(exc):
+                self.watch.failed(exc)
             return
         self.tracker.mark_committed(offsets)
 
@@ -147,12 +182,15 @@ class KafkaTransport:
         assigned = list(self.consumer.assignment())
         if not assigned:
             return
-        try:
-            ends = self.consumer.end_offsets(assigned)
+        try:  # a gauge: skipped while the broker is away (or a partition has no position yet)
+            ends = self.consumer.end_offsets(assigned, timeout_ms=CALL_TIMEOUT_MS)
+            positions = {
+                tp: self.consumer.position(tp, timeout_ms=CALL_TIMEOUT_MS) for tp in assigned
+            }
         except KafkaError:
             return
         for tp in assigned:
-            lag = max(ends.get(tp, 0) - self.consumer.position(tp), 0)
+            lag = max(ends.get(tp, 0) - (positions[tp] or 0), 0)
             self.metrics.consumer_lag.labels(self.stage_name, tp.topic, str(tp.partition)).set(lag)
 
     def close(self) -> None:
@@ -161,7 +199,7 @@ class KafkaTransport:
         try:
             self.producer.close()
         finally:
-            self.consumer.close(autocommit=False)
+            self.consumer.close(autocommit=False, timeout_ms=CALL_TIMEOUT_MS)
 
 
 class _Listener(RevokeListener):
@@ -204,8 +242,9 @@ class StageRunner(Runner):
         self.topics = list(topics)
         self.group_id = group_id or f"{settings.group_prefix}-{stage.name}"
         self.kafka = KafkaTransport(
-            settings, topics, self.group_id, stage.name, metrics, commit_every=commit_every
-        )
+            settings, topics, self.group_id, stage.name, metrics,
+            commit_every=commit_every, stop=stop,
+        )  # fmt: skip
         super().__init__(
             stage, self.kafka, policy_for(stage, settings, metrics, stop),
             poll_timeout=settings.poll_timeout_seconds, chunk_size=chunk_size,
