@@ -321,7 +321,9 @@ class _Handler(BaseHTTPRequestHandler):
             ok = bool(self.health()) if self.health is not None else True
             self._reply(200 if ok else 503, b"ok\n" if ok else b"unhealthy\n", "text/plain")
         elif path == "/readyz":
-            reason = self.ready() if self.ready is not None else None
+            live = bool(self.health()) if self.health is not None else True
+            reason = "unhealthy (see /healthz)" if not live else None
+            reason = reason or (self.ready() if self.ready is not None else None)
             body = b"ready\n" if reason is None else f"not ready: {reason}\n".encode()
             self._reply(200 if reason is None else 503, body, "text/plain")
         else:
