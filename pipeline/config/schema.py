@@ -16,6 +16,10 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+# Tags pydantic puts in an error's location to say which shape of a value it read
+# ("plain" or "scoped" term); the user wrote neither, so they are left out.
+_SHAPE_TAGS = frozenset({"plain", "scoped"})
+
 ID_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
 
 # Labels of spaCy's English NER models (OntoNotes 5).
@@ -43,12 +47,15 @@ def reject_duplicates(values: Iterable[str], what: str) -> None:
 
 def clean_terms(terms: list[str]) -> list[str]:
     """Watch terms and topic terms: no blanks, and '*' (prefix match) only at the end."""
-    cleaned = [t.strip() for t in terms]
-    for term in cleaned:
-        if not term or term == "*":
-            raise ValueError("terms must not be empty")
-        if "*" in term[:-1]:
-            raise ValueError(f"{term!r}: '*' is only allowed at the end of a term")
+    return [clean_term(t) for t in terms]
+
+
+def clean_term(term: str) -> str:
+    cleaned = term.strip()
+    if not cleaned or cleaned == "*":
+        raise ValueError("terms must not be empty")
+    if "*" in cleaned[:-1]:
+        raise ValueError(f"{cleaned!r}: '*' is only allowed at the end of a term")
     return cleaned
 
 
@@ -100,7 +107,7 @@ def _where(loc: Sequence[int | str], entries: Any) -> str:
         return f"field '{'.'.join(map(str, loc))}'" if loc else "top level"
     index = loc[1]
     entry = entries[index] if isinstance(entries, list) and index < len(entries) else None
-    rest = ".".join(map(str, loc[2:]))
+    rest = ".".join(str(part) for part in loc[2:] if part not in _SHAPE_TAGS)
     return f"{loc[0]}[{index}]{_entry_name(entry)}" + (f": field '{rest}'" if rest else "")
 
 

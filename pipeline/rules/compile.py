@@ -11,6 +11,13 @@ Keys are words joined and framed by single spaces (" qin gang "), run against a
 stream framed the same way, so a key can only start and end on word
 boundaries. A wildcard key drops its closing space (" unbund"), which lets its
 last word run on.
+
+Terms of `near` and `same_sentence` are keys like any other: they are found in
+the same scan, and only looked at for rules whose watch terms were hit.
+
+Large watch lists (100,000 rules) are compiled in one pass: a term string is
+folded and stemmed once however many rules share it, and each automaton is
+built once from (key -> the rules that watch it).
 """
 
 from __future__ import annotations
@@ -23,27 +30,29 @@ from typing import Any, Literal, NamedTuple
 import ahocorasick
 
 from pipeline.config import Rule
+from pipeline.config.rules import Term
 from pipeline.errors import ConfigError
+from pipeline.models import TextField
 from pipeline.rules.tokens import WORD, gap_kind, stem, words
 
-TermKind = Literal["any", "all", "none"]
+TermKind = Literal["any", "all", "none", "near", "sentence"]
 Stream = Literal["surface", "stem"]
-
-_KIND_FIELDS: dict[TermKind, str] = {"any": "terms", "all": "all", "none": "none"}
 
 
 @dataclass(frozen=True, slots=True)
 class TermSpec:
-    """One term of one rule: what it is, and which automaton key finds it."""
+    """One term of one rule: what it is, where it counts, and which automaton key finds it.
+    `group` is the index of its `near` condition (0 for other kinds)."""
 
     rule_index: int
     kind: TermKind
-    index: int
+    group: int
     term: str
     length: int
     gaps: tuple[str, ...]
     stream: Stream
     key_id: int
+    fields: tuple[TextField, ...]
 
 
 class KeyEntry(NamedTuple):
@@ -66,78 +75,106 @@ class CompiledRules:
     source: Path | None = None
 
 
+class _Key(NamedTuple):
+    """A term string compiled once: its automaton key, word count and separators."""
+
+    stream: Stream
+    key: str
+    length: int
+    gaps: tuple[str, ...]
+
+
+class _Builder:
+    """Keys and watchers gathered over all rules, then the automata built once."""
+
+    def __init__(self, source: Path | None) -> None:
+        self.source = source
+        self.keys: dict[tuple[Stream, str], int] = {}
+        self.watchers: dict[int, list[int]] = {}
+        self.parsed: dict[tuple[str, bool], _Key | None] = {}
+        self.problems: list[str] = []
+
+    def rule_terms(self, rule_index: int, rule: Rule) -> tuple[TermSpec, ...]:
+        out: list[TermSpec] = []
+        default = tuple(rule.fields)
+        groups: list[tuple[TermKind, int, str, list[Term]]] = [
+            ("any", 0, "terms", rule.terms),
+            ("all", 0, "all", rule.all_terms),
+            ("none", 0, "none", rule.none_terms),
+            ("sentence", 0, "same_sentence", rule.same_sentence),
+        ]
+        groups += [("near", g, f"near[{g}].terms", n.terms) for g, n in enumerate(rule.near)]
+        for kind, group, where, terms in groups:
+            for term in terms:
+                text, fields = (
+                    (term, default) if isinstance(term, str) else (term.term, tuple(term.in_fields))
+                )
+                spec = self._spec(rule_index, rule.exact, (kind, group, text, fields))
+                if spec is None:
+                    self.problems.append(
+                        f"{self.source or 'rules'}: rule {rule.id!r}: field '{where}': "
+                        f"term {text!r} has no letters or digits"
+                    )
+                    continue
+                if kind == "any":
+                    self.watchers.setdefault(spec.key_id, []).append(rule_index)
+                out.append(spec)
+        return tuple(out)
+
+    def _spec(
+        self,
+        rule_index: int,
+        exact: bool,
+        which: tuple[TermKind, int, str, tuple[TextField, ...]],
+    ) -> TermSpec | None:
+        kind, group, text, fields = which
+        parsed = self.parsed.get((text, exact))
+        if parsed is None:
+            if (text, exact) in self.parsed:
+                return None
+            parsed = self.parsed[(text, exact)] = _parse_term(text, exact)
+            if parsed is None:
+                return None
+        key_id = self.keys.setdefault((parsed.stream, parsed.key), len(self.keys))
+        return TermSpec(
+            rule_index, kind, group, text, parsed.length, parsed.gaps, parsed.stream, key_id, fields
+        )
+
+    def automata(self) -> dict[Stream, Any]:
+        automata: dict[Stream, Any] = {}
+        for (stream, key), key_id in self.keys.items():
+            if stream not in automata:
+                automata[stream] = ahocorasick.Automaton()
+            watchers = self.watchers.get(key_id, ())
+            entry = KeyEntry(len(key), key_id, tuple(sorted(set(watchers))))
+            automata[stream].add_word(key, entry)
+        for automaton in automata.values():
+            automaton.make_automaton()
+        return automata
+
+
 def compile_rules(rules: list[Rule], source: Path | None = None) -> CompiledRules:
     """Compile the enabled rules; a term with no letters or digits is a `ConfigError`."""
     enabled = [rule for rule in rules if rule.enabled]
-    keys: dict[tuple[Stream, str], int] = {}
-    problems: list[str] = []
-    terms = [_rule_terms(i, rule, keys, source, problems) for i, rule in enumerate(enabled)]
-    if problems:
-        raise ConfigError(problems)
-    automata = _automata(keys, terms)
-    return CompiledRules(rules=enabled, terms=terms, automata=automata, source=source)
+    builder = _Builder(source)
+    terms = [builder.rule_terms(i, rule) for i, rule in enumerate(enabled)]
+    if builder.problems:
+        raise ConfigError(builder.problems)
+    return CompiledRules(rules=enabled, terms=terms, automata=builder.automata(), source=source)
 
 
-def _rule_terms(
-    rule_index: int,
-    rule: Rule,
-    keys: dict[tuple[Stream, str], int],
-    source: Path | None,
-    problems: list[str],
-) -> tuple[TermSpec, ...]:
-    out = []
-    groups: tuple[tuple[TermKind, list[str]], ...] = (
-        ("any", rule.terms), ("all", rule.all_terms), ("none", rule.none_terms),
-    )  # fmt: skip
-    for kind, terms in groups:
-        for index, term in enumerate(terms):
-            spec = _compile_term(rule_index, rule, (kind, index, term), keys)
-            if spec is None:
-                where = f"{source or 'rules'}: rule {rule.id!r}: field '{_KIND_FIELDS[kind]}'"
-                problems.append(f"{where}: term {term!r} has no letters or digits")
-                continue
-            out.append(spec)
-    return tuple(out)
-
-
-def _compile_term(
-    rule_index: int,
-    rule: Rule,
-    which: tuple[TermKind, int, str],
-    keys: dict[tuple[Stream, str], int],
-) -> TermSpec | None:
-    """`which` is (kind, index in its list, the term as written)."""
-    kind, index, term = which
+def _parse_term(term: str, exact: bool) -> _Key | None:
     prefix = term.endswith("*")
     text = term.removesuffix("*")
     folded = words(text)
     if not folded:
         return None
-    stream: Stream = "surface" if rule.exact or prefix else "stem"
+    stream: Stream = "surface" if exact or prefix else "stem"
     forms = folded if stream == "surface" else [stem(w) for w in folded]
     key = " " + " ".join(forms) + ("" if prefix else " ")
-    key_id = keys.setdefault((stream, key), len(keys))
-    return TermSpec(rule_index, kind, index, term, len(folded), _term_gaps(text), stream, key_id)
+    return _Key(stream, key, len(folded), _term_gaps(text))
 
 
 def _term_gaps(text: str) -> tuple[str, ...]:
     spans = [m.span() for m in WORD.finditer(text)]
     return tuple(gap_kind(text[a[1] : b[0]]) for a, b in pairwise(spans))
-
-
-def _automata(
-    keys: dict[tuple[Stream, str], int], terms: list[tuple[TermSpec, ...]]
-) -> dict[Stream, Any]:
-    watchers: dict[int, set[int]] = {}
-    for spec in (s for rule_terms in terms for s in rule_terms):
-        if spec.kind == "any":
-            watchers.setdefault(spec.key_id, set()).add(spec.rule_index)
-    automata: dict[Stream, Any] = {}
-    for (stream, key), key_id in keys.items():
-        if stream not in automata:
-            automata[stream] = ahocorasick.Automaton()
-        entry = KeyEntry(len(key), key_id, tuple(sorted(watchers.get(key_id, ()))))
-        automata[stream].add_word(key, entry)
-    for automaton in automata.values():
-        automaton.make_automaton()
-    return automata
