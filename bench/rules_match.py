@@ -37,6 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from pipeline.config import Rule, load_rules  # noqa: E402
+from pipeline.config.rules import term_text  # noqa: E402
 from pipeline.models import EnrichedStory, story_id_for  # noqa: E402
 from pipeline.rules.compile import compile_rules  # noqa: E402
 from pipeline.rules.match import FIELDS, match_story  # noqa: E402
@@ -154,7 +155,7 @@ def per_story_seconds(
 
 
 def regex_baseline(rules: Sequence[Rule]) -> Callable[[EnrichedStory], list[str]]:
-    compiled = [(r.id, re.compile(_pattern(r.terms), re.IGNORECASE)) for r in rules]
+    compiled = [(r.id, re.compile(_pattern([term_text(t) for t in r.terms]), re.IGNORECASE)) for r in rules]
 
     def run(story: EnrichedStory) -> list[str]:
         texts = [getattr(story, f) for f in FIELDS]

