@@ -6,7 +6,8 @@ Each figure comes from a fresh Python process (so that one run's memory does not
 hide another's), started the way `newsmon match` starts: import, load and validate
 the rules file, compile it, build the engine (metrics included), then match one
 story. The child reports its own phases: seconds to load+compile+build the engine,
-peak RSS (`ru_maxrss`) after imports, after loading, and after a reload of the same
+CPU seconds of the same (the target's figure: on a
+shared machine wall time also counts other processes' turns), peak RSS (`ru_maxrss`) after imports, after loading, and after a reload of the same
 file (the old rules stay in force until the new ones are built, so this peak says
 how long two copies live side by side). `newsmon match` itself is also timed end to
 end (wall time and peak RSS of the whole process, through `os.wait4`), which is
@@ -55,12 +56,13 @@ def peak_mb():
 path = Path(sys.argv[1])
 story = EnrichedStory.model_validate_json(Path(sys.argv[2]).read_text())
 out = {"imports_mb": peak_mb()}
-started = time.perf_counter()
+started, cpu = time.perf_counter(), time.process_time()
 rules = load_rules(path)
 out["load_seconds"] = time.perf_counter() - started
 engine = RulesEngine(path, RulesSettings(), AlertStore(MEMORY), Metrics(), rules=rules)
 del rules
 out["ready_seconds"] = time.perf_counter() - started
+out["ready_cpu_seconds"] = time.process_time() - cpu
 engine.process(story)
 out["ready_mb"] = peak_mb()
 started = time.perf_counter()
@@ -159,6 +161,7 @@ def main() -> int:
     print(f"rules: {n_small} vs {n_large} one-term rules; median of {args.rounds} rounds")
     for label, name in (("load (read+validate)", "load_seconds"),
                         ("load+compile+engine", "ready_seconds"),
+                        ("  the same, CPU time", "ready_cpu_seconds"),
                         ("reload", "reload_seconds")):  # fmt: skip
         a, b = fig("small", name), fig("large", name)
         print(f"{label:<22} {a:7.3f} s -> {b:7.3f} s   (+{b - a:.3f} s)")
@@ -172,10 +175,10 @@ def main() -> int:
     print(f"newsmon match, 1 story: {wall[0]:.2f} s, {rss[0]:.0f} MB -> "
           f"{wall[1]:.2f} s, {rss[1]:.0f} MB ({wall[1] / wall[0]:.2f}x time, "
           f"+{rss[1] - rss[0]:.0f} MB)")  # fmt: skip
-    extra_seconds = fig("large", "ready_seconds")
+    extra_seconds = fig("large", "ready_cpu_seconds")
     extra_mb = fig("large", "ready_mb") - fig("small", "ready_mb")
     reload_mb = fig("large", "reload_mb") - fig("small", "reload_mb")
-    print(f"targets: load+compile {extra_seconds:.2f} s (< {LIMIT_SECONDS:.0f} s), "
+    print(f"targets: load+compile {extra_seconds:.2f} s CPU (< {LIMIT_SECONDS:.0f} s), "
           f"+{extra_mb:.0f} MB ready and +{reload_mb:.0f} MB after a reload (< {LIMIT_MB:.0f} MB)")  # fmt: skip
     ok = extra_seconds < LIMIT_SECONDS and extra_mb < LIMIT_MB and reload_mb < LIMIT_MB
     print("targets: met" if ok else "targets: MISSED")

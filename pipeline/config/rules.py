@@ -26,6 +26,7 @@ from pipeline.config.schema import (
     ID_PATTERN,
     SHAPE_TAGS,
     Section,
+    bulk_objects,
     clean_term,
     describe,
     entry_name,
@@ -154,13 +155,14 @@ def validate_rules(path: Path, data: dict[str, Any], problems: list[str]) -> lis
     if not isinstance(raw, list):
         return []
     rules: list[Rule] = []
-    for start in range(0, len(raw), CHUNK):
-        chunk = raw[start : start + CHUNK]
-        try:
-            rules.extend(_RULE_LIST.validate_python(chunk))
-        except ValidationError as exc:
-            problems.extend(_describe_chunk(path, exc, chunk, start))
-        raw[start : start + CHUNK] = [None] * len(chunk)
+    with bulk_objects():
+        for start in range(0, len(raw), CHUNK):
+            chunk = raw[start : start + CHUNK]
+            try:
+                rules.extend(_RULE_LIST.validate_python(chunk))
+            except ValidationError as exc:
+                problems.extend(_describe_chunk(path, exc, chunk, start))
+            raw[start : start + CHUNK] = [None] * len(chunk)
     try:
         reject_duplicates((r.id for r in rules), "rule id")
     except ValueError as exc:

@@ -9,7 +9,9 @@ so a user can find the mistake without reading a traceback.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import gc
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +38,24 @@ class Section(BaseModel):
     """A part of a config file: unknown keys are errors, values never change after load."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@contextmanager
+def bulk_objects() -> Iterator[None]:
+    """Pause the cyclic garbage collector while a large config is built.
+
+    Validating or compiling 100,000 rules creates millions of small objects, none in a
+    reference cycle; each of them would trigger the collector's generational passes over
+    all the objects made so far, which doubles the time. They are freed by reference
+    counting as usual; the collector runs again afterwards.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def reject_duplicates(values: Iterable[str], what: str) -> None:

@@ -132,6 +132,12 @@ class RulesSettings(Section):
     throttle_max_alerts: int = Field(20, ge=1)
     throttle_window_seconds: float = Field(3600, gt=0)
     reload_check_seconds: float = Field(5.0, gt=0)
+    metric_rule_series: int = Field(
+        1000,
+        ge=0,
+        description="Rules with an alert series of their own in newsmon_alerts_total (all of "
+        'them when they fit, else the first to fire); the others count under rule="_other".',
+    )
 
 
 class Destination(Section):

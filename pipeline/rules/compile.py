@@ -31,6 +31,7 @@ import ahocorasick
 
 from pipeline.config import Rule
 from pipeline.config.rules import ScopedTerm, Term
+from pipeline.config.schema import bulk_objects
 from pipeline.errors import ConfigError
 from pipeline.models import TextField
 from pipeline.rules.tokens import WORD, gap_kind, stem, words
@@ -140,14 +141,27 @@ class _Builder:
         return automata
 
 
-def compile_rules(rules: list[Rule], source: Path | None = None) -> CompiledRules:
-    """Compile the enabled rules; a term with no letters or digits is a `ConfigError`."""
+def compile_rules(
+    rules: list[Rule], source: Path | None = None, *, replaces: CompiledRules | None = None
+) -> CompiledRules:
+    """Compile the enabled rules; a term with no letters or digits is a `ConfigError`.
+
+    `replaces` is the rule set this one takes over from (a reload): once the new rules
+    are known to compile, its automata and terms are dropped before the new automata
+    are built, so the two never sit in memory side by side.
+    """
     enabled = [rule for rule in rules if rule.enabled]
     builder = _Builder(source)
-    terms = [builder.rule_terms(i, rule) for i, rule in enumerate(enabled)]
-    if builder.problems:
-        raise ConfigError(builder.problems)
-    return CompiledRules(rules=enabled, terms=terms, automata=builder.automata(), source=source)
+    with bulk_objects():
+        terms = [builder.rule_terms(i, rule) for i, rule in enumerate(enabled)]
+        if builder.problems:
+            raise ConfigError(builder.problems)
+        builder.parsed.clear()
+        if replaces is not None:
+            replaces.automata.clear()
+            replaces.terms.clear()
+        automata = builder.automata()
+    return CompiledRules(rules=enabled, terms=terms, automata=automata, source=source)
 
 
 def _term_groups(rule: Rule) -> list[tuple[TermKind, int, str, tuple[Term, ...]]]:

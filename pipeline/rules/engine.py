@@ -5,7 +5,9 @@ mode. Rules are re-read when `rules.yaml` changes (checked every
 `reload_check_seconds`) or on SIGHUP, and swapped between two stories, so a
 story is always matched against one whole rule set and the consumer keeps its
 position. A rules file that no longer validates keeps the old rules in force
-and is counted in `newsmon_rule_reloads_total{outcome="error"}`.
+and is counted in `newsmon_rule_reloads_total{outcome="error"}`. The old rules'
+automata are dropped as soon as the new file validates and its terms compile, before
+the new automata are built: a watch list of 100,000 rules is never in memory twice.
 """
 
 from __future__ import annotations
@@ -116,7 +118,9 @@ class RulesEngine:
 
     def _reload(self) -> bool:
         try:
-            compiled = compile_rules(load_rules(self.rules_path), self.rules_path)
+            compiled = compile_rules(
+                load_rules(self.rules_path), self.rules_path, replaces=self.compiled
+            )
         except ConfigError as exc:
             self.metrics.rule_reloads.labels("error").inc()
             log.error(
@@ -132,7 +136,9 @@ class RulesEngine:
 
     def _declare(self, compiled: CompiledRules) -> None:
         self.metrics.rules_loaded.set(len(compiled.rules))
-        self.metrics.declare_rules((r.id, r.severity) for r in compiled.rules)
+        self.metrics.declare_rules(
+            ((r.id, r.severity) for r in compiled.rules), cap=self.settings.metric_rule_series
+        )
 
     # -- stories ---------------------------------------------------------------------
 
