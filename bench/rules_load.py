@@ -36,7 +36,29 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 CORPUS = ROOT.parent / "shared" / "corpora" / "article-extraction" / "ground-truth.json"
-SYLLABLES = "ka lo mi ran tes vor qui zel bra dun fe gor hal ix jun nor pel sto tra ver wyn".split()
+SYLLABLES = [
+    "ka",
+    "lo",
+    "mi",
+    "ran",
+    "tes",
+    "vor",
+    "qui",
+    "zel",
+    "bra",
+    "dun",
+    "fe",
+    "gor",
+    "hal",
+    "ix",
+    "jun",
+    "nor",
+    "pel",
+    "sto",
+    "tra",
+    "ver",
+    "wyn",
+]
 LIMIT_SECONDS = 3.0
 LIMIT_MB = 200.0
 

@@ -7,7 +7,9 @@ seed story (about 4,400 chars each). Rules: the 10-rule set is the three seed
 rules and the shipped examples (enabled) plus four more; the 10,000-rule set
 is those ten and 9,990 generated ones, shaped like a real watch list: mostly
 names that a given story does not mention (made-up company and person names,
-wildcards, exact terms, rules with entity types, all and none), and 2 % of
+wildcards, exact terms, rules with entity types, all and none, and three in ten
+with proximity or field scoping: `near` within 10 words, `same_sentence`, a term
+scoped to the title), and 2 % of
 terms taken from the corpus vocabulary so that rules do fire. The baseline is
 what a simple implementation does: one compiled case-insensitive `\\b...\\b`
 regex per rule, searched in each field of each story (no inflection, no entity
@@ -74,12 +76,18 @@ EXTRA_RULES = [
     Rule(id="ukraine-war", terms=["Ukraine"], all_terms=["war"]),
     Rule(id="ransomware", terms=["ransomware", "data breach*"]),
     Rule(id="elections", terms=["election"], none_terms=["student council"]),
+    Rule.model_validate(
+        {"id": "musk-twitter", "terms": ["Musk"], "near": {"terms": ["Twitter"], "within": 10}}
+    ),
+    Rule.model_validate({"id": "tesla-recall", "terms": ["Tesla"], "same_sentence": ["recall"]}),
 ]
 
 
 def load_stories() -> list[EnrichedStory]:
     truth = json.loads((CORPUS / "article-extraction" / "ground-truth.json").read_text())
     stories = [_story(page["url"], page["articleBody"]) for page in truth.values()]
+    if not SEED_FIXTURE.exists():  # an enriched copy of the seed story, when there is one
+        return stories
     seed = EnrichedStory.model_validate(json.loads(SEED_FIXTURE.read_text(encoding="utf-8")))
     return [seed, *stories]
 
@@ -124,6 +132,12 @@ def generated_rules(count: int, vocabulary: Sequence[str], rng: random.Random) -
             fields["none"] = [made_up_name(rng)]
         elif shape == 6:
             fields["all"] = [rng.choice(vocabulary)]
+        elif shape == 7:
+            fields["near"] = {"terms": [rng.choice(vocabulary), made_up_name(rng)], "within": 10}
+        elif shape == 8:
+            fields["same_sentence"] = [rng.choice(vocabulary)]
+        elif shape == 9:
+            fields["terms"] = [{"term": term, "in": ["title"]}, made_up_name(rng)]
         rules.append(Rule.model_validate(fields))
     return rules
 
@@ -155,7 +169,9 @@ def per_story_seconds(
 
 
 def regex_baseline(rules: Sequence[Rule]) -> Callable[[EnrichedStory], list[str]]:
-    compiled = [(r.id, re.compile(_pattern([term_text(t) for t in r.terms]), re.IGNORECASE)) for r in rules]
+    compiled = [
+        (r.id, re.compile(_pattern([term_text(t) for t in r.terms]), re.IGNORECASE)) for r in rules
+    ]
 
     def run(story: EnrichedStory) -> list[str]:
         texts = [getattr(story, f) for f in FIELDS]

@@ -152,4 +152,5 @@ def entry_name(entry: Any) -> str:
 def message(error: Any) -> str:
     if error["type"] == "extra_forbidden":
         return "unknown key"
-    return str(error["msg"]).removeprefix("Value error, ")
+    # Rule fields are tuples (immutable, no per-rule default lists); YAML calls them lists.
+    return str(error["msg"]).removeprefix("Value error, ").replace("Tuple should", "List should")

@@ -15,14 +15,13 @@ next to nothing for rules whose watch terms do not.
 A watch-term hit counts only where its term counts (the rule's `fields`, or the
 term's own `in`), and, for a rule with `near` or `same_sentence`, only with a hit of
 one of those terms close by: within so many words in the same field, or in the same
-sentence (`tokens.sentence_starts`). Proximity is judged per hit, like entity types,
+sentence (`tokens.sentence_break`). Proximity is judged per hit, like entity types,
 so an alert shows the hits that made the rule fire.
 """
 
 from __future__ import annotations
 
 import re
-from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -40,7 +39,7 @@ from pipeline.extractor.readings import (
 )
 from pipeline.models import EnrichedStory, MatchedTerm, TextField
 from pipeline.rules.compile import CompiledRules, Stream, TermSpec
-from pipeline.rules.tokens import FieldWords, gap_kind, sentence_starts
+from pipeline.rules.tokens import FieldWords, gap_kind, sentence_break
 
 FIELDS: tuple[TextField, ...] = ("title", "summary", "text")
 MAX_MATCHED_TERMS = 10
@@ -77,7 +76,6 @@ class _FieldScan:
         self.text = text
         self.words = FieldWords(text)
         self._streams: dict[Stream, str] = {}
-        self._sentences: list[int] | None = None
 
     def stream(self, kind: Stream) -> str:
         if kind not in self._streams:
@@ -95,12 +93,6 @@ class _FieldScan:
             if gap_kind(self.text[ends[k] : starts[k + 1]]) != want:
                 return None
         return Hit(spec, self.field, starts[first], ends[last], first, last)
-
-    def sentence_of(self, hit: Hit) -> int:
-        """The index of the sentence the hit starts in (sentences found on first use)."""
-        if self._sentences is None:
-            self._sentences = sentence_starts(self.text)
-        return bisect_right(self._sentences, hit.start)
 
 
 # Where each automaton key was found: the field, and the offset of the key in its stream.
@@ -157,13 +149,17 @@ def _rule_hits(
         return []
     if not all(placed.occurs(spec) for spec in terms if spec.kind == "all"):
         return []
-    accept = _acceptance(rule, terms, placed, entities)
+    accept = _acceptance(rule, terms, placed, story, entities)
     hits = [hit for spec in terms if spec.kind == "any" for hit in placed.firsts(spec, accept)]
     return sorted(hits, key=lambda h: (FIELDS.index(h.field), h.start, h.end))
 
 
 def _acceptance(
-    rule: Rule, terms: tuple[TermSpec, ...], placed: _Placer, entities: _EntitySpans
+    rule: Rule,
+    terms: tuple[TermSpec, ...],
+    placed: _Placer,
+    story: EnrichedStory,
+    entities: _EntitySpans,
 ) -> Callable[[Hit], bool] | None:
     """What a watch-term hit must also satisfy: entity types, then proximity (None: nothing)."""
     checks: list[Callable[[Hit], bool]] = []
@@ -175,7 +171,7 @@ def _acceptance(
         checks.append(_near_check(placed, specs, near.within))
     if rule.same_sentence:
         specs = [s for s in terms if s.kind == "sentence"]
-        checks.append(_sentence_check(placed, specs))
+        checks.append(_sentence_check(placed, specs, story))
     if not checks:
         return None
     return lambda hit: all(check(hit) for check in checks)
@@ -193,14 +189,17 @@ def _near_check(placed: _Placer, specs: list[TermSpec], within: int) -> Callable
     return check
 
 
-def _sentence_check(placed: _Placer, specs: list[TermSpec]) -> Callable[[Hit], bool]:
+def _sentence_check(
+    placed: _Placer, specs: list[TermSpec], story: EnrichedStory
+) -> Callable[[Hit], bool]:
+    """A hit with one of these terms in the same sentence (no sentence end between them)."""
+
     def check(hit: Hit) -> bool:
-        scan = placed.scan_of(hit)
-        sentence = scan.sentence_of(hit)
+        text: str = getattr(story, hit.field)
         return any(
             other.field == hit.field
             and _words_between(hit, other) >= 0
-            and scan.sentence_of(other) == sentence
+            and not sentence_break(text, min(hit.end, other.end), max(hit.start, other.start))
             for other in placed.all_of(specs)
         )
 
@@ -222,7 +221,6 @@ class _Placer:
     def __init__(self, found: _KeyHits) -> None:
         self.found = found
         self._all: dict[int, list[Hit]] = {}
-        self._scans: dict[TextField, _FieldScan] = {}
 
     def _placed(self, spec: TermSpec) -> Iterator[Hit]:
         for scan, at in self.found.get(spec.key_id, ()):
@@ -243,12 +241,6 @@ class _Placer:
                 self._all[id(spec)] = list(self._placed(spec))
             out.extend(self._all[id(spec)])
         return out
-
-    def scan_of(self, hit: Hit) -> _FieldScan:
-        if hit.field not in self._scans:
-            for scan, _ in self.found.get(hit.spec.key_id, ()):
-                self._scans[scan.field] = scan
-        return self._scans[hit.field]
 
     def firsts(self, spec: TermSpec, accept: Callable[[Hit], bool] | None) -> list[Hit]:
         """The first accepted occurrence of the term in each field: all that an alert shows,

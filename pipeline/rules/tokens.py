@@ -151,20 +151,30 @@ _LAST_WORD = re.compile(r"([\w.]+)[.!?][\"'\u201d\u2019)\]]*$")
 
 
 def sentence_starts(text: str) -> list[int]:
-    """Char offsets where the sentences of a text begin (the first is 0).
+    """Char offsets where the sentences of a text begin (the first is 0)."""
+    return [0, *(m.end() for m in _SENTENCE_END.finditer(text) if _ends_sentence(text, m))]
+
+
+def sentence_break(text: str, start: int, end: int) -> bool:
+    """Does a sentence end between text[start] and text[end]?
 
     A cheap splitter, good enough to say whether two words share a sentence; the
-    stories carry no sentences of their own (NER's are not kept), and a real parser
-    per story would cost more than matching all the rules.
+    stories carry no sentences of their own (NER's are not kept). Only the text
+    between the two words is looked at, so a long article costs no more than a short one.
     """
-    starts = [0]
-    for m in _SENTENCE_END.finditer(text):
-        if not _PARAGRAPH_BREAK.search(m.group()):
-            before = _LAST_WORD.search(text, max(0, m.start() - 24), m.start())
-            if before and _is_abbreviation(before.group(1)):
-                continue
-        starts.append(m.end())
-    return starts
+    for m in _SENTENCE_END.finditer(text, start, min(len(text), end + 2)):
+        if m.end() > end:
+            return False
+        if _ends_sentence(text, m):
+            return True
+    return False
+
+
+def _ends_sentence(text: str, m: re.Match[str]) -> bool:
+    if _PARAGRAPH_BREAK.search(m.group()):
+        return True
+    before = _LAST_WORD.search(text, max(0, m.start() - 24), m.start())
+    return not (before and _is_abbreviation(before.group(1)))
 
 
 def _is_abbreviation(word: str) -> bool:
