@@ -141,15 +141,8 @@ class _Builder:
         return automata
 
 
-def compile_rules(
-    rules: list[Rule], source: Path | None = None, *, replaces: CompiledRules | None = None
-) -> CompiledRules:
-    """Compile the enabled rules; a term with no letters or digits is a `ConfigError`.
-
-    `replaces` is the rule set this one takes over from (a reload): once the new rules
-    are known to compile, its automata and terms are dropped before the new automata
-    are built, so the two never sit in memory side by side.
-    """
+def compile_rules(rules: list[Rule], source: Path | None = None) -> CompiledRules:
+    """Compile the enabled rules; a term with no letters or digits is a `ConfigError`."""
     enabled = [rule for rule in rules if rule.enabled]
     builder = _Builder(source)
     with bulk_objects():
@@ -157,9 +150,6 @@ def compile_rules(
         if builder.problems:
             raise ConfigError(builder.problems)
         builder.parsed.clear()
-        if replaces is not None:
-            replaces.automata.clear()
-            replaces.terms.clear()
         automata = builder.automata()
     return CompiledRules(rules=enabled, terms=terms, automata=automata, source=source)
 

@@ -6,8 +6,9 @@ mode. Rules are re-read when `rules.yaml` changes (checked every
 story is always matched against one whole rule set and the consumer keeps its
 position. A rules file that no longer validates keeps the old rules in force
 and is counted in `newsmon_rule_reloads_total{outcome="error"}`. The old rules'
-automata are dropped as soon as the new file validates and its terms compile, before
-the new automata are built: a watch list of 100,000 rules is never in memory twice.
+automata and terms are dropped before the new file is read (no story is matched while
+it is), and rebuilt from the old rules if it does not compile: a watch list of 100,000
+rules is never compiled twice in memory; only its validated rules are kept meanwhile.
 """
 
 from __future__ import annotations
@@ -117,11 +118,14 @@ class RulesEngine:
         return self._reload()
 
     def _reload(self) -> bool:
+        """Swap in the rules file. No story is matched meanwhile, so the old automata are
+        dropped first, and rebuilt from the old rules if the new file does not compile."""
+        kept = self.compiled.rules
+        self.compiled = CompiledRules(rules=[])
         try:
-            compiled = compile_rules(
-                load_rules(self.rules_path), self.rules_path, replaces=self.compiled
-            )
+            compiled = compile_rules(load_rules(self.rules_path), self.rules_path)
         except ConfigError as exc:
+            self.compiled = compile_rules(kept, self.rules_path)
             self.metrics.rule_reloads.labels("error").inc()
             log.error(
                 "rules reload failed, keeping the previous rules rules_file=%s problems=%s",

@@ -10,11 +10,12 @@ import pytest
 from prometheus_client import CollectorRegistry
 from rules_stories import story
 
-from pipeline.config import RulesSettings, load_rules
+from pipeline.config import Rule, RulesSettings, load_rules
 from pipeline.config.rules import CHUNK
 from pipeline.errors import ConfigError
 from pipeline.metrics import OTHER_RULES, Metrics
 from pipeline.rules.compile import compile_rules
+from pipeline.rules import engine as engine_module
 from pipeline.rules.engine import RulesEngine
 from pipeline.rules.store import MEMORY, AlertStore
 
@@ -91,16 +92,23 @@ def engine_on(path: Path, registry: CollectorRegistry, series: int = 1000) -> Ru
     )
 
 
-def test_a_reload_releases_the_old_automata(tmp_path: Path) -> None:
+def test_a_reload_reads_the_new_file_without_the_old_automata(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = tmp_path / "rules.yaml"
     path.write_text("rules:\n" + GOOD, encoding="utf-8")
     engine = engine_on(path, CollectorRegistry())
-    old = engine.compiled
-    assert old.automata
+    held_while_reading: list[int] = []
+
+    def reading(rules_path: Path) -> list[Rule]:
+        held_while_reading.append(len(engine.compiled.automata) + len(engine.compiled.terms))
+        return load_rules(rules_path)
+
+    monkeypatch.setattr(engine_module, "load_rules", reading)
     path.write_text("rules:\n" + GOOD.replace("Tesla", "Rivian"), encoding="utf-8")
     engine.request_reload()
     assert engine.reload_if_due()
-    assert old.automata == {} and old.terms == []
+    assert held_while_reading == [0]
     alerts = engine.process(story("Rivian and Tesla"))
     assert [a.rule_id for a in alerts] == ["ok"]
     assert alerts[0].matches[0].term == "Rivian"
