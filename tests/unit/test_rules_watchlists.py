@@ -14,8 +14,8 @@ from pipeline.config import Rule, RulesSettings, load_rules
 from pipeline.config.rules import CHUNK
 from pipeline.errors import ConfigError
 from pipeline.metrics import OTHER_RULES, Metrics
-from pipeline.rules.compile import compile_rules
 from pipeline.rules import engine as engine_module
+from pipeline.rules.compile import compile_rules
 from pipeline.rules.engine import RulesEngine
 from pipeline.rules.store import MEMORY, AlertStore
 
