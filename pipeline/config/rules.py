@@ -170,14 +170,16 @@ def validate_rules(path: Path, data: dict[str, Any], problems: list[str]) -> lis
     return rules if len(problems) == before else []
 
 
-_FIELDS_SETS: dict[frozenset[str], frozenset[str]] = {}
+_FIELDS_SETS: dict[frozenset[str], set[str]] = {}
 
 
 def _share_fields_set(rule: Rule) -> Rule:
     """Rules written alike share one record of which fields were given (pydantic keeps a
-    set per model, 216 bytes: a quarter of a one-term rule)."""
-    given = frozenset(rule.model_fields_set)
-    object.__setattr__(rule, "__pydantic_fields_set__", _FIELDS_SETS.setdefault(given, given))
+    set per model, 216 bytes: a quarter of a one-term rule). Rules are frozen, and
+    `model_copy` copies the set before it changes it, so sharing it is safe."""
+    given = rule.model_fields_set
+    shared = _FIELDS_SETS.setdefault(frozenset(given), set(given))
+    object.__setattr__(rule, "__pydantic_fields_set__", shared)
     return rule
 
 
