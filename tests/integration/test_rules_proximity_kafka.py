@@ -59,26 +59,28 @@ def test_proximity_rules_fire_through_the_kafka_worker(
         producer.publish([Output(kafka_settings.topics.enriched, story.id, story.to_bytes())])
     finally:
         producer.close()
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "pipeline.cli", "rules",
-         "--config", str(ROOT / "configs" / "newsmon.yaml"), "--rules", str(rules),
-         "--state-dir", str(tmp_path / "state")],
-        env=worker_env(kafka_settings), cwd=ROOT,
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )  # fmt: skip
-    try:
-        alerts: list[Alert] = []
-        deadline = time.monotonic() + 180
-        while len(alerts) < len(EXPECTED) and time.monotonic() < deadline:
-            time.sleep(1)
-            alerts = [
-                decode(Alert, m.value)
-                for m in read_to_end(kafka_settings, kafka_settings.topics.alerts)
-            ]
-            assert worker.poll() is None, worker.stderr.read().decode()[-3000:]  # type: ignore[union-attr]
-    finally:
-        worker.send_signal(signal.SIGTERM)
-        worker.wait(timeout=60)
+    log = tmp_path / "worker.log"
+    with log.open("wb") as err:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "pipeline.cli", "rules",
+             "--config", str(ROOT / "configs" / "newsmon.yaml"), "--rules", str(rules),
+             "--state-dir", str(tmp_path / "state")],
+            env=worker_env(kafka_settings), cwd=ROOT,
+            stdout=subprocess.DEVNULL, stderr=err,
+        )  # fmt: skip
+        try:
+            alerts: list[Alert] = []
+            deadline = time.monotonic() + 180
+            while len(alerts) < len(EXPECTED) and time.monotonic() < deadline:
+                time.sleep(1)
+                alerts = [
+                    decode(Alert, m.value)
+                    for m in read_to_end(kafka_settings, kafka_settings.topics.alerts)
+                ]
+                assert worker.poll() is None, log.read_text(errors="replace")[-3000:]
+        finally:
+            worker.send_signal(signal.SIGTERM)
+            worker.wait(timeout=60)
     assert sorted(a.rule_id for a in alerts) == EXPECTED
     [qin] = [a for a in alerts if a.rule_id == "qin-tells-musk"]
     assert "**Qin Gang** told Musk" in qin.matches[0].snippet
