@@ -27,6 +27,58 @@ _FAST = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _SLOW = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0)
 
 
+OTHER_RULES = "_other"
+DEFAULT_RULE_SERIES = 1000
+SEVERITIES = ("info", "low", "medium", "high", "critical")
+
+
+class RuleSeries:
+    """`newsmon_alerts_total{rule,severity}` with a bounded number of rule values.
+
+    A watch list of 100,000 rules must not mean 100,000 series (each costs the process
+    memory and Prometheus a time series). Up to `cap` rules get a series of their own:
+    all of them, pre-created at zero, when the rules fit under the cap; otherwise the
+    first rules to fire since start, as they fire. The alerts of every other rule are
+    counted under rule="_other", so the sum over rules stays the number of alerts. A
+    reload removes the series of rules that left the file, which frees their places.
+    """
+
+    def __init__(self, counter: Counter) -> None:
+        self.counter = counter
+        self.cap = DEFAULT_RULE_SERIES
+        self._own: set[str] = set()
+
+    def labels(self, rule_id: str, severity: str) -> Any:
+        """The series to count an alert of this rule in (its own, or `_other`)."""
+        if rule_id not in self._own:
+            if len(self._own) >= self.cap:
+                return self.counter.labels(OTHER_RULES, severity)
+            self._own.add(rule_id)
+        return self.counter.labels(rule_id, severity)
+
+    def declare(self, rules: list[tuple[str, str]], cap: int) -> None:
+        self.cap = cap
+        present = {rule_id for rule_id, _ in rules}
+        for labels in [key for key in self._series() if key[0] not in present | {OTHER_RULES}]:
+            self.counter.remove(*labels)
+        self._own &= present
+        if len(present) <= cap:
+            for rule_id, severity in rules:
+                self._own.add(rule_id)
+                self.counter.labels(rule_id, severity)
+        else:
+            for severity in SEVERITIES:
+                self.counter.labels(OTHER_RULES, severity)
+
+    def _series(self) -> list[tuple[str, ...]]:
+        return [
+            (sample.labels["rule"], sample.labels["severity"])
+            for family in self.counter.collect()
+            for sample in family.samples
+            if sample.name.endswith("_total")
+        ]
+
+
 class Metrics:
     """All metrics of all stages; a worker uses the ones of its stage."""
 
@@ -162,10 +214,14 @@ class Metrics:
             ["matched"],
             registry=r,
         )
-        self.alerts = Counter(
-            "newsmon_alerts_total", "Alerts raised, by rule and severity.", ["rule", "severity"],
-            registry=r,
-        )  # fmt: skip
+        self.alerts = RuleSeries(
+            Counter(
+                "newsmon_alerts_total",
+                f"Alerts raised, by rule and severity (rules past the cap: rule={OTHER_RULES!r}).",
+                ["rule", "severity"],
+                registry=r,
+            )
+        )
         self.alerts_suppressed = Counter(
             "newsmon_alerts_suppressed_total",
             "Alerts not raised again, by reason (same_story, near_duplicate, throttled).",
@@ -279,10 +335,11 @@ class Metrics:
         for name in names:
             self.feed_last_success.labels(name)
 
-    def declare_rules(self, rules: Iterable[tuple[str, str]]) -> None:
-        """Pre-create the alert series of each (rule id, severity)."""
-        for rule_id, severity in rules:
-            self.alerts.labels(rule_id, severity)
+    def declare_rules(
+        self, rules: Iterable[tuple[str, str]], cap: int = DEFAULT_RULE_SERIES
+    ) -> None:
+        """The rules in force: pre-create their alert series if they fit under `cap`."""
+        self.alerts.declare(list(rules), cap)
 
     def declare_destinations(self, ids: Iterable[str]) -> None:
         for dest in ids:

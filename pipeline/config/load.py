@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from pipeline.config.feeds import Feed, FeedsFile
-from pipeline.config.rules import Rule, RulesFile
+from pipeline.config.rules import Rule, RulesFile, validate_rules
 from pipeline.config.schema import describe, read_yaml
 from pipeline.config.settings import (
     DEFAULTS_DIR,
@@ -159,9 +159,11 @@ def _load_list(
     path: Path, model: type[FeedsFile] | type[RulesFile], key: str, problems: list[str]
 ) -> list[Any]:
     before = len(problems)
-    data = read_yaml(path, problems)
+    data = read_yaml(path, problems, large=model is RulesFile)
     if len(problems) > before:
         return []
+    if model is RulesFile:
+        return validate_rules(path, data, problems)
     try:
         return list(getattr(model.model_validate(data), key))
     except ValidationError as exc:

@@ -1,23 +1,82 @@
-"""The schema of rules.yaml: watch rules (terms, entity types, filters, destinations)."""
+"""The schema of rules.yaml: watch rules (terms, proximity, entity types, filters, destinations).
+
+A term is written as a string (`Tesla`) or, to count only in some fields, as
+`{term: Tesla, in: [title]}`. `near` and `same_sentence` say where a watch term
+must stand relative to other terms; the matcher (`pipeline/rules/match.py`)
+gives them their meaning, docs/rules.md their table of matches.
+"""
 
 from __future__ import annotations
 
-from pydantic import ConfigDict, Field, field_validator, model_validator
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import (
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from pipeline.config.schema import (
     ID_PATTERN,
+    SHAPE_TAGS,
     Section,
-    clean_terms,
+    bulk_objects,
+    clean_term,
+    describe,
+    entry_name,
     known_entity_label,
+    message,
     reject_duplicates,
 )
 from pipeline.models import Severity, TextField
 
-Term = str
+MAX_NEAR_WORDS = 100
 
 
-def _all_fields() -> list[TextField]:
-    return ["title", "summary", "text"]
+class ScopedTerm(Section):
+    """A term that counts only in the fields named by `in` (instead of the rule's `fields`)."""
+
+    term: str
+    in_fields: tuple[TextField, ...] = Field(alias="in", min_length=1)
+
+    _clean = field_validator("term")(clean_term)
+
+
+def _term_shape(value: Any) -> str:
+    return "scoped" if isinstance(value, dict | ScopedTerm) else "plain"
+
+
+# One error per mistake: the shape of the entry picks how it is read.
+Term = Annotated[
+    Annotated[str, Tag("plain")] | Annotated[ScopedTerm, Tag("scoped")],
+    Discriminator(_term_shape),
+]
+
+
+def term_text(term: Term) -> str:
+    return term if isinstance(term, str) else term.term
+
+
+def _clean_terms(terms: tuple[Term, ...]) -> tuple[Term, ...]:
+    return tuple(clean_term(t) if isinstance(t, str) else t for t in terms)
+
+
+ALL_FIELDS: tuple[TextField, ...] = ("title", "summary", "text")
+
+
+class Near(Section):
+    """A watch term counts only with one of these terms at most `within` words away."""
+
+    terms: tuple[Term, ...] = Field(min_length=1)
+    within: int = Field(ge=0, le=MAX_NEAR_WORDS, description="Words allowed between the two.")
+
+    _terms_ok = field_validator("terms")(_clean_terms)
 
 
 class Rule(Section):
@@ -25,28 +84,36 @@ class Rule(Section):
 
     id: str = Field(pattern=ID_PATTERN)
     name: str = ""
-    terms: list[Term] = Field(min_length=1)
-    entity_types: list[str] = Field(default_factory=list)
-    all_terms: list[Term] = Field(default_factory=list, alias="all")
-    none_terms: list[Term] = Field(default_factory=list, alias="none")
-    fields: list[TextField] = Field(default_factory=_all_fields)
-    sources: list[str] = Field(default_factory=list)
-    topics: list[str] = Field(default_factory=list)
+    terms: tuple[Term, ...] = Field(min_length=1)
+    entity_types: tuple[str, ...] = ()
+    all_terms: tuple[Term, ...] = Field((), alias="all")
+    none_terms: tuple[Term, ...] = Field((), alias="none")
+    near: tuple[Near, ...] = ()
+    same_sentence: tuple[Term, ...] = ()
+    fields: tuple[TextField, ...] = ALL_FIELDS
+    sources: tuple[str, ...] = ()
+    topics: tuple[str, ...] = ()
     severity: Severity = "medium"
-    notify: list[str] = Field(default_factory=list)
+    notify: tuple[str, ...] = ()
     exact: bool = False
     enabled: bool = True
 
-    _terms_ok = field_validator("terms", "all_terms", "none_terms")(clean_terms)
+    _terms_ok = field_validator("terms", "all_terms", "none_terms", "same_sentence")(_clean_terms)
+
+    @field_validator("near", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        """`near: {terms: [...], within: 5}` is one condition; a list of them must all hold."""
+        return [value] if isinstance(value, dict) else value
 
     @field_validator("entity_types")
     @classmethod
-    def _known_labels(cls, labels: list[str]) -> list[str]:
-        return [known_entity_label(label) for label in labels]
+    def _known_labels(cls, labels: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(known_entity_label(label) for label in labels)
 
     @field_validator("fields")
     @classmethod
-    def _some_fields(cls, value: list[TextField]) -> list[TextField]:
+    def _some_fields(cls, value: tuple[TextField, ...]) -> tuple[TextField, ...]:
         if not value:
             raise ValueError("fields must name at least one of title, summary, text")
         return value
@@ -66,3 +133,64 @@ class RulesFile(Section):
     def _unique(cls, rules: list[Rule]) -> list[Rule]:
         reject_duplicates((r.id for r in rules), "rule id")
         return rules
+
+
+_RULE_LIST = TypeAdapter(list[Rule])
+CHUNK = 5_000
+
+
+def validate_rules(path: Path, data: dict[str, Any], problems: list[str]) -> list[Rule]:
+    """The rules of a parsed rules file, validated a chunk at a time.
+
+    Each chunk's raw mappings are dropped as soon as it is validated, so a watch list of
+    100,000 rules never holds its parsed YAML and all its `Rule` objects at once. Error
+    lines are the same as for a whole-file validation.
+    """
+    before = len(problems)
+    raw = data.get("rules")
+    try:
+        RulesFile.model_validate({**data, "rules": []})
+    except ValidationError as exc:
+        problems.extend(describe(path, exc, entries=raw))
+    if not isinstance(raw, list):
+        return []
+    rules: list[Rule] = []
+    with bulk_objects():
+        for start in range(0, len(raw), CHUNK):
+            chunk = raw[start : start + CHUNK]
+            try:
+                rules.extend(map(_share_fields_set, _RULE_LIST.validate_python(chunk)))
+            except ValidationError as exc:
+                problems.extend(_describe_chunk(path, exc, chunk, start))
+            raw[start : start + CHUNK] = [None] * len(chunk)
+    try:
+        reject_duplicates((r.id for r in rules), "rule id")
+    except ValueError as exc:
+        problems.append(f"{path}: field 'rules': {exc}")
+    return rules if len(problems) == before else []
+
+
+_FIELDS_SETS: dict[frozenset[str], set[str]] = {}
+
+
+def _share_fields_set(rule: Rule) -> Rule:
+    """Rules written alike share one record of which fields were given (pydantic keeps a
+    set per model, 216 bytes: a quarter of a one-term rule). Rules are frozen, and
+    `model_copy` copies the set before it changes it, so sharing it is safe."""
+    given = rule.model_fields_set
+    shared = _FIELDS_SETS.setdefault(frozenset(given), set(given))
+    object.__setattr__(rule, "__pydantic_fields_set__", shared)
+    return rule
+
+
+def _describe_chunk(path: Path, exc: ValidationError, chunk: list[Any], start: int) -> list[str]:
+    """describe()'s lines for a chunk, its entries numbered as in the whole file."""
+    lines = []
+    for error in exc.errors():
+        index, *rest = error["loc"]
+        where = f"rules[{start + int(index)}]{entry_name(chunk[int(index)])}"
+        field = ".".join(str(part) for part in rest if part not in SHAPE_TAGS)
+        lines.append(
+            f"{path}: {where}" + (f": field '{field}'" if field else "") + f": {message(error)}"
+        )
+    return lines

@@ -154,6 +154,12 @@ class RulesSettings(Section):
         description="How long enriched stories and alerts stay in the history store "
         "(<state-dir>/history.sqlite3: the console, rule tests); pruned a batch at a time.",
     )
+    metric_rule_series: int = Field(
+        1000,
+        ge=0,
+        description="Rules with an alert series of their own in newsmon_alerts_total (all of "
+        'them when they fit, else the first to fire); the others count under rule="_other".',
+    )
 
 
 class Destination(Section):

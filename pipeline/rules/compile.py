@@ -11,6 +11,13 @@ Keys are words joined and framed by single spaces (" qin gang "), run against a
 stream framed the same way, so a key can only start and end on word
 boundaries. A wildcard key drops its closing space (" unbund"), which lets its
 last word run on.
+
+Terms of `near` and `same_sentence` are keys like any other: they are found in
+the same scan, and only looked at for rules whose watch terms were hit.
+
+Large watch lists (100,000 rules) are compiled in one pass: a term string is
+folded and stemmed once however many rules share it, and each automaton is
+built once from (key -> the rules that watch it).
 """
 
 from __future__ import annotations
@@ -23,27 +30,30 @@ from typing import Any, Literal, NamedTuple
 import ahocorasick
 
 from pipeline.config import Rule
+from pipeline.config.rules import ScopedTerm, Term
+from pipeline.config.schema import bulk_objects
 from pipeline.errors import ConfigError
+from pipeline.models import TextField
 from pipeline.rules.tokens import WORD, gap_kind, stem, words
 
-TermKind = Literal["any", "all", "none"]
+TermKind = Literal["any", "all", "none", "near", "sentence"]
 Stream = Literal["surface", "stem"]
-
-_KIND_FIELDS: dict[TermKind, str] = {"any": "terms", "all": "all", "none": "none"}
 
 
 @dataclass(frozen=True, slots=True)
 class TermSpec:
-    """One term of one rule: what it is, and which automaton key finds it."""
+    """One term of one rule: what it is, where it counts, and which automaton key finds it.
+    `group` is the index of its `near` condition (0 for other kinds)."""
 
     rule_index: int
     kind: TermKind
-    index: int
+    group: int
     term: str
     length: int
     gaps: tuple[str, ...]
     stream: Stream
     key_id: int
+    fields: tuple[TextField, ...]
 
 
 class KeyEntry(NamedTuple):
@@ -66,78 +76,117 @@ class CompiledRules:
     source: Path | None = None
 
 
+class _Key(NamedTuple):
+    """A term string compiled once: its automaton key, word count and separators."""
+
+    stream: Stream
+    key: str
+    length: int
+    gaps: tuple[str, ...]
+
+
+_UNSEEN: Any = object()
+
+
+class _Builder:
+    """Keys and watchers gathered over all rules, then the automata built once."""
+
+    def __init__(self, source: Path | None) -> None:
+        self.source = source
+        self.keys: dict[tuple[Stream, str], int] = {}
+        self.watchers: dict[int, list[int]] = {}
+        self.parsed: dict[tuple[str, bool], tuple[_Key, int] | None] = {}
+        self.problems: list[str] = []
+
+    def rule_terms(self, rule_index: int, rule: Rule) -> tuple[TermSpec, ...]:
+        out: list[TermSpec] = []
+        for kind, group, where, terms in _term_groups(rule):
+            for term in terms:
+                text, fields = (term, rule.fields) if isinstance(term, str) else _scoped(term)
+                known = self.parsed.get((text, rule.exact), _UNSEEN)
+                if known is _UNSEEN:
+                    known = self.parsed[(text, rule.exact)] = self._key(text, rule.exact)
+                if known is None:
+                    self.problems.append(
+                        f"{self.source or 'rules'}: rule {rule.id!r}: field '{where}': "
+                        f"term {text!r} has no letters or digits"
+                    )
+                    continue
+                parsed, key_id = known
+                if kind == "any":
+                    self.watchers.setdefault(key_id, []).append(rule_index)
+                out.append(
+                    TermSpec(rule_index, kind, group, text, parsed.length, parsed.gaps,
+                             parsed.stream, key_id, fields)
+                )  # fmt: skip
+        return tuple(out)
+
+    def _key(self, text: str, exact: bool) -> tuple[_Key, int] | None:
+        """A term string compiled, and the id of its automaton key (shared by equal keys)."""
+        parsed = _parse_term(text, exact)
+        if parsed is None:
+            return None
+        return parsed, self.keys.setdefault((parsed.stream, parsed.key), len(self.keys))
+
+    def automata(self) -> dict[Stream, Any]:
+        automata: dict[Stream, Any] = {}
+        for (stream, key), key_id in self.keys.items():
+            if stream not in automata:
+                automata[stream] = ahocorasick.Automaton()
+            watchers = self.watchers.get(key_id, ())
+            entry = KeyEntry(len(key), key_id, tuple(sorted(set(watchers))))
+            automata[stream].add_word(key, entry)
+        for automaton in automata.values():
+            automaton.make_automaton()
+        return automata
+
+
 def compile_rules(rules: list[Rule], source: Path | None = None) -> CompiledRules:
     """Compile the enabled rules; a term with no letters or digits is a `ConfigError`."""
     enabled = [rule for rule in rules if rule.enabled]
-    keys: dict[tuple[Stream, str], int] = {}
-    problems: list[str] = []
-    terms = [_rule_terms(i, rule, keys, source, problems) for i, rule in enumerate(enabled)]
-    if problems:
-        raise ConfigError(problems)
-    automata = _automata(keys, terms)
+    builder = _Builder(source)
+    with bulk_objects():
+        terms = [builder.rule_terms(i, rule) for i, rule in enumerate(enabled)]
+        if builder.problems:
+            raise ConfigError(builder.problems)
+        builder.parsed.clear()
+        automata = builder.automata()
     return CompiledRules(rules=enabled, terms=terms, automata=automata, source=source)
 
 
-def _rule_terms(
-    rule_index: int,
-    rule: Rule,
-    keys: dict[tuple[Stream, str], int],
-    source: Path | None,
-    problems: list[str],
-) -> tuple[TermSpec, ...]:
-    out = []
-    groups: tuple[tuple[TermKind, list[str]], ...] = (
-        ("any", rule.terms), ("all", rule.all_terms), ("none", rule.none_terms),
-    )  # fmt: skip
-    for kind, terms in groups:
-        for index, term in enumerate(terms):
-            spec = _compile_term(rule_index, rule, (kind, index, term), keys)
-            if spec is None:
-                where = f"{source or 'rules'}: rule {rule.id!r}: field '{_KIND_FIELDS[kind]}'"
-                problems.append(f"{where}: term {term!r} has no letters or digits")
-                continue
-            out.append(spec)
-    return tuple(out)
+def _term_groups(rule: Rule) -> list[tuple[TermKind, int, str, tuple[Term, ...]]]:
+    """(kind, near group, the field as written, its terms) of each list of terms the rule has."""
+    groups: list[tuple[TermKind, int, str, tuple[Term, ...]]] = [("any", 0, "terms", rule.terms)]
+    if rule.all_terms:
+        groups.append(("all", 0, "all", rule.all_terms))
+    if rule.none_terms:
+        groups.append(("none", 0, "none", rule.none_terms))
+    if rule.same_sentence:
+        groups.append(("sentence", 0, "same_sentence", rule.same_sentence))
+    groups += [("near", g, f"near[{g}].terms", n.terms) for g, n in enumerate(rule.near)]
+    return groups
 
 
-def _compile_term(
-    rule_index: int,
-    rule: Rule,
-    which: tuple[TermKind, int, str],
-    keys: dict[tuple[Stream, str], int],
-) -> TermSpec | None:
-    """`which` is (kind, index in its list, the term as written)."""
-    kind, index, term = which
+def _scoped(term: ScopedTerm) -> tuple[str, tuple[TextField, ...]]:
+    """A scoped term counts in its own `in` fields, not the rule's."""
+    return term.term, term.in_fields
+
+
+def _parse_term(term: str, exact: bool) -> _Key | None:
     prefix = term.endswith("*")
     text = term.removesuffix("*")
     folded = words(text)
     if not folded:
         return None
-    stream: Stream = "surface" if rule.exact or prefix else "stem"
+    stream: Stream = "surface" if exact or prefix else "stem"
     forms = folded if stream == "surface" else [stem(w) for w in folded]
     key = " " + " ".join(forms) + ("" if prefix else " ")
-    key_id = keys.setdefault((stream, key), len(keys))
-    return TermSpec(rule_index, kind, index, term, len(folded), _term_gaps(text), stream, key_id)
+    return _Key(stream, key, len(folded), _term_gaps(text))
 
 
 def _term_gaps(text: str) -> tuple[str, ...]:
+    found = WORD.findall(text)
+    if " ".join(found) == text:  # the common case: words and single spaces
+        return ("",) * (len(found) - 1)
     spans = [m.span() for m in WORD.finditer(text)]
     return tuple(gap_kind(text[a[1] : b[0]]) for a, b in pairwise(spans))
-
-
-def _automata(
-    keys: dict[tuple[Stream, str], int], terms: list[tuple[TermSpec, ...]]
-) -> dict[Stream, Any]:
-    watchers: dict[int, set[int]] = {}
-    for spec in (s for rule_terms in terms for s in rule_terms):
-        if spec.kind == "any":
-            watchers.setdefault(spec.key_id, set()).add(spec.rule_index)
-    automata: dict[Stream, Any] = {}
-    for (stream, key), key_id in keys.items():
-        if stream not in automata:
-            automata[stream] = ahocorasick.Automaton()
-        entry = KeyEntry(len(key), key_id, tuple(sorted(watchers.get(key_id, ()))))
-        automata[stream].add_word(key, entry)
-    for automaton in automata.values():
-        automaton.make_automaton()
-    return automata

@@ -11,13 +11,19 @@ Nikola Tesla the PERSON); a capitalised match in a short text (a title, a summar
 that NER left unlabelled is read from its context (`pipeline/entity_readings.py`).
 So `all`/`none` terms that occur in a story cost
 next to nothing for rules whose watch terms do not.
+
+A watch-term hit counts only where its term counts (the rule's `fields`, or the
+term's own `in`), and, for a rule with `near` or `same_sentence`, only with a hit of
+one of those terms close by: within so many words in the same field, or in the same
+sentence (`tokens.sentence_break`). Proximity is judged per hit, like entity types,
+so an alert shows the hits that made the rule fire.
 """
 
 from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from urllib.parse import urlsplit
 
@@ -33,7 +39,7 @@ from pipeline.entity_readings import (
 )
 from pipeline.models import EnrichedStory, MatchedTerm, TextField
 from pipeline.rules.compile import CompiledRules, Stream, TermSpec
-from pipeline.rules.tokens import FieldWords, gap_kind
+from pipeline.rules.tokens import FieldWords, gap_kind, sentence_break
 
 FIELDS: tuple[TextField, ...] = ("title", "summary", "text")
 MAX_MATCHED_TERMS = 10
@@ -42,12 +48,15 @@ _SPACES = re.compile(r"\s+")
 
 @dataclass(frozen=True, slots=True)
 class Hit:
-    """A term found in a field, at char offsets into that field."""
+    """A term found in a field, at char offsets into that field; `first` and `last` are
+    the indexes of its first and last word there (for `near`)."""
 
     spec: TermSpec
     field: TextField
     start: int
     end: int
+    first: int
+    last: int
 
 
 @dataclass(frozen=True)
@@ -83,7 +92,7 @@ class _FieldScan:
         for k, want in enumerate(spec.gaps, start=first):
             if gap_kind(self.text[ends[k] : starts[k + 1]]) != want:
                 return None
-        return Hit(spec, self.field, starts[first], ends[last])
+        return Hit(spec, self.field, starts[first], ends[last], first, last)
 
 
 # Where each automaton key was found: the field, and the offset of the key in its stream.
@@ -135,26 +144,87 @@ def _rule_hits(
     """The watch-term hits that make the rule fire, or none when a filter or condition says no."""
     if not (source_allowed(rule, story) and topic_allowed(rule, story)):
         return []
-    placed = _Placer(rule, found)
+    placed = _Placer(found)
     if any(placed.occurs(spec) for spec in terms if spec.kind == "none"):
         return []
     if not all(placed.occurs(spec) for spec in terms if spec.kind == "all"):
         return []
-    accept = (lambda hit: entities.covers(hit, rule.entity_types)) if rule.entity_types else None
+    accept = _acceptance(rule, terms, placed, story, entities)
     hits = [hit for spec in terms if spec.kind == "any" for hit in placed.firsts(spec, accept)]
     return sorted(hits, key=lambda h: (FIELDS.index(h.field), h.start, h.end))
 
 
-class _Placer:
-    """A rule's raw hits placed in the text, in the rule's fields only."""
+def _acceptance(
+    rule: Rule,
+    terms: tuple[TermSpec, ...],
+    placed: _Placer,
+    story: EnrichedStory,
+    entities: _EntitySpans,
+) -> Callable[[Hit], bool] | None:
+    """What a watch-term hit must also satisfy: entity types, then proximity (None: nothing)."""
+    checks: list[Callable[[Hit], bool]] = []
+    if rule.entity_types:
+        labels = list(rule.entity_types)
+        checks.append(lambda hit: entities.covers(hit, labels))
+    for group, near in enumerate(rule.near):
+        specs = [s for s in terms if s.kind == "near" and s.group == group]
+        checks.append(_near_check(placed, specs, near.within))
+    if rule.same_sentence:
+        specs = [s for s in terms if s.kind == "sentence"]
+        checks.append(_sentence_check(placed, specs, story))
+    if not checks:
+        return None
+    return lambda hit: all(check(hit) for check in checks)
 
-    def __init__(self, rule: Rule, found: _KeyHits) -> None:
-        self.fields = rule.fields
+
+def _near_check(placed: _Placer, specs: list[TermSpec], within: int) -> Callable[[Hit], bool]:
+    """A hit with one of these terms at most `within` words away (in between), same field."""
+
+    def check(hit: Hit) -> bool:
+        return any(
+            other.field == hit.field and 0 <= _words_between(hit, other) <= within
+            for other in placed.all_of(specs)
+        )
+
+    return check
+
+
+def _sentence_check(
+    placed: _Placer, specs: list[TermSpec], story: EnrichedStory
+) -> Callable[[Hit], bool]:
+    """A hit with one of these terms in the same sentence (no sentence end between them)."""
+
+    def check(hit: Hit) -> bool:
+        text: str = getattr(story, hit.field)
+        return any(
+            other.field == hit.field
+            and _words_between(hit, other) >= 0
+            and not sentence_break(text, min(hit.end, other.end), max(hit.start, other.start))
+            for other in placed.all_of(specs)
+        )
+
+    return check
+
+
+def _words_between(a: Hit, b: Hit) -> int:
+    """Words between two hits; -1 when they overlap (a term does not stand near itself)."""
+    if a.last < b.first:
+        return b.first - a.last - 1
+    if b.last < a.first:
+        return a.first - b.last - 1
+    return -1
+
+
+class _Placer:
+    """A rule's raw hits placed in the text, each term in the fields where it counts."""
+
+    def __init__(self, found: _KeyHits) -> None:
         self.found = found
+        self._all: dict[int, list[Hit]] = {}
 
     def _placed(self, spec: TermSpec) -> Iterator[Hit]:
         for scan, at in self.found.get(spec.key_id, ()):
-            if scan.field in self.fields:
+            if scan.field in spec.fields:
                 hit = scan.place(spec, at)
                 if hit is not None:
                     yield hit
@@ -163,12 +233,21 @@ class _Placer:
         """Does the term occur at least once? (stops at the first occurrence)"""
         return next(self._placed(spec), None) is not None
 
+    def all_of(self, specs: list[TermSpec]) -> list[Hit]:
+        """Every occurrence of these terms (placed once per rule and story)."""
+        out: list[Hit] = []
+        for spec in specs:
+            if id(spec) not in self._all:
+                self._all[id(spec)] = list(self._placed(spec))
+            out.extend(self._all[id(spec)])
+        return out
+
     def firsts(self, spec: TermSpec, accept: Callable[[Hit], bool] | None) -> list[Hit]:
         """The first accepted occurrence of the term in each field: all that an alert shows,
         so a term repeated through a long text is placed only until it counts."""
         firsts: dict[str, Hit] = {}
         for scan, at in self.found.get(spec.key_id, ()):
-            if scan.field in firsts or scan.field not in self.fields:
+            if scan.field in firsts or scan.field not in spec.fields:
                 continue
             hit = scan.place(spec, at)
             if hit is not None and (accept is None or accept(hit)):
@@ -222,7 +301,7 @@ class _EntitySpans:
         self._read: dict[tuple[str, ...], str | None] = {}
         self._spans: dict[str, list[tuple[int, int, str]]] | None = None
 
-    def covers(self, hit: Hit, labels: list[str]) -> bool:
+    def covers(self, hit: Hit, labels: Sequence[str]) -> bool:
         """The hit lies in an entity of a wanted type and heads its name.
 
         "Tesla" in the ORG "Tesla Inc." or "Musk's Tesla" counts; in "Nikola Tesla" or
@@ -258,7 +337,7 @@ class _EntitySpans:
             return replace(hit, field="summary", start=hit.start + shift, end=hit.end + shift)
         return hit
 
-    def _reads_as(self, hit: Hit, text: str, labels: list[str]) -> bool:
+    def _reads_as(self, hit: Hit, text: str, labels: Sequence[str]) -> bool:
         """An unlabelled name in a title or a summary, read as the story supports: the small
         model often gives a name no label in one short sentence ("Ford and its rivals cut
         prices"), while in a whole article a name it leaves unlabelled is seldom one."""
@@ -370,7 +449,7 @@ def explain_story(
     verdicts = []
     for rule_index in sorted(candidates):
         rule, terms = compiled.rules[rule_index], compiled.terms[rule_index]
-        placed = _Placer(rule, found)
+        placed = _Placer(found)
         watched = [hit for spec in terms if spec.kind == "any" for hit in placed.firsts(spec, None)]
         if not watched:
             continue
@@ -406,4 +485,6 @@ def _refusals(
     if rule.entity_types and not any(entities.covers(h, rule.entity_types) for h in watched):
         types = ", ".join(rule.entity_types)
         reasons.append(f"entity_types: no match lies in a {types} entity")
+    if not reasons and (rule.near or rule.same_sentence):
+        reasons.append("near / same_sentence: no watch term stood close enough to its partners")
     return reasons

@@ -130,3 +130,54 @@ def gap_kind(gap: str) -> str:
         return "\u00b6"
     kept = "".join(gap.split()).translate(_DASHES)
     return "" if kept in ("", "-") else kept
+
+
+# A sentence ends at . ! ? (closing quotes and brackets may follow) before white space
+# and a capital, a digit or an opening quote; or at a paragraph break. Not after a
+# title or an abbreviation ("Mr. Musk", "Tesla Inc. said") or an initial ("J. Smith").
+_SENTENCE_END = re.compile(
+    r"(?:(?<=[.!?])[\"'\u201d\u2019)\]]*\s+(?=[\"'\u201c\u2018(\[]?[A-Z0-9\u00c0-\u024f]))"
+    r"|\n\s*\n"
+)
+_ABBREVIATIONS = frozenset(
+    (
+    "mr", "mrs", "ms", "dr", "prof", "sr", "jr", "st", "mt", "gen", "col", "lt", "sgt", "capt",
+    "gov", "sen", "rep", "rev", "hon", "pres", "inc", "corp", "co", "ltd", "plc", "llc", "bros",
+    "vs", "etc", "al", "fig", "approx", "dept", "est", "jan", "feb", "mar", "apr", "jun", "jul",
+    "aug", "sep", "sept", "oct", "nov", "dec", "u.s", "u.k", "u.n", "e.g", "i.e",
+    )
+)  # fmt: skip
+_LAST_WORD = re.compile(r"([\w.]+)[.!?][\"'\u201d\u2019)\]]*$")
+
+
+def sentence_starts(text: str) -> list[int]:
+    """Char offsets where the sentences of a text begin (the first is 0)."""
+    return [0, *(m.end() for m in _SENTENCE_END.finditer(text) if _ends_sentence(text, m))]
+
+
+def sentence_break(text: str, start: int, end: int) -> bool:
+    """Does a sentence end between text[start] and text[end]?
+
+    A cheap splitter, good enough to say whether two words share a sentence; the
+    stories carry no sentences of their own (NER's are not kept). Only the text
+    between the two words is looked at, so a long article costs no more than a short one.
+    """
+    for m in _SENTENCE_END.finditer(text, start, min(len(text), end + 2)):
+        if m.end() > end:
+            return False
+        if _ends_sentence(text, m):
+            return True
+    return False
+
+
+def _ends_sentence(text: str, m: re.Match[str]) -> bool:
+    if _PARAGRAPH_BREAK.search(m.group()):
+        return True
+    before = _LAST_WORD.search(text, max(0, m.start() - 24), m.start())
+    return not (before and _is_abbreviation(before.group(1)))
+
+
+def _is_abbreviation(word: str) -> bool:
+    """'Inc', 'U.S', 'J' (an initial): a full stop after them rarely ends a sentence."""
+    folded = word.casefold()
+    return folded in _ABBREVIATIONS or (len(word) == 1 and word.isupper())

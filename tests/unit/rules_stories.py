@@ -15,7 +15,7 @@ TESTDATA = Path(__file__).resolve().parent.parent / "testdata" / "rules"
 WHEN = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
 
 
-def rule(rule_id: str, *terms: str, **fields: Any) -> Rule:
+def rule(rule_id: str, *terms: str | dict[str, Any], **fields: Any) -> Rule:
     return Rule.model_validate({"id": rule_id, "terms": list(terms), **fields})
 
 

@@ -1,0 +1,86 @@
+"""`newsmon rules` on a real broker with proximity rules: the seed story in, their alerts out."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from seed import enriched_seed_story
+
+from pipeline.config import KafkaSettings
+from pipeline.corridor.kafka.clients import Producer, read_to_end
+from pipeline.corridor.records import Output
+from pipeline.models import Alert, decode
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+# "... win-win cooperation," Qin Gang told Musk, according to a ministry statement.
+PROXIMITY_RULES = """\
+rules:
+  - id: qin-tells-musk
+    terms: [Qin Gang]
+    near: {terms: [Musk], within: 3}
+  - id: qin-near-ukraine
+    terms: [Qin Gang]
+    near: {terms: [Ukraine], within: 3}
+  - id: musk-mutual-respect
+    terms: [{term: Elon Musk, in: [text]}]
+    same_sentence: [mutual respect]
+"""
+EXPECTED = ["musk-mutual-respect", "qin-tells-musk"]
+
+
+def worker_env(settings: KafkaSettings) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSMON_")}
+    env |= {
+        "NEWSMON_KAFKA__BOOTSTRAP_SERVERS": settings.bootstrap_servers,
+        "NEWSMON_KAFKA__GROUP_PREFIX": settings.group_prefix,
+        "NEWSMON_METRICS__PORT": "0",
+    }
+    for name, topic in settings.topics.model_dump().items():
+        env[f"NEWSMON_KAFKA__TOPICS__{name.upper()}"] = topic
+    return env
+
+
+def test_proximity_rules_fire_through_the_kafka_worker(
+    kafka_settings: KafkaSettings, tmp_path: Path
+) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(PROXIMITY_RULES, encoding="utf-8")
+    story = enriched_seed_story()
+    producer = Producer(kafka_settings)
+    try:
+        producer.publish([Output(kafka_settings.topics.enriched, story.id, story.to_bytes())])
+    finally:
+        producer.close()
+    log = tmp_path / "worker.log"
+    with log.open("wb") as err:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "pipeline.cli", "rules",
+             "--config", str(ROOT / "configs" / "newsmon.yaml"), "--rules", str(rules),
+             "--state-dir", str(tmp_path / "state")],
+            env=worker_env(kafka_settings), cwd=ROOT,
+            stdout=subprocess.DEVNULL, stderr=err,
+        )  # fmt: skip
+        try:
+            alerts: list[Alert] = []
+            deadline = time.monotonic() + 180
+            while len(alerts) < len(EXPECTED) and time.monotonic() < deadline:
+                time.sleep(1)
+                alerts = [
+                    decode(Alert, m.value)
+                    for m in read_to_end(kafka_settings, kafka_settings.topics.alerts)
+                ]
+                assert worker.poll() is None, log.read_text(errors="replace")[-3000:]
+        finally:
+            worker.send_signal(signal.SIGTERM)
+            worker.wait(timeout=60)
+    assert sorted(a.rule_id for a in alerts) == EXPECTED
+    [qin] = [a for a in alerts if a.rule_id == "qin-tells-musk"]
+    assert "**Qin Gang** told Musk" in qin.matches[0].snippet

@@ -1,0 +1,181 @@
+"""Proximity (`near`, `same_sentence`) and per-term field scoping (`{term, in}`): matches
+and non-matches, as in the table of docs/rules.md."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from rules_stories import rule, story
+
+from pipeline.config import Rule
+from pipeline.models import EnrichedStory
+from pipeline.rules.compile import compile_rules
+from pipeline.rules.match import match_story, matched_terms
+from pipeline.rules.tokens import sentence_starts
+
+NEAR_3: dict[str, Any] = {"near": {"terms": ["Twitter"], "within": 3}}
+IN_TITLE = {"term": "Tesla", "in": ["title"]}
+
+
+def fired(subject: EnrichedStory, rules: list[Rule]) -> list[str]:
+    return [m.rule.id for m in match_story(subject, compile_rules(rules))]
+
+
+CASES = [
+    # (case, rule, story, fires)
+    ("near, adjacent", rule("r", "Musk", **NEAR_3), story("Musk Twitter deal"), True),
+    ("near, 3 between", rule("r", "Musk", **NEAR_3), story("Musk will buy out Twitter"), True),
+    ("near, 4 between", rule("r", "Musk", **NEAR_3), story("Musk will buy all of Twitter"), False),
+    ("near, before", rule("r", "Musk", **NEAR_3), story("Twitter, says Musk"), True),
+    ("near, absent", rule("r", "Musk", **NEAR_3), story("Musk spoke."), False),
+    (
+        "near, other field",
+        rule("r", "Musk", **NEAR_3),
+        story("Musk spoke.", title="Twitter"),
+        False,
+    ),
+    ("near, across sentences", rule("r", "Musk", **NEAR_3), story("Ask Musk. Twitter fell"), True),
+    (
+        "near, inflected",
+        rule("r", "acquire", near={"terms": ["merger"], "within": 2}),
+        story("acquired in a mergers wave"),
+        True,
+    ),
+    (
+        "near, wildcard",
+        rule("r", "Musk", near={"terms": ["Tweet*"], "within": 1}),
+        story("Musk tweeted"),
+        True,
+    ),
+    (
+        "near, wildcard elsewhere",
+        rule("r", "Musk", near={"terms": ["Tweet*"], "within": 1}),
+        story("Musk said he never tweeted"),
+        False,
+    ),
+    (
+        "near, phrase",
+        rule("r", "Elon Musk", near={"terms": ["X Corp"], "within": 0}),
+        story("Elon Musk X Corp"),
+        True,
+    ),
+    (
+        "near, itself",
+        rule("r", "Musk", near={"terms": ["Musk"], "within": 5}),
+        story("Musk"),
+        False,
+    ),
+    (
+        "near, itself twice",
+        rule("r", "Musk", near={"terms": ["Musk"], "within": 5}),
+        story("Musk and Musk"),
+        True,
+    ),
+    (
+        "near, two conditions",
+        rule(
+            "r",
+            "Musk",
+            near=[{"terms": ["Twitter"], "within": 2}, {"terms": ["sale"], "within": 2}],
+        ),
+        story("Twitter sale by Musk"),
+        True,
+    ),
+    (
+        "near, one of two",
+        rule(
+            "r",
+            "Musk",
+            near=[{"terms": ["Twitter"], "within": 2}, {"terms": ["sale"], "within": 2}],
+        ),
+        story("Twitter by Musk"),
+        False,
+    ),
+    (
+        "sentence, same",
+        rule("r", "Tesla", same_sentence=["recall"]),
+        story("Tesla said on Monday it would recall cars."),
+        True,
+    ),
+    (
+        "sentence, next",
+        rule("r", "Tesla", same_sentence=["recall"]),
+        story("Tesla said on Monday. A recall is due."),
+        False,
+    ),
+    (
+        "sentence, Mr. abbreviation",
+        rule("r", "Tesla", same_sentence=["recall"]),
+        story("Tesla told Mr. Smith of a recall."),
+        True,
+    ),
+    (
+        "sentence, Inc.",
+        rule("r", "recall", same_sentence=["Musk"]),
+        story("Tesla Inc. Chief Musk announced the recall."),
+        True,
+    ),
+    (
+        "sentence, paragraph",
+        rule("r", "Tesla", same_sentence=["recall"]),
+        story("Tesla news\n\nrecall of cars"),
+        False,
+    ),
+    (
+        "sentence, inflected",
+        rule("r", "Tesla", same_sentence=["recall"]),
+        story("Tesla recalls cars"),
+        True,
+    ),
+    ("scoped, in title", rule("r", IN_TITLE), story("nothing", title="Tesla cuts prices"), True),
+    ("scoped, only in text", rule("r", IN_TITLE), story("Tesla cuts prices", title="Cars"), False),
+    ("scoped, overrides fields", rule("r", IN_TITLE, fields=["text"]), story(title="Tesla"), True),
+    ("scoped all, in title", rule("r", "cars", all=[IN_TITLE]), story("cars", title="Tesla"), True),
+    ("scoped all, in text", rule("r", "cars", all=[IN_TITLE]), story("Tesla cars"), False),
+    ("scoped none, text", rule("r", "cars", none=[IN_TITLE]), story("Tesla cars"), True),
+    ("scoped none, title", rule("r", "cars", none=[IN_TITLE]), story("cars", title="Tesla"), False),
+    (
+        "near with scoped term",
+        rule("r", "Musk", near={"terms": [IN_TITLE], "within": 5}),
+        story("Musk Tesla"),
+        False,
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "subject_rule", "subject", "fires"), CASES, ids=[c[0] for c in CASES]
+)
+def test_proximity_and_scoping(
+    case: str, subject_rule: Rule, subject: EnrichedStory, fires: bool
+) -> None:
+    assert fired(subject, [subject_rule]) == (["r"] if fires else []), case
+
+
+def test_an_alert_shows_the_hit_that_stood_near() -> None:
+    subject = story("Musk spoke on Monday about cars and rockets. Later Musk bought Twitter.")
+    [match] = match_story(subject, compile_rules([rule("r", "Musk", **NEAR_3)]))
+    [shown] = matched_terms(match, subject, 60)
+    assert "**Musk** bought Twitter" in shown.snippet
+
+
+def test_proximity_terms_do_not_make_a_rule_fire_alone() -> None:
+    assert fired(story("Twitter and recall"), [rule("r", "Musk", **NEAR_3)]) == []
+
+
+SENTENCES = [
+    ("One. Two.", ["One. ", "Two."]),
+    ("Mr. Smith went. He left!", ["Mr. Smith went. ", "He left!"]),
+    ('He said "no." Then left', ['He said "no." ', "Then left"]),
+    ("J. R. Smith spoke", ["J. R. Smith spoke"]),
+    ("U.S. sanctions hit. 2024 was hard", ["U.S. sanctions hit. ", "2024 was hard"]),
+    ("a\n\nb", ["a\n\n", "b"]),
+    ("the end. and on", ["the end. and on"]),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), SENTENCES)
+def test_sentence_splitter(text: str, expected: list[str]) -> None:
+    starts = sentence_starts(text)
+    assert [text[a:b] for a, b in zip(starts, [*starts[1:], len(text)], strict=True)] == expected

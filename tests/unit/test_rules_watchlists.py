@@ -1,0 +1,178 @@
+"""Rules files at watch-list size: validation errors that name file, rule and field (also
+for proximity and scoped terms, and past the first validation chunk), reloads that do
+not keep the old automata, and alert series bounded whatever the number of rules."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from prometheus_client import CollectorRegistry
+from rules_stories import story
+
+from pipeline.config import Rule, RulesSettings, load_rules
+from pipeline.config.rules import CHUNK
+from pipeline.errors import ConfigError
+from pipeline.metrics import OTHER_RULES, Metrics
+from pipeline.rules import engine as engine_module
+from pipeline.rules.compile import compile_rules
+from pipeline.rules.engine import RulesEngine
+from pipeline.rules.store import MEMORY, AlertStore
+
+GOOD = "  - id: ok\n    terms: [Tesla]\n"
+ERRORS = [
+    # (rule as written, the error line's tail after the file name)
+    ("  - id: r1\n    terms: [x]\n    near: {terms: [y]}\n",
+     "rules[1] (id 'r1'): field 'near.0.within': Field required"),
+    ("  - id: r1\n    terms: [x]\n    near: {terms: [y], within: 101}\n",
+     "rules[1] (id 'r1'): field 'near.0.within': Input should be less than or equal to 100"),
+    ("  - id: r1\n    terms: [x]\n    near: {terms: [], within: 3}\n",
+     "rules[1] (id 'r1'): field 'near.0.terms': List should have at least 1 item"),
+    ("  - id: r1\n    terms: [x]\n    near: {terms: [y], within: 3, of: z}\n",
+     "rules[1] (id 'r1'): field 'near.0.of': unknown key"),
+    ("  - id: r1\n    terms: [{term: Tesla, in: [body]}]\n",
+     "rules[1] (id 'r1'): field 'terms.0.in.0': Input should be 'title', 'summary' or 'text'"),
+    ("  - id: r1\n    terms: [{term: Tesla}]\n",
+     "rules[1] (id 'r1'): field 'terms.0.in': Field required"),
+    ("  - id: r1\n    terms: [{term: '  ', in: [title]}]\n",
+     "rules[1] (id 'r1'): field 'terms.0.term': terms must not be empty"),
+    ("  - id: r1\n    terms: [x]\n    same_sentence: ['a*b']\n",
+     "rules[1] (id 'r1'): field 'same_sentence': 'a*b': '*' is only allowed at the end"),
+    ("  - id: r1\n    terms: [x]\n  - id: r1\n    terms: [y]\n", "field 'rules': duplicate rule id 'r1'"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("written", "expected"), ERRORS, ids=[e[1] for e in ERRORS])
+def test_an_invalid_rule_is_named_by_file_rule_and_field(
+    tmp_path: Path, written: str, expected: str
+) -> None:
+    path = tmp_path / "rules.yaml"
+    path.write_text("rules:\n" + GOOD + written, encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_rules(path)
+    assert [p for p in caught.value.problems if p.startswith(f"{path}: {expected}")]
+
+
+def test_a_proximity_term_without_letters_is_named_at_compile(tmp_path: Path) -> None:
+    path = tmp_path / "rules.yaml"
+    path.write_text("rules:\n  - id: r1\n    terms: [x]\n    near: {terms: ['--'], within: 2}\n")
+    with pytest.raises(ConfigError) as caught:
+        compile_rules(load_rules(path), path)
+    assert caught.value.problems == [
+        f"{path}: rule 'r1': field 'near[0].terms': term '--' has no letters or digits"
+    ]
+
+
+def test_an_error_past_the_first_chunk_names_its_rule(tmp_path: Path) -> None:
+    path = tmp_path / "rules.yaml"
+    lines = [f"  - id: r{n}\n    terms: [name {n}]\n" for n in range(CHUNK + 10)]
+    lines[CHUNK + 3] = f"  - id: r{CHUNK + 3}\n    terms: []\n"
+    path.write_text("rules:\n" + "".join(lines), encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_rules(path)
+    assert caught.value.problems == [
+        f"{path}: rules[{CHUNK + 3}] (id 'r{CHUNK + 3}'): field 'terms': "
+        "List should have at least 1 item after validation, not 0"
+    ]
+
+
+def test_yaml_1_2_words_are_strings_in_terms_and_booleans_in_flags(tmp_path: Path) -> None:
+    path = tmp_path / "rules.yaml"
+    path.write_text("rules:\n  - id: r1\n    terms: [no, on]\n    exact: yes\n")
+    [rule] = load_rules(path)
+    assert rule.terms == ("no", "on") and rule.exact is True
+
+
+def engine_on(path: Path, registry: CollectorRegistry, series: int = 1000) -> RulesEngine:
+    return RulesEngine(
+        path,
+        RulesSettings(metric_rule_series=series),
+        AlertStore(MEMORY),
+        Metrics(registry),
+    )
+
+
+def test_a_reload_reads_the_new_file_without_the_old_automata(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "rules.yaml"
+    path.write_text("rules:\n" + GOOD, encoding="utf-8")
+    engine = engine_on(path, CollectorRegistry())
+    held_while_reading: list[int] = []
+
+    def reading(rules_path: Path) -> list[Rule]:
+        held_while_reading.append(len(engine.compiled.automata) + len(engine.compiled.terms))
+        return load_rules(rules_path)
+
+    monkeypatch.setattr(engine_module, "load_rules", reading)
+    path.write_text("rules:\n" + GOOD.replace("Tesla", "Rivian"), encoding="utf-8")
+    engine.request_reload()
+    assert engine.reload_if_due()
+    assert held_while_reading == [0]
+    alerts = engine.process(story("Rivian and Tesla"))
+    assert [a.rule_id for a in alerts] == ["ok"]
+    assert alerts[0].matches[0].term == "Rivian"
+
+
+def test_a_reload_that_fails_to_compile_keeps_the_old_automata(tmp_path: Path) -> None:
+    path = tmp_path / "rules.yaml"
+    path.write_text("rules:\n" + GOOD, encoding="utf-8")
+    engine = engine_on(path, CollectorRegistry())
+    path.write_text("rules:\n  - id: ok\n    terms: ['--']\n", encoding="utf-8")
+    engine.request_reload()
+    assert not engine.reload_if_due()
+    assert [a.rule_id for a in engine.process(story("Tesla cut prices"))] == ["ok"]
+
+
+def many_rules(path: Path, count: int) -> None:
+    path.write_text(
+        "rules:\n" + "".join(f"  - id: r{n}\n    terms: [word{n}]\n" for n in range(count)),
+        encoding="utf-8",
+    )
+
+
+def alerts_of(registry: CollectorRegistry, rule: str) -> float | None:
+    return registry.get_sample_value("newsmon_alerts_total", {"rule": rule, "severity": "medium"})
+
+
+def series_count(registry: CollectorRegistry) -> int:
+    return sum(
+        1
+        for family in registry.collect()
+        if family.name == "newsmon_alerts"
+        for sample in family.samples
+        if sample.name == "newsmon_alerts_total"
+    )
+
+
+def test_rules_under_the_cap_each_have_a_series_from_the_start(tmp_path: Path) -> None:
+    path, registry = tmp_path / "rules.yaml", CollectorRegistry()
+    many_rules(path, 5)
+    engine_on(path, registry, series=5)
+    assert [alerts_of(registry, f"r{n}") for n in range(5)] == [0.0] * 5
+    assert alerts_of(registry, OTHER_RULES) is None
+
+
+def test_rules_past_the_cap_count_under_other(tmp_path: Path) -> None:
+    path, registry = tmp_path / "rules.yaml", CollectorRegistry()
+    many_rules(path, 50)
+    engine = engine_on(path, registry, series=3)
+    assert series_count(registry) == 5  # _other, one per severity; no rule pre-declared
+    for n in (7, 8, 9, 10, 11, 7):
+        engine.process(story(f"about word{n} today", url=f"https://e.example/{n}/{id(engine)}"))
+        engine.confirm_all()
+    assert [alerts_of(registry, f"r{n}") for n in (7, 8, 9)] == [1.0, 1.0, 1.0]
+    assert alerts_of(registry, "r10") is None and alerts_of(registry, "r11") is None
+    assert alerts_of(registry, OTHER_RULES) == 2.0
+    assert series_count(registry) == 5 + 3
+
+
+def test_a_reload_frees_the_series_of_removed_rules(tmp_path: Path) -> None:
+    path, registry = tmp_path / "rules.yaml", CollectorRegistry()
+    many_rules(path, 2)
+    engine = engine_on(path, registry, series=2)
+    path.write_text("rules:\n  - id: r1\n    terms: [word1]\n  - id: r9\n    terms: [word9]\n")
+    engine.request_reload()
+    assert engine.reload_if_due()
+    assert alerts_of(registry, "r0") is None
+    assert alerts_of(registry, "r1") == 0.0 and alerts_of(registry, "r9") == 0.0
