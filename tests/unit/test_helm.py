@@ -303,7 +303,9 @@ def test_every_container_runs_a_real_command_with_real_settings(values: str) -> 
         names = [e["name"] for e in container["env"]]
         unknown = [n for n in names if n not in NOT_SETTINGS and not is_setting(n)]
         assert unknown == [], f"{name}: not settings: {unknown}"
-    assert sorted(commands.values()) == sorted([[w] for w in WORKERS] + [["topics", "create"]])
+    console = [["console"]] if values == "all-on" else []  # optional, on in all-on
+    expected = [[w] for w in WORKERS] + [["topics", "create"]] + console
+    assert sorted(commands.values()) == sorted(expected)
 
 
 @pytest.mark.parametrize("values", sorted(VALUES))
@@ -513,3 +515,26 @@ def test_alert_job_names_match_the_service_monitor() -> None:
     assert rule["spec"] == yaml.safe_load(
         (ROOT / "deploy" / "prometheus" / "alerts.yml").read_text()
     )
+
+
+def test_the_console_is_optional_one_replica_with_a_login_and_its_own_store() -> None:
+    assert not [m for m in rendered("default") if "console" in m["metadata"]["name"]]
+    manifests = rendered("all-on")
+    console = named(manifests, "StatefulSet", "newsmon-console")
+    assert console["spec"]["replicas"] == 1
+    container = container_of(console)
+    args = build_parser().parse_args(container["args"])
+    assert (args.source, args.bind) == ("kafka", "0.0.0.0:8080")
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    service = {
+        p["name"]: p["port"]
+        for p in named(manifests, "Service", "newsmon-console")["spec"]["ports"]
+    }
+    assert ports == service == {"http": 8080, "metrics": 9200}
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["NEWSMON_CONSOLE__PASSWORD_FILE"].endswith("/password")
+    done = helm(
+        "template", "x", str(CHART), *REQUIRED_SETS, "--set", "console.enabled=true", check=False
+    )
+    assert done.returncode != 0
+    assert "console: a login is required" in done.stderr
