@@ -538,3 +538,53 @@ def test_the_console_is_optional_one_replica_with_a_login_and_its_own_store() ->
     )
     assert done.returncode != 0
     assert "console: a login is required" in done.stderr
+
+
+def test_the_console_probes_are_served_where_the_chart_points_them(tmp_path: Path) -> None:
+    """The console's http port is the one its --bind names, its readiness probe answers on
+    the console app (503 once unhealthy) and its liveness probe on the metrics server."""
+    from starlette.testclient import TestClient
+
+    from pipeline.config import load_config
+    from pipeline.console.app import Console, build_app, templates
+    from pipeline.console.security import Access, LoginThrottle
+    from pipeline.history.store import HistoryStore
+
+    manifests = rendered("all-on")
+    container = container_of(named(manifests, "StatefulSet", "newsmon-console"))
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    bind = build_parser().parse_args(container["args"]).bind
+    assert ports["http"] == int(bind.rsplit(":", 1)[1])
+    healthy = [True]
+    config = load_config(state_dir=tmp_path)
+    console = Console(
+        config, HistoryStore.in_dir(tmp_path), Metrics(), Access("pw", None),
+        LoginThrottle(3, 60), templates(), functools.partial(bool_of, healthy),
+    )  # fmt: skip
+    app = TestClient(build_app(console, "secret"), follow_redirects=False)
+    metrics_port = loaded_config(
+        manifests, "console", named(manifests, "StatefulSet", "newsmon-console")
+    ).settings.metrics.port
+    assert ports["metrics"] == metrics_port
+    local = config.settings.model_copy(
+        update={
+            "metrics": config.settings.metrics.model_copy(update={"host": "127.0.0.1", "port": 0})
+        }
+    )
+    server = start_metrics(local, Metrics(), health=functools.partial(bool_of, healthy))
+    assert server is not None
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        for probe in ("livenessProbe", "readinessProbe"):
+            target, path = container[probe]["httpGet"]["port"], container[probe]["httpGet"]["path"]
+            for state, status in ((True, 200), (False, 503)):
+                healthy[0] = state
+                if ports.get(target, target) == ports["http"]:
+                    answer = app.get(path).status_code
+                else:
+                    assert ports.get(target, target) == ports["metrics"], f"console {probe}"
+                    answer = get(base + path)
+                assert answer == status, f"console {probe}: {path} on {target} gave {answer}"
+    finally:
+        server.shutdown()
+        server.server_close()
