@@ -306,7 +306,8 @@ class _EntitySpans:
 
         "Tesla" in the ORG "Tesla Inc." or "Musk's Tesla" counts; in "Nikola Tesla" or
         "the Nikola Tesla Museum" (which small NER models also call ORG) it is the tail
-        of another name and does not. A hit in no mention at all is read from its context
+        of another name and does not. A person's name is the exception: a surname is the
+        tail of the full name, so "Ford" in the PERSON "Gerald Ford" is that person. A hit in no mention at all is read from its context
         when it is a capitalised word of a short text.
         """
         hit = self._in_own_field(hit)
@@ -318,7 +319,10 @@ class _EntitySpans:
         ]
         if not inside:
             return self._reads_as(hit, text, labels)
-        return any(label in labels and heads_name(text[s : hit.start]) for s, label in inside)
+        return any(
+            label in labels and (label == "PERSON" or heads_name(text[s : hit.start]))
+            for s, label in inside
+        )
 
     def _in_own_field(self, hit: Hit) -> Hit:
         """On a summary fallback the text is the title and the summary joined

@@ -85,6 +85,18 @@ CASES = [
         story("Musk's Tesla grew", entities=[("ORG", "Musk's Tesla")]),
         True,
     ),
+    (
+        "PERSON rule, the surname of a full name",
+        rule("r", "Ford", entity_types=["PERSON"]),
+        story("Former president Gerald Ford is remembered", entities=[("PERSON", "Gerald Ford")]),
+        True,
+    ),
+    (
+        "PERSON rule, a company that ends a person's name",
+        rule("r", "Ford", entity_types=["PERSON"]),
+        story("the Henry Ford Museum opened", entities=[("ORG", "the Henry Ford Museum")]),
+        False,
+    ),
     ("all present", rule("r", "Tesla", all=["China"]), story("Tesla in China"), True),
     ("all missing", rule("r", "Tesla", all=["China", "Musk"]), story("Tesla in China"), False),
     ("none present", rule("r", "Tesla", none=["Nikola"]), story("Nikola Tesla's coil"), False),
