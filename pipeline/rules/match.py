@@ -307,8 +307,9 @@ class _EntitySpans:
         "Tesla" in the ORG "Tesla Inc." or "Musk's Tesla" counts; in "Nikola Tesla" or
         "the Nikola Tesla Museum" (which small NER models also call ORG) it is the tail
         of another name and does not. A person's name is the exception: a surname is the
-        tail of the full name, so "Ford" in the PERSON "Gerald Ford" is that person. A hit in no mention at all is read from its context
-        when it is a capitalised word of a short text.
+        tail of the full name, so "Ford" in the PERSON "Gerald Ford" is that person. A
+        hit in no mention at all is read from its context when it is a capitalised word
+        of a short text.
         """
         hit = self._in_own_field(hit)
         text: str = getattr(self._story, hit.field)
