@@ -20,6 +20,7 @@ from pydantic import (
     Tag,
     TypeAdapter,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -119,15 +120,19 @@ class Spike(Section):
             raise ValueError("the window must be whole minutes, from 1m to 30d")
         return window
 
-    @model_validator(mode="after")
-    def _whole_windows(self) -> Spike:
-        windows, rest = divmod(self.baseline_seconds, self.window_seconds)
+    @field_validator("baseline_seconds")
+    @classmethod
+    def _whole_windows(cls, baseline: int, info: ValidationInfo) -> int:
+        window = info.data.get("window_seconds")
+        if window is None:  # the window itself is wrong: said once, there
+            return baseline
+        windows, rest = divmod(baseline, window)
         if rest or not 1 <= windows <= MAX_BASELINE_WINDOWS:
             raise ValueError(
-                f"baseline must be a whole number of windows, 1 to {MAX_BASELINE_WINDOWS} "
-                f"(here {self.baseline_seconds / self.window_seconds:g})"
+                f"the baseline must be a whole number of windows, 1 to {MAX_BASELINE_WINDOWS} "
+                f"(here {baseline / window:g})"
             )
-        return self
+        return baseline
 
     @property
     def baseline_windows(self) -> int:
