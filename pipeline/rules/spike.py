@@ -5,7 +5,7 @@ a time bucket (a twelfth of the window); the window is the last twelve buckets u
 the newest story seen, the baseline the `baseline` span before it. The rule fires
 when the window's count reaches `min_count` and `factor` times the baseline's mean
 count per window, and then not again until the spike is over: at least one window
-after it fired, a story finds the window's count back under that threshold. The mean
+after it fired, a story finds the window's count under half that threshold. The mean
 is taken over the part of the baseline since the rule counted its first story, and a
 rule with less than one window of history only learns: a rule added for a name that
 is always in the news does not fire because its first hour compares with nothing.
@@ -78,6 +78,12 @@ class Verdict:
     def surging(self) -> bool:
         return self.window_count >= self.threshold
 
+    @property
+    def subsided(self) -> bool:
+        """Under half the threshold: a count that wavers around the threshold is one spike
+        that goes on, not a string of them."""
+        return self.window_count < self.threshold / 2
+
 
 def judge(spike: Spike, window_count: int, baseline_count: int, observed: float) -> Verdict:
     """The baseline's mean is over the `observed` windows of it (those since the rule began
@@ -148,7 +154,7 @@ def _decide(
 ) -> tuple[SpikeState, Fired | None]:
     """Fire if armed and surging; re-arm a window after firing once the surge is over."""
     if state.fired_at is not None:
-        if now >= state.fired_at + spike.window_seconds and not verdict.surging:
+        if now >= state.fired_at + spike.window_seconds and verdict.subsided:
             state = replace(state, fired_at=None, fired_key=None, fired_story=None)
         return state, None
     if not verdict.surging:

@@ -118,6 +118,18 @@ def test_the_rule_rearms_once_the_surge_is_over_and_fires_for_the_next_one(
     assert spikes[0].key != spikes[1].key
 
 
+def test_a_surge_that_wavers_around_the_threshold_stays_one_spike(memory: AlertStore) -> None:
+    feed = Feed(memory)
+    feed.run(steady(2, T0, 8 * 24))
+    jump = T0 + 8 * 24 * HOUR
+    minute = timedelta(minutes=1)
+    burst = [jump + k * minute for k in range(6)]  # fires at 6 (3x the mean of 2)
+    wavering = steady(5, jump + 10 * minute, 3)  # then 5 an hour: under 6, over half of it
+    bump = [jump + (130 + k) * minute for k in range(3)]  # back over 6 for a moment
+    feed.run(sorted(burst + wavering + bump))
+    assert len(feed.spikes()) == 1
+
+
 def test_a_slow_rise_under_the_factor_does_not_fire(memory: AlertStore) -> None:
     feed = Feed(memory)
     # from 2 to 14 stories an hour over nine days: each hour well under 3x the week's mean

@@ -172,3 +172,10 @@ def test_a_spike_reads_as_written(tmp_path: Path) -> None:
     spike = rule.spike
     assert spike.window_seconds == 5400 and spike.baseline_seconds == 7 * 86400
     assert (spike.factor, spike.min_count, spike.baseline_windows) == (3.0, 5, 112)
+
+
+def test_other_alerts_keep_their_wire_form_without_a_spike_field(tmp_path: Path) -> None:
+    engine = engine_for(tmp_path)
+    [plain] = [a for a in engine.process(timeline()[0]) if a.rule_id == "tesla"]
+    assert b'"spike"' not in plain.to_bytes()
+    assert decode(Alert, plain.to_bytes()) == plain
