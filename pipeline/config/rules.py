@@ -10,6 +10,7 @@ into one that counts its matches and fires when they surge (`pipeline/rules/spik
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -91,7 +92,7 @@ MAX_BASELINE_WINDOWS = 2016  # a week of 5-minute windows: bounds a rule's count
 def duration_seconds(value: Any) -> int:
     """`90m`, `1h`, `7d` (or seconds) as whole seconds, read as feeds.yaml reads them."""
     seconds = parse_duration(value)
-    if seconds != int(seconds):
+    if not math.isfinite(seconds) or seconds != int(seconds):
         raise ValueError(f"{value!r}: a duration must be a whole number of seconds")
     return int(seconds)
 

@@ -152,6 +152,9 @@ def test_on_kafka_the_owner_of_the_rules_partition_counts_and_decides(tmp_path: 
         ("{window: 1h, min_count: 0}", "field 'spike.min_count': Input should be greater than"),
         ("{baseline: 7d}", "field 'spike.window': Field required"),
         ("{window: 1h, windw: 2h}", "field 'spike.windw': unknown key"),
+        ("{window: .inf}", "field 'spike.window': inf: a duration must be a whole number"),
+        ("{window: .nan}", "field 'spike.window': nan: a duration must be a whole number"),
+        ("{window: 1h, baseline: [7d]}", "field 'spike.baseline': not a duration: ['7d']"),
     ],
 )
 def test_a_bad_spike_names_the_rule_and_the_field(
