@@ -125,6 +125,8 @@ class RulesEngine:
         self.spikes = SpikeDetector(store.spikes)
         self._spike_rules: dict[str, Rule] = {}
         self._declare(self.compiled)
+        if not store.tables.mirrored:  # on Kafka the cache may hold partitions owned elsewhere
+            self._forget_old_spikes()
 
     # -- rules -----------------------------------------------------------------------
 
@@ -164,8 +166,19 @@ class RulesEngine:
         self.compiled = compiled
         self.metrics.rule_reloads.labels("ok").inc()
         self._declare(compiled)
+        self._forget_old_spikes()
         log.info("rules reloaded rules_file=%s rules=%s", self.rules_path, len(compiled.rules))
         return True
+
+    def _forget_old_spikes(self, parts: set[int] | None = None) -> None:
+        """Rules that lost `spike:` (or left the file) drop their counts: after a reload
+        (the cache holds only owned partitions), after a restore (those partitions), and
+        at start-up in `newsmon run`. On Kafka the changelog gets the deletions with the
+        next decision's flush."""
+        with self.store.transaction():
+            gone = self.store.spikes.forget_rules_except(set(self._spike_rules), parts)
+        if gone:
+            log.info("spike counts dropped", extra={"rule": gone, "reason": "not a spike rule"})
 
     def _declare(self, compiled: CompiledRules) -> None:
         self._spike_rules = {r.id: r for r in compiled.rules if r.spike is not None}
@@ -266,6 +279,7 @@ class RulesEngine:
         """Partitions assigned: replay their state from the changelog, then index it."""
         replayed = self.store.restore(partitions)
         self.ledger.restored(self.clock())
+        self._forget_old_spikes(partitions)
         log.info(
             "rules state restored",
             extra={"stage": "rules", "partition": sorted(partitions), "records": replayed},

@@ -13,7 +13,8 @@ is always in the news does not fire because its first hour compares with nothing
 Time is the story's own (`story_time`), never the wall clock, so a replay or a
 backtest of the same stories in the same order decides the same; the detector's
 "now" is the newest story time it has seen for the rule (a late story is counted in
-its own bucket, but does not move the window back).
+its own bucket, but does not move the window back). Only the alert's `raised_at` and
+its throttle window read a clock: the engine's, injected (`RulesEngine(clock=...)`).
 
 The counts live in the rules store (`spike_store.py`), per partition and mirrored to
 the changelog like the rest of the rules' state: on Kafka the owner of a rule's

@@ -144,6 +144,19 @@ class SpikeStore:
                 dropped += 1
         return dropped
 
+    def forget_rules_except(self, keep: set[str], parts: set[int] | None = None) -> list[str]:
+        """Drop the counts of rules that are no longer spike rules (removed from the file,
+        disabled, or without `spike:` now), in `parts` (default: all the cache holds);
+        returns their ids. Inside a transaction."""
+        with self.tables.lock:
+            held = self.tables.db.execute("SELECT rule_id, part FROM spike_state").fetchall()
+        gone = sorted({r for r, part in held if r not in keep and (parts is None or part in parts)})
+        for rule_id in gone:
+            for table in ("spike_counts", "spike_seen", "spike_state"):
+                for row in self.tables.rows(table, "rule_id = ?", (rule_id,)):
+                    self.tables.delete(table, row["part"], row)
+        return gone
+
     def rows(self, rule_id: str) -> int:
         """Rows a rule holds (buckets and ids): what the pruning keeps bounded."""
         with self.tables.lock:

@@ -182,3 +182,27 @@ def test_other_alerts_keep_their_wire_form_without_a_spike_field(tmp_path: Path)
     [plain] = [a for a in engine.process(timeline()[0]) if a.rule_id == "tesla"]
     assert b'"spike"' not in plain.to_bytes()
     assert decode(Alert, plain.to_bytes()) == plain
+
+
+def test_a_reload_that_takes_spike_away_drops_the_rules_counts(tmp_path: Path) -> None:
+    engine = engine_for(tmp_path)
+    for s in timeline()[:5]:
+        engine.process(s)
+    spikes = engine.store.spikes
+    assert spikes.rows("tesla-surge") > 0
+    engine.rules_path.write_text(RULES.split("    spike:", maxsplit=1)[0], encoding="utf-8")
+    engine.request_reload()
+    assert engine.reload_if_due()
+    assert spikes.rows("tesla-surge") == 0 and spikes.state("tesla-surge") is None
+
+
+def test_newsmon_run_started_without_a_spike_rule_drops_its_counts(tmp_path: Path) -> None:
+    engine = engine_for(tmp_path, AlertStore(tmp_path / "rules.sqlite3"))
+    for s in timeline()[:5]:
+        engine.process(s)
+    engine.close()
+    (tmp_path / "rules.yaml").write_text(RULES.split("  - id: tesla-surge", maxsplit=1)[0])
+    store = AlertStore(tmp_path / "rules.sqlite3")
+    RulesEngine(tmp_path / "rules.yaml", RulesSettings(), store, Metrics(CollectorRegistry()))
+    assert store.spikes.rows("tesla-surge") == 0
+    store.close()
