@@ -37,6 +37,7 @@ from pipeline.metrics import Metrics
 from pipeline.models import Alert, RawStory
 from pipeline.notifier.delivered import open_ledger
 from pipeline.notifier.dispatch import Dispatcher
+from pipeline.notifier.format import spike_counts_text
 from pipeline.notifier.local import HandOffStage, LocalDelivery
 from pipeline.poller.stage import FeedPoller
 from pipeline.poller.state import SqliteStateStore
@@ -246,6 +247,11 @@ def print_alert(alert: Alert, out: TextIO) -> None:
             f"\n[{alert.severity}] {alert.rule_name}: digest of {len(alert.digest)} stories\n"
         )
         for item in alert.digest:
+            out.write(f"  - {item.title}\n    {item.url}\n")
+    elif alert.kind == "spike" and alert.spike is not None:
+        counts = spike_counts_text(alert.spike)
+        out.write(f"\n[{alert.severity}] {alert.rule_name}: spike, {counts}\n")
+        for item in alert.spike.headlines:
             out.write(f"  - {item.title}\n    {item.url}\n")
     else:
         out.write(f"\n[{alert.severity}] {alert.rule_name}: {story.title}\n  {story.url}\n")

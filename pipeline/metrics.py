@@ -236,6 +236,12 @@ class Metrics:
             "newsmon_match_seconds", "Time to match one story against all rules.", buckets=_FAST,
             registry=r,
         )  # fmt: skip
+        self.spikes_fired = Counter(
+            "newsmon_spikes_fired_total",
+            "Spikes detected by spike rules, by the rule's severity (once per spike).",
+            ["severity"],
+            registry=r,
+        )
 
         # -- notifier
         self.deliveries = Counter(
@@ -317,6 +323,8 @@ class Metrics:
             self.stories_matched.labels(matched)
         for reason in ("same_story", "near_duplicate", "throttled"):
             self.alerts_suppressed.labels(reason)
+        for severity in SEVERITIES:
+            self.spikes_fired.labels(severity)
         for outcome in ("ok", "error"):
             self.rule_reloads.labels(outcome)
         self._preinitialise_console()

@@ -122,14 +122,31 @@ class MatchedTerm(Contract):
     snippet: str = Field(description="Context around the match, the match marked with **...**.")
 
 
+class SpikeCounts(Contract):
+    """Why a spike rule fired: its matches in the window against the baseline's mean."""
+
+    window_start: AwareDatetime
+    window_end: AwareDatetime = Field(description="Time of the newest story counted.")
+    window_seconds: int = Field(gt=0)
+    baseline_seconds: int = Field(gt=0, description="The span before the window.")
+    window_count: int = Field(ge=0, description="Stories the rule matched in the window.")
+    baseline_mean: float = Field(ge=0, description="Mean count per window over the baseline.")
+    factor: float = Field(gt=0, description="The rule's factor: fires at factor x mean.")
+    min_count: int = Field(ge=1)
+    headlines: list[AlertStory] = Field(
+        default_factory=list, description="A few stories of the window, newest first."
+    )
+
+
 class Alert(Contract):
-    """A rule fired on a story (or, for `kind: digest`, on many stories of a throttled rule)."""
+    """A rule fired on a story (or, for `kind: digest`, on many stories of a throttled rule;
+    for `kind: spike`, on a surge of stories, with `spike` saying how many)."""
 
     schema_version: Literal[1] = 1
     alert_id: NonEmpty = Field(
         description="Deterministic: the same story and rule give the same id."
     )
-    kind: Literal["alert", "digest"] = "alert"
+    kind: Literal["alert", "digest", "spike"] = "alert"
     rule_id: NonEmpty
     rule_name: str
     severity: Severity = "medium"
@@ -141,6 +158,17 @@ class Alert(Contract):
     digest: list[AlertStory] = Field(
         default_factory=list, description="For digests: the stories the throttled rule matched."
     )
+    spike: SpikeCounts | None = Field(
+        None, description="For spikes: the counts and a few headlines (absent otherwise)."
+    )
+
+    def to_bytes(self) -> bytes:
+        """Without `spike` unless it is one: other alerts keep the bytes (and the schema) they
+        had before spikes existed, so receivers and older consumers read them as before."""
+        if self.spike is None:
+            return self.model_dump_json(exclude={"spike"}).encode("utf-8")
+        return super().to_bytes()
+
     first_seen: AwareDatetime
     raised_at: AwareDatetime
 

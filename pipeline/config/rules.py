@@ -1,13 +1,16 @@
-"""The schema of rules.yaml: watch rules (terms, proximity, entity types, filters, destinations).
+"""The schema of rules.yaml: watch rules (terms, proximity, entity types, filters, destinations,
+spikes).
 
 A term is written as a string (`Tesla`) or, to count only in some fields, as
 `{term: Tesla, in: [title]}`. `near` and `same_sentence` say where a watch term
 must stand relative to other terms; the matcher (`pipeline/rules/match.py`)
-gives them their meaning, docs/rules.md their table of matches.
+gives them their meaning, docs/rules.md their table of matches. `spike` turns a rule
+into one that counts its matches and fires when they surge (`pipeline/rules/spike.py`).
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,10 +21,12 @@ from pydantic import (
     Tag,
     TypeAdapter,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
+from pipeline.config.feeds import parse_duration
 from pipeline.config.schema import (
     ID_PATTERN,
     SHAPE_TAGS,
@@ -79,6 +84,62 @@ class Near(Section):
     _terms_ok = field_validator("terms")(_clean_terms)
 
 
+MINUTE, DAY = 60, 86400
+MAX_SPIKE_WINDOW = 30 * DAY
+MAX_BASELINE_WINDOWS = 2016  # a week of 5-minute windows: bounds a rule's count buckets
+
+
+def duration_seconds(value: Any) -> int:
+    """`90m`, `1h`, `7d` (or seconds) as whole seconds, read as feeds.yaml reads them."""
+    seconds = parse_duration(value)
+    if not math.isfinite(seconds) or seconds != int(seconds):
+        raise ValueError(f"{value!r}: a duration must be a whole number of seconds")
+    return int(seconds)
+
+
+class Spike(Section):
+    """Fire when the matches of the last `window` run `factor` times above their mean over
+    the `baseline` before it (and reach `min_count`); once per spike."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    window_seconds: int = Field(alias="window", description="The window counted, e.g. 1h.")
+    baseline_seconds: int = Field(
+        7 * DAY, alias="baseline", description="The span before the window its mean is taken over."
+    )
+    factor: float = Field(3.0, gt=1, le=1000)
+    min_count: int = Field(5, ge=1)
+
+    _durations = field_validator("window_seconds", "baseline_seconds", mode="before")(
+        duration_seconds
+    )
+
+    @field_validator("window_seconds")
+    @classmethod
+    def _whole_minutes(cls, window: int) -> int:
+        if window % MINUTE or window > MAX_SPIKE_WINDOW:
+            raise ValueError("the window must be whole minutes, from 1m to 30d")
+        return window
+
+    @field_validator("baseline_seconds")
+    @classmethod
+    def _whole_windows(cls, baseline: int, info: ValidationInfo) -> int:
+        window = info.data.get("window_seconds")
+        if window is None:  # the window itself is wrong: said once, there
+            return baseline
+        windows, rest = divmod(baseline, window)
+        if rest or not 1 <= windows <= MAX_BASELINE_WINDOWS:
+            raise ValueError(
+                f"the baseline must be a whole number of windows, 1 to {MAX_BASELINE_WINDOWS} "
+                f"(here {baseline / window:g})"
+            )
+        return baseline
+
+    @property
+    def baseline_windows(self) -> int:
+        return self.baseline_seconds // self.window_seconds
+
+
 class Rule(Section):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -97,6 +158,7 @@ class Rule(Section):
     notify: tuple[str, ...] = ()
     exact: bool = False
     enabled: bool = True
+    spike: Spike | None = None
 
     _terms_ok = field_validator("terms", "all_terms", "none_terms", "same_sentence")(_clean_terms)
 

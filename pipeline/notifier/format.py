@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC
 
-from pipeline.models import Alert, AlertStory, MatchedTerm
+from pipeline.models import Alert, AlertStory, MatchedTerm, SpikeCounts
 
 TITLE_MAX_CHARS = 250
 MAX_SNIPPETS = 5
@@ -34,6 +34,8 @@ def chat_message(alert: Alert) -> ChatMessage:
     """Title and Markdown body of an alert (or of a digest of a throttled rule's stories)."""
     if alert.kind == "digest":
         return _digest_message(alert)
+    if alert.kind == "spike" and alert.spike is not None:
+        return _spike_message(alert, alert.spike)
     return _alert_message(alert)
 
 
@@ -68,6 +70,37 @@ def _digest_message(alert: Alert) -> ChatMessage:
         lines.append(f"- … and {count - MAX_DIGEST_STORIES} more")
     title = f"{alert.rule_name}: {count} {noun}"
     return ChatMessage(_clip(title, TITLE_MAX_CHARS), "\n".join(lines))
+
+
+def _spike_message(alert: Alert, spike: SpikeCounts) -> ChatMessage:
+    window = span_words(spike.window_seconds)
+    counts = spike_counts_text(spike)
+    lines = [
+        f"Rule {BOLD}{escape_markdown(alert.rule_name)}{BOLD} ({alert.severity}) is spiking: "
+        f"{counts}.",
+        "",
+    ]
+    lines += [f"- {story_link(s)} · {escape_markdown(s.source)}" for s in spike.headlines]
+    title = f"{alert.rule_name}: spike, {spike.window_count} stories in {window}"
+    return ChatMessage(_clip(title, TITLE_MAX_CHARS), "\n".join(lines))
+
+
+def spike_counts_text(spike: SpikeCounts) -> str:
+    """'42 stories in 1h, against 3.1 per 1h over the previous 7d (factor 3, at least 5)'."""
+    window = span_words(spike.window_seconds)
+    return (
+        f"{spike.window_count} stories in {window}, against {spike.baseline_mean:g} per {window} "
+        f"over the previous {span_words(spike.baseline_seconds)} "
+        f"(factor {spike.factor:g}, at least {spike.min_count})"
+    )
+
+
+def span_words(seconds: int) -> str:
+    """A span as the rules file writes it: 90m, 1h, 7d."""
+    for unit, size in (("d", 86400), ("h", 3600)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds // 60}m" if seconds % 60 == 0 else f"{seconds}s"
 
 
 def _about(alert: Alert, story: AlertStory) -> str:

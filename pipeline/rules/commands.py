@@ -95,7 +95,7 @@ def match_lines(
             continue
         stories += 1
         for alert in engine.process(story):
-            out.write(alert.model_dump_json() + "\n")
+            out.write(alert.to_bytes().decode("utf-8") + "\n")
             alerts += 1
         engine.confirm_all()
     out.flush()

@@ -172,6 +172,38 @@ class AlertLedger:
         self.near.prune(now)
         return out
 
+    def decide_spike(
+        self, alert: Alert, key: str, now: float, position: SourcePosition | None = None
+    ) -> Alert | None:
+        """The spike alert to publish, if any; inside `store.transaction()`.
+
+        A spike is recorded under its `key` as a story is: the same spike again (its
+        record read again after a crash) re-publishes the pending alert, and a rule over
+        its throttle holds it for the digest. No near-duplicate check: a spike has no text.
+        """
+        known = self.store.get(alert.rule_id, key)
+        if known is not None:
+            return self._seen_before(known)
+        part = position.partition if position is not None else 0
+        window_start = self.store.admit(
+            alert.rule_id, now, self.settings.throttle_max_alerts,
+            self.settings.throttle_window_seconds, part,
+        )  # fmt: skip
+        if window_start is not None:
+            self._suppress("throttled", alert.rule_id, key)
+            self._record(
+                alert.rule_id, key, "held", alert, now, position=position, window_start=window_start
+            )
+            return None
+        self._record(alert.rule_id, key, "pending", alert, now, position=position)
+        self.metrics.alerts.labels(alert.rule_id, alert.severity).inc()
+        return alert
+
+    def republish(self, rule_id: str, key: str) -> Alert | None:
+        """A spike's alert again, if it is still pending (its story came back after a crash)."""
+        known = self.store.get(rule_id, key)
+        return None if known is None else self._seen_before(known)
+
     def restored(self, now: float) -> None:
         """The store's partitions changed (restored or dropped): index what it holds now."""
         self.near.reload(now)

@@ -21,6 +21,7 @@ import logging
 import signal
 import time
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 from datasketch import MinHash
@@ -33,6 +34,7 @@ from pipeline.models import Alert, AlertStory, EnrichedStory, alert_id_for, deco
 from pipeline.rules.compile import CompiledRules, compile_rules
 from pipeline.rules.dedup import AlertLedger
 from pipeline.rules.match import RuleMatch, match_story, matched_terms
+from pipeline.rules.spike import Fired, SpikeDetector
 from pipeline.rules.store import AlertStore, HeldGroup, SourcePosition
 
 log = logging.getLogger(__name__)
@@ -57,6 +59,24 @@ def build_alert(story: EnrichedStory, match: RuleMatch, snippet_chars: int) -> A
         topics=list(story.topics),
         first_seen=story.first_seen,
         raised_at=utcnow(),
+    )
+
+
+def build_spike_alert(rule: Rule, candidate: Alert, fired: Fired, raised_at: datetime) -> Alert:
+    """The alert of a spike: the story that set it off, its matches, and the counts with a
+    few headlines of the window; its id names the rule and the spike, not a story."""
+    return Alert(
+        alert_id=alert_id_for(rule.id, fired.key),
+        kind="spike",
+        rule_id=rule.id,
+        rule_name=rule.name,
+        severity=rule.severity,
+        notify=list(rule.notify),
+        story=candidate.story,
+        matches=candidate.matches,
+        first_seen=candidate.first_seen,
+        raised_at=raised_at,
+        spike=fired.counts,
     )
 
 
@@ -102,7 +122,11 @@ class RulesEngine:
         self._checked_at = monotonic()
         self._reload_requested = False
         self.ledger = AlertLedger(store, settings, metrics, clock())
+        self.spikes = SpikeDetector(store.spikes)
+        self._spike_rules: dict[str, Rule] = {}
         self._declare(self.compiled)
+        if not store.tables.mirrored:  # on Kafka the cache may hold partitions owned elsewhere
+            self._forget_old_spikes()
 
     # -- rules -----------------------------------------------------------------------
 
@@ -142,10 +166,22 @@ class RulesEngine:
         self.compiled = compiled
         self.metrics.rule_reloads.labels("ok").inc()
         self._declare(compiled)
+        self._forget_old_spikes()
         log.info("rules reloaded rules_file=%s rules=%s", self.rules_path, len(compiled.rules))
         return True
 
+    def _forget_old_spikes(self, parts: set[int] | None = None) -> None:
+        """Rules that lost `spike:` (or left the file) drop their counts: after a reload
+        (the cache holds only owned partitions), after a restore (those partitions), and
+        at start-up in `newsmon run`. On Kafka the changelog gets the deletions with the
+        next decision's flush."""
+        with self.store.transaction():
+            gone = self.store.spikes.forget_rules_except(set(self._spike_rules), parts)
+        if gone:
+            log.info("spike counts dropped", extra={"rule": gone, "reason": "not a spike rule"})
+
     def _declare(self, compiled: CompiledRules) -> None:
+        self._spike_rules = {r.id: r for r in compiled.rules if r.spike is not None}
         self.metrics.rules_loaded.set(len(compiled.rules))
         self.metrics.declare_rules(
             ((r.id, r.severity) for r in compiled.rules), cap=self.settings.metric_rule_series
@@ -169,10 +205,15 @@ class RulesEngine:
             return []
         now = self.clock()
         width = self.settings.snippet_chars
+        plain = [m for m in matches if m.rule.spike is None]
+        counted = [m for m in matches if m.rule.spike is not None]
         with self.store.transaction():
             alerts = self.ledger.decide(
-                story, matches, lambda m: build_alert(story, m, width), now, position
-            )
+                story, plain, lambda m: build_alert(story, m, width), now, position
+            ) if plain else []  # fmt: skip
+            for match in counted:
+                spike = self._count_spike(match.rule, build_alert(story, match, width), position)
+                alerts += [spike] if spike is not None else []
         for alert in alerts:
             log.info(
                 "alert raised",
@@ -196,8 +237,12 @@ class RulesEngine:
     ) -> Alert | None:
         """Dedup, near-duplicates and throttling for one candidate (Kafka: the decide step,
         run by the owner of the rule's partition)."""
+        spike_rule = self._spike_rules.get(alert.rule_id)
         with self.store.transaction():
-            decided = self.ledger.decide_candidate(alert, minhash, self.clock(), position)
+            if spike_rule is not None:
+                decided = self._count_spike(spike_rule, alert, position)
+            else:
+                decided = self.ledger.decide_candidate(alert, minhash, self.clock(), position)
         if decided is not None:
             log.info(
                 "alert raised",
@@ -206,10 +251,35 @@ class RulesEngine:
             )  # fmt: skip
         return decided
 
+    def _count_spike(
+        self, rule: Rule, candidate: Alert, position: SourcePosition | None
+    ) -> Alert | None:
+        """Count a story for a spike rule; the spike alert it sets off, if any (inside
+        `store.transaction()`)."""
+        if rule.spike is None:
+            return None
+        part = position.partition if position is not None else 0
+        fired = self.spikes.count(rule.id, rule.spike, candidate.story, candidate.first_seen, part)
+        if fired is None:
+            return None
+        if fired.counts is None:
+            return self.ledger.republish(rule.id, fired.key)
+        now = self.clock()
+        alert = build_spike_alert(rule, candidate, fired, datetime.fromtimestamp(now, UTC))
+        self.metrics.spikes_fired.labels(rule.severity).inc()
+        log.info(
+            "spike fired",
+            extra={"rule": rule.id, "alert_id": alert.alert_id,
+                   "window_count": fired.counts.window_count,
+                   "baseline_mean": fired.counts.baseline_mean},
+        )  # fmt: skip
+        return self.ledger.decide_spike(alert, fired.key, now, position)
+
     def restore(self, partitions: set[int]) -> int:
         """Partitions assigned: replay their state from the changelog, then index it."""
         replayed = self.store.restore(partitions)
         self.ledger.restored(self.clock())
+        self._forget_old_spikes(partitions)
         log.info(
             "rules state restored",
             extra={"stage": "rules", "partition": sorted(partitions), "records": replayed},
@@ -266,6 +336,7 @@ class RulesEngine:
                 "entities": [],
                 "topics": [],
                 "digest": [a.story for a in held],
+                "spike": None,
                 "first_seen": min(a.first_seen for a in held),
                 "raised_at": utcnow(),
             }

@@ -14,7 +14,8 @@ out again rather than being lost.
 Other states: `held` (throttled, waiting for its rule's digest), `digested`
 (sent in a digest), `duplicate` (a near-duplicate of a story that already
 alerted). MinHash signatures of alerted stories live here too, for the
-near-duplicate index to be rebuilt at start-up and after a restore.
+near-duplicate index to be rebuilt at start-up and after a restore, and the spike
+rules' counts (`spike_store.py`).
 
 On Kafka every row belongs to the partition of the candidate-alerts topic its
 rule is keyed to (`part`), so one replica owns a rule's whole history; the
@@ -34,6 +35,8 @@ from pathlib import Path
 from typing import Literal
 
 from pipeline.corridor.state import Changelog, NoChangelog, PartitionTables, Table
+from pipeline.rules import spike_store
+from pipeline.rules.spike_store import SpikeStore
 from pipeline.storage import connect
 
 log = logging.getLogger(__name__)
@@ -99,6 +102,7 @@ def _open(path: Path | str) -> sqlite3.Connection:
         if columns and "part" not in columns:
             db.execute(alter)
     db.executescript(_SCHEMA)
+    db.executescript(spike_store.SCHEMA)
     old = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     if "signatures" in old:
         db.execute(
@@ -144,10 +148,12 @@ class AlertStore:
     def __init__(self, path: Path | str, changelog: Changelog | None = None) -> None:
         self.path = str(path)
         self.tables = PartitionTables(
-            _open(path), (ALERTS, THROTTLE, SIGNATURES), changelog or NoChangelog(), "rules"
-        )
+            _open(path), (ALERTS, THROTTLE, SIGNATURES, *spike_store.TABLES),
+            changelog or NoChangelog(), "rules",
+        )  # fmt: skip
         self._db = self.tables.db
         self._lock = self.tables.lock
+        self.spikes = SpikeStore(self.tables)
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
