@@ -153,3 +153,42 @@ def test_the_editor_checks_tests_and_refuses_a_save_over_a_newer_file(tmp_path: 
     stale = client.post("/rules/unbundling", data={**form, "source": source, "action": "save"})
     assert "changed since this editor opened it" in stale.text
     assert "severity: critical" not in console.config.rules_path.read_text()
+
+
+def test_the_feeds_page_shows_each_feeds_health_from_the_pollers_state(tmp_path: Path) -> None:
+    from pipeline.poller.state import FeedState, SqliteStateStore
+
+    shutil.copy(ROOT / "configs" / "rules.yaml", tmp_path / "rules.yaml")
+    feeds = tmp_path / "feeds.yaml"
+    feeds.write_text(
+        "feeds:\n  - url: https://wire.example.com/rss\n    name: wire\n"
+        "  - url: https://quiet.example.com/rss\n    name: quiet\n"
+    )
+    config = load_config(
+        feeds_path=feeds, rules_path=tmp_path / "rules.yaml", state_dir=tmp_path / "state"
+    )
+    now = time.time()
+    poller = SqliteStateStore(config.state_dir)
+    poller.save([
+        FeedState(name="wire", url="https://wire.example.com/rss", interval=300.0,
+                  last_poll=now - 60, last_success=now - 3600, last_error="timeout: slow",
+                  last_error_at=now - 60, consecutive_errors=2, fetches=4, fetches_304=1),
+    ])  # fmt: skip
+    poller.close()
+    store = HistoryStore.in_dir(config.state_dir)
+    store.add([story("One", url="https://w.example/1", feed="wire"),
+               story("Two", url="https://w.example/2", feed="wire")], [], now)  # fmt: skip
+    console = Console(config, store, Metrics(), Access(None, None), LoginThrottle(3, 60),
+                      templates())  # fmt: skip
+    page = TestClient(build_app(console, "test-secret")).get("/feeds")
+    assert page.status_code == 200
+    row = re.search(r'<tr class="status-failing" data-feed="wire">(.*?)</tr>', page.text, re.S)
+    assert row is not None
+    cells = [re.sub(r"<[^>]+>", " ", c).split() for c in re.findall(r"<td.*?</td>", row[1], re.S)]
+    success = time.strftime("%Y-%m-%d %H:%M", time.gmtime(now - 3600))
+    assert " ".join(cells[2]) == f"{success} UTC", "the last success"
+    assert cells[3][:2] == ["timeout:", "slow"] and "2 in a row" in " ".join(cells[3])
+    assert cells[4] == ["2", "/", "2"], "stories in 24 h / 7 d"
+    assert cells[5] == ["300", "s"], "the current interval"
+    assert cells[6] == ["25", "%", "1", "of", "4"], "the 304 ratio"
+    assert 'data-feed="quiet"' in page.text and "not polled yet" in page.text
