@@ -3,10 +3,13 @@ and the verdicts of the story page (which reuse the rules stage's matcher)."""
 
 from __future__ import annotations
 
+import errno
+import io
 import re
 import shutil
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from rules_stories import rule, story
@@ -192,3 +195,44 @@ def test_the_feeds_page_shows_each_feeds_health_from_the_pollers_state(tmp_path:
     assert cells[5] == ["300", "s"], "the current interval"
     assert cells[6] == ["25", "%", "1", "of", "4"], "the 304 ratio"
     assert 'data-feed="quiet"' in page.text and "not polled yet" in page.text
+
+
+def test_check_and_test_work_on_a_read_only_rules_dir_and_a_save_there_says_why_not(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On Kubernetes the rules are a read-only ConfigMap: the editor still checks and tests
+    a rule (its scratch files go elsewhere) and a save answers with the reason, not a 500.
+    Writes into the rules directory fail as on a read-only mount (root ignores modes)."""
+    client, console = make_console(tmp_path, Access(None, None))
+    rules_dir = console.config.rules_path.parent
+    real_open = io.open
+
+    def read_only_open(file: Any, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
+        if (
+            isinstance(file, str | Path)
+            and Path(file).parent == rules_dir
+            and set(mode) & set("wax+")
+        ):
+            raise OSError(errno.EROFS, "Read-only file system", str(file))
+        return real_open(file, mode, *args, **kwargs)
+
+    monkeypatch.setattr(io, "open", read_only_open)
+    before = console.config.rules_path.read_text()
+    page = client.get("/rules/unbundling").text
+    form = {
+        "csrf": csrf_of(page),
+        "version": re.search(r'name="version" value="(\w+)"', page).group(1),
+        "source": "id: unbundling\nterms: [unbundling]\nseverity: critical\n",
+    }  # type: ignore[union-attr]
+    for action in ("check", "test"):
+        answer = client.post("/rules/unbundling", data={**form, "action": action})
+        assert answer.status_code == 200 and "data-outcome" in answer.text, action
+        assert "Read-only" not in answer.text, action
+    saved = client.post("/rules/unbundling", data={**form, "action": "save"})
+    assert saved.status_code == 200
+    assert "cannot save here: Read-only file system" in saved.text
+    assert console.config.rules_path.read_text() == before
+    errors = {"outcome": "error"}
+    assert (
+        console.metrics.registry.get_sample_value("newsmon_console_rule_saves_total", errors) == 1
+    )
