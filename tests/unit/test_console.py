@@ -17,7 +17,7 @@ from starlette.testclient import TestClient
 
 from pipeline.config import ConsoleSettings, load_config
 from pipeline.console.app import Console, build_app, templates
-from pipeline.console.highlight import Span, annotate, marked_snippet
+from pipeline.console.highlight import Span, annotate, annotate_paragraphs, marked_snippet
 from pipeline.console.rule_edit import apply_edit, rule_source, save_rules
 from pipeline.console.security import Access, LoginThrottle, access_for, is_loopback
 from pipeline.errors import ConfigError
@@ -90,6 +90,18 @@ def test_story_text_is_escaped_and_marks_nest() -> None:
         in html
     )
     assert marked_snippet("a **<i>x</i>** b") == 'a <mark class="hit">&lt;i&gt;x&lt;/i&gt;</mark> b'
+
+
+def test_story_paragraphs_are_annotated_apart_and_a_span_over_a_break_is_cut() -> None:
+    text = "<i>One</i> New\nYork two\n\nthree"
+    spans = [Span(11, 19, "ent ent-GPE", "GPE"), Span(20, 23, "hit", "rule n")]
+    paragraphs = annotate_paragraphs(text, spans)
+    assert paragraphs == [
+        '&lt;i&gt;One&lt;/i&gt; <span class="ent ent-GPE" title="GPE">New</span>',
+        '<span class="ent ent-GPE" title="GPE">York</span> <mark class="hit" title="rule n">two'
+        "</mark>",
+        "three",
+    ]
 
 
 def test_verdicts_agree_with_match_story_and_say_why_a_rule_came_close() -> None:
