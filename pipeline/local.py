@@ -41,7 +41,7 @@ from pipeline.notifier.format import spike_counts_text
 from pipeline.notifier.local import HandOffStage, LocalDelivery
 from pipeline.poller.stage import FeedPoller
 from pipeline.poller.state import SqliteStateStore
-from pipeline.rules.engine import RulesEngine, open_engine
+from pipeline.rules.engine import RulesEngine, open_engine, reload_on_sighup
 from pipeline.rules.stage import RulesStage, alert_output
 
 log = logging.getLogger(__name__)
@@ -165,7 +165,12 @@ class LocalPipeline:
         return self.report
 
     def step(self) -> bool:
-        """One round of every stage; True if anything moved."""
+        """One round of every stage; True if anything moved.
+
+        The rules file is checked here too, not only when a story reaches the rules stage,
+        so that an edit (or SIGHUP) takes effect and is logged on a quiet stream, as the
+        Kafka rules worker does between polls.
+        """
         moved = self.extractor.run_once(timeout=0)
         for _ in range(RULES_PER_STEP):
             settled = self.rules.run_once(timeout=0)
@@ -174,6 +179,7 @@ class LocalPipeline:
                 break
         moved += self.alerts.run_once(timeout=0)
         self.engine.emit_due_digests(self._publish_digests)
+        self.engine.reload_if_due()  # a saved rules file is taken up while no story comes
         self._progress()
         return moved > 0
 
@@ -267,6 +273,7 @@ def run_pipeline(config: Config, *, once: bool, out: TextIO = sys.stdout) -> Run
     stop = stop_event()
     metrics = Metrics()
     pipeline = LocalPipeline(config, metrics, stop, out)
+    reload_on_sighup(pipeline.engine)
     server = start_metrics(config.settings, metrics, health=pipeline.healthy)
     try:
         return pipeline.run(once=once)

@@ -299,7 +299,7 @@ class Metrics:
         )
         self.console_rule_saves = Counter(
             "newsmon_console_rule_saves_total",
-            "Rule edits saved from the console, by outcome (ok, invalid).",
+            "Rule edits saved from the console, by outcome (ok, invalid, error: not writable).",
             ["outcome"],
             registry=r,
         )
@@ -336,7 +336,7 @@ class Metrics:
                 self.history_records.labels(kind, outcome)
         for outcome in ("ok", "failed", "throttled"):
             self.console_logins.labels(outcome)
-        for outcome in ("ok", "invalid"):
+        for outcome in ("ok", "invalid", "error"):
             self.console_rule_saves.labels(outcome)
 
     def declare_feeds(self, names: Iterable[str]) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import pairwise
 
 from markupsafe import Markup, escape
@@ -68,6 +68,25 @@ def annotate(text: str, spans: Iterable[Span]) -> Markup:
             piece = f'<{tag} class="{span.css}" title="{escape(span.title)}">{piece}</{tag}>'
         out.append(piece)
     return Markup("".join(out))
+
+
+def annotate_paragraphs(text: str, spans: Iterable[Span]) -> list[Markup]:
+    """Each paragraph (line) of `text` annotated on its own, so that the page can set
+    them apart; a span that runs over a line break is cut in two, one part each side."""
+    usable = list(spans)
+    paragraphs: list[Markup] = []
+    start = 0
+    for line in text.split("\n"):
+        end = start + len(line)
+        if line.strip():
+            inside = [
+                replace(s, start=max(s.start, start) - start, end=min(s.end, end) - start)
+                for s in usable
+                if s.start < end and s.end > start
+            ]
+            paragraphs.append(annotate(line, inside))
+        start = end + 1
+    return paragraphs
 
 
 def marked_snippet(snippet: str) -> Markup:

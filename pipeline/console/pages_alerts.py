@@ -13,7 +13,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from pipeline.config import load_rules
-from pipeline.console.highlight import annotate, marked_snippet, story_spans
+from pipeline.console.highlight import annotate, annotate_paragraphs, marked_snippet, story_spans
 from pipeline.errors import ConfigError
 from pipeline.history.store import AlertFilter, Cursor
 from pipeline.models import EnrichedStory
@@ -107,10 +107,11 @@ def routes(console: Console) -> list[BaseRoute]:
             )  # fmt: skip
         verdicts, rules_problem = _verdicts(console, story)
         spans = story_spans(story, verdicts)
-        fields = {f: annotate(getattr(story, f), spans[f]) for f in ("title", "summary", "text")}
+        fields = {f: annotate(getattr(story, f), spans[f]) for f in ("title", "summary")}
         return console.page(
             request, "story.html", story=story, raised=raised, verdicts=verdicts,
-            fields=fields, rules_problem=rules_problem, link=safe_link(story.url),
+            fields=fields, paragraphs=annotate_paragraphs(story.text, spans["text"]),
+            rules_problem=rules_problem, link=safe_link(story.url),
             labels=sorted({e.label for e in story.entities}),
         )  # fmt: skip
 

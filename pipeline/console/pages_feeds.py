@@ -38,6 +38,14 @@ class FeedRow:
             return "not polled yet"
         return "failing" if self.state.consecutive_errors else "ok"
 
+    @property
+    def share_304(self) -> float | None:
+        """The share of successful fetches the server answered 304 Not Modified (a feed
+        that never does re-sends its whole document every poll)."""
+        if self.state is None or not self.state.fetches:
+            return None
+        return self.state.fetches_304 / self.state.fetches
+
 
 def poller_states(console: Console) -> tuple[dict[str, FeedState], str | None]:
     """The feed states where the poller keeps them: the state dir (`newsmon run`, a

@@ -3,6 +3,7 @@ check, test over the history, save."""
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -27,7 +28,13 @@ from pipeline.errors import ConfigError
 if TYPE_CHECKING:
     from pipeline.console.app import Console
 
+log = logging.getLogger(__name__)
+
 SPARK_DAYS = 14
+_READ_ONLY_HINT = (
+    " (a read-only mount, such as a ConfigMap on Kubernetes, is changed where it comes from;"
+    " check and test work here)"
+)
 DAY = 86400.0
 NEW_RULE = "id: new-rule\nname: New rule\nterms: [example term]\nseverity: medium\n"
 
@@ -148,7 +155,13 @@ def _act(
         if problems:
             result["problems"] = problems
             return result
-        result["previous"] = save_rules(path, edit.text)
+        try:
+            result["previous"] = save_rules(path, edit.text)
+        except OSError as exc:
+            result["problems"] = [f"{path}: cannot save here: {exc.strerror}{_READ_ONLY_HINT}"]
+            console.metrics.console_rule_saves.labels("error").inc()
+            log.error("rule not saved", extra={"rule": edit.rule.id, "reason": exc.strerror})
+            return result
         result["saved"] = edit.rule.id
         result["version"] = file_version(edit.text)
         console.metrics.console_rule_saves.labels("ok").inc()

@@ -12,6 +12,9 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -135,29 +138,32 @@ def _list_indent(text: str) -> str:
     return "  "
 
 
+@contextmanager
+def _scratch_copy(text: str, path: Path) -> Iterator[Path]:
+    """`text` in a file named as the rules file, for the loaders that read files. In a
+    private temporary directory, not beside the rules file: that directory may be
+    read-only (a ConfigMap on Kubernetes), and checking or testing a rule must work there."""
+    with tempfile.TemporaryDirectory(prefix="newsmon-console-") as folder:
+        scratch = Path(folder) / path.name
+        scratch.write_text(text, encoding="utf-8")
+        yield scratch
+
+
 def check_rules_text(text: str, path: Path, settings: Settings) -> list[str]:
     """`check-config`'s messages for this rules text, naming `path`."""
-    scratch = path.with_name(f".{path.name}.console-check")
-    scratch.write_text(text, encoding="utf-8")
-    try:
+    with _scratch_copy(text, path) as scratch:
         problems = rules_problems(scratch, settings)
         if not problems:
             try:
                 compile_rules(load_rules(scratch), scratch)
             except ConfigError as exc:
                 problems = list(exc.problems)
-    finally:
-        scratch.unlink(missing_ok=True)
     return [p.replace(str(scratch), str(path)) for p in problems]
 
 
 def _rules_of(text: str, path: Path) -> list[Rule]:
-    scratch = path.with_name(f".{path.name}.console-read")
-    scratch.write_text(text, encoding="utf-8")
-    try:
+    with _scratch_copy(text, path) as scratch:
         return load_rules(scratch)
-    finally:
-        scratch.unlink(missing_ok=True)
 
 
 def save_rules(path: Path, text: str) -> Path:

@@ -308,6 +308,8 @@ class FeedPoller:
             last_poll=now,
             last_success=now,
             consecutive_errors=0,
+            fetches=state.fetches + 1,
+            fetches_304=state.fetches_304 + (1 if fetched.not_modified else 0),
         )
 
     def _failed(self, feed: Feed, error: PipelineError, now: float) -> PollResult:

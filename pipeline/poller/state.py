@@ -42,6 +42,11 @@ class FeedState:
     consecutive_errors: int = 0
     items_seen: int = 0
     stories_published: int = 0
+    fetches: int = 0
+    """Successful fetches (200 or 304) since the feed was first polled."""
+    fetches_304: int = 0
+    """Of those, how many the server answered 304 Not Modified: the share tells whether
+    the feed honours conditional GET (the console's feeds page shows it)."""
     body_hash: str | None = None
     """Digest of the last document read: a server without validators that sends the same
     bytes again costs no parse."""

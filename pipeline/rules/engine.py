@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 
 STORE_FILE = "rules.sqlite3"
 Clock = Callable[[], float]
-FileStamp = tuple[int, int, int] | None
+FileStamp = tuple[int, int, int, int] | None
 
 
 def build_alert(story: EnrichedStory, match: RuleMatch, snippet_chars: int) -> Alert:
@@ -86,13 +86,20 @@ def story_summary(story: EnrichedStory) -> AlertStory:
     )
 
 
-def _file_stamp(path: Path) -> FileStamp:
-    """What tells a changed file: editors that save by rename change the inode, not only mtime."""
+def file_stamp(path: Path) -> FileStamp:
+    """What tells a changed rules file without reading it.
+
+    The file the path names now, through any symlinks: an atomic replace (the console's
+    save, editors that write a copy and rename it) and a Kubernetes ConfigMap update (a
+    new directory, then the `..data` symlink swapped) bring a new inode, and the device
+    tells inodes of two volumes apart; mtime and size catch an edit in place. Nothing
+    holds the old file open, so a replaced file is never watched in its stead.
+    """
     try:
         st = path.stat()
     except OSError:
         return None
-    return (st.st_mtime_ns, st.st_size, st.st_ino)
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 class RulesEngine:
@@ -115,7 +122,7 @@ class RulesEngine:
         self.metrics = metrics
         self.clock = clock
         self.monotonic = monotonic
-        self._stamp = _file_stamp(rules_path)
+        self._stamp = file_stamp(rules_path)
         self.compiled = compile_rules(
             rules if rules is not None else load_rules(rules_path), rules_path
         )
@@ -142,7 +149,7 @@ class RulesEngine:
             return False
         self._checked_at = now
         requested, self._reload_requested = self._reload_requested, False
-        stamp = _file_stamp(self.rules_path)
+        stamp = file_stamp(self.rules_path)
         if stamp == self._stamp and not requested:
             return False
         self._stamp = stamp
@@ -159,15 +166,20 @@ class RulesEngine:
             self.compiled = compile_rules(kept, self.rules_path)
             self.metrics.rule_reloads.labels("error").inc()
             log.error(
-                "rules reload failed, keeping the previous rules rules_file=%s problems=%s",
-                self.rules_path, "; ".join(exc.problems),
+                "rules reload failed, keeping the previous rules",
+                extra={"stage": "rules", "rules_file": str(self.rules_path),
+                       "reason": "; ".join(exc.problems)},
             )  # fmt: skip
             return False
         self.compiled = compiled
         self.metrics.rule_reloads.labels("ok").inc()
         self._declare(compiled)
         self._forget_old_spikes()
-        log.info("rules reloaded rules_file=%s rules=%s", self.rules_path, len(compiled.rules))
+        log.info(
+            "rules reloaded",
+            extra={"stage": "rules", "rules_file": str(self.rules_path),
+                   "rules": len(compiled.rules)},
+        )  # fmt: skip
         return True
 
     def _forget_old_spikes(self, parts: set[int] | None = None) -> None:

@@ -244,6 +244,8 @@ def test_poll_publish_then_not_modified(server: FeedServer) -> None:
     assert sample("newsmon_feed_polls_total", {"outcome": "not_modified"}) == 1
     assert sample("newsmon_feed_entries_total", {"kind": "new"}) == 2
     assert sample("newsmon_feed_last_success_timestamp_seconds", {"feed": "a"}) > 0
+    state = store.load()["a"]
+    assert (state.fetches, state.fetches_304) == (2, 1), "the feeds page's 304 ratio"
 
 
 def test_no_story_twice_across_feeds_relistings_and_restarts(
@@ -280,6 +282,8 @@ def test_same_bytes_without_validators_are_not_parsed_again(server: FeedServer) 
     )
     assert poll(feeds, store, sink).polls == {"ok": 1}
     assert [s.url for s in sink.stories] == ["https://s.example/1", "https://s.example/2"]
+    state = store.load()["plain"]
+    assert (state.fetches, state.fetches_304) == (3, 0), "the same bytes again are no 304"
 
 
 def test_state_is_saved_only_after_publish(server: FeedServer) -> None:

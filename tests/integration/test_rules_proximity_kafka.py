@@ -13,6 +13,7 @@ import pytest
 from seed import enriched_seed_story
 
 from pipeline.config import KafkaSettings
+from pipeline.console.rule_edit import save_rules
 from pipeline.corridor.kafka.clients import Producer, read_to_end
 from pipeline.corridor.records import Output
 from pipeline.models import Alert, decode
@@ -42,6 +43,7 @@ def worker_env(settings: KafkaSettings) -> dict[str, str]:
         "NEWSMON_KAFKA__BOOTSTRAP_SERVERS": settings.bootstrap_servers,
         "NEWSMON_KAFKA__GROUP_PREFIX": settings.group_prefix,
         "NEWSMON_METRICS__PORT": "0",
+        "NEWSMON_RULES__RELOAD_CHECK_SECONDS": "0.5",
     }
     for name, topic in settings.topics.model_dump().items():
         env[f"NEWSMON_KAFKA__TOPICS__{name.upper()}"] = topic
@@ -78,6 +80,12 @@ def test_proximity_rules_fire_through_the_kafka_worker(
                     for m in read_to_end(kafka_settings, kafka_settings.topics.alerts)
                 ]
                 assert worker.poll() is None, log.read_text(errors="replace")[-3000:]
+            # An atomic save (the console's) is taken up on the idle stream too.
+            save_rules(rules, PROXIMITY_RULES + "  - id: ukraine\n    terms: [Ukraine]\n")
+            while "rules reloaded" not in log.read_text(errors="replace"):
+                assert time.monotonic() < deadline, "the saved rules file was not reloaded"
+                assert worker.poll() is None, log.read_text(errors="replace")[-3000:]
+                time.sleep(0.2)
         finally:
             worker.send_signal(signal.SIGTERM)
             worker.wait(timeout=60)

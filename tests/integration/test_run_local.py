@@ -156,3 +156,40 @@ def test_ctrl_c_stops_the_run_with_one_summary_line_and_no_traceback(
     summary = [line for line in stderr.splitlines() if line.startswith("done: ")]
     assert len(summary) == 1, stderr[-3000:]
     assert "new stories" in summary[0] and "alerts" in summary[0]
+
+
+def test_sighup_rereads_the_rules_and_the_run_goes_on(tmp_path: Path) -> None:
+    """`kill -HUP` re-reads the rules, as it does for `newsmon rules`; it used to end the run
+    (SIGHUP's default action), and a quiet run never logged the reload."""
+    receiver = Receiver()
+    feeds = tmp_path / "feeds.yaml"
+    feeds.write_text("feeds:\n  - url: http://127.0.0.1:9/feed.xml\n    name: closed\n")
+    rules = tmp_path / "rules.yaml"
+    rules.write_text((ROOT / "configs" / "rules.yaml").read_text())
+    log = tmp_path / "run.log"
+    command = newsmon_run(feeds, tmp_path / "state", receiver.url(), "--rules", str(rules))
+    with log.open("wb") as err:
+        worker = subprocess.Popen(
+            command, env=child_env(), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err
+        )
+    try:
+        wait_logged(log, "feeds owned", worker)
+        worker.send_signal(signal.SIGHUP)
+        wait_logged(log, "rules reloaded", worker)
+        assert worker.poll() is None, "SIGHUP ended the run"
+        worker.terminate()
+        assert worker.wait(timeout=120) == 0, log.read_text()[-3000:]
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait()
+
+
+def wait_logged(log: Path, text: str, worker: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if text in log.read_text(errors="replace"):
+            return
+        assert worker.poll() is None, f"the run ended ({worker.returncode}) before {text!r}"
+        time.sleep(0.2)
+    raise AssertionError(f"{text!r} not logged within 120 s")

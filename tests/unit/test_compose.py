@@ -73,7 +73,33 @@ def test_replicas_of_rules_and_notifier_each_get_their_own_cache() -> None:
     for name in ("rules", "notifier"):
         spec = NEWSMON_SERVICES[name]
         state_dir = spec["command"][spec["command"].index("--state-dir") + 1]
-        assert spec["volumes"] == [state_dir], name
+        assert state_dir in spec["volumes"], name
+        assert not any(v.endswith(":" + state_dir) for v in spec["volumes"]), name
+
+
+def config_mounts(service: str) -> list[tuple[str, str, str]]:
+    """(host, container, mode) of the service's bind mounts of the configs directory."""
+    found = []
+    for volume in NEWSMON_SERVICES[service].get("volumes", []):
+        host, _, rest = volume.partition(":")
+        target, _, mode = rest.partition(":")
+        if host.startswith("./configs"):
+            found.append((host, target, mode or "rw"))
+    return found
+
+
+def test_the_console_saves_rules_into_the_configs_every_worker_reads() -> None:
+    """A rule saved in the console reaches the rules worker only if both see one directory;
+    mounted as a directory, the rename of the save shows through (a file mount would not)."""
+    dockerfile = (ROOT / "deploy" / "Dockerfile").read_text()
+    workdir = re.findall(r"^WORKDIR (\S+)$", dockerfile, re.M)[-1]  # the runtime stage's
+    configs = f"{workdir}/configs"  # where `configs/rules.yaml` is found by default
+    assert config_mounts("console") == [("./configs", configs, "rw")]
+    for name in sorted(NEWSMON_SERVICES):
+        if name != "console":
+            assert config_mounts(name) == [("./configs", configs, "ro")], name
+    for name in ("rules", "console"):
+        assert "--rules" not in NEWSMON_SERVICES[name]["command"], name
 
 
 @pytest.mark.parametrize("service", WORKERS)

@@ -3,10 +3,13 @@ and the verdicts of the story page (which reuse the rules stage's matcher)."""
 
 from __future__ import annotations
 
+import errno
+import io
 import re
 import shutil
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from rules_stories import rule, story
@@ -14,7 +17,7 @@ from starlette.testclient import TestClient
 
 from pipeline.config import ConsoleSettings, load_config
 from pipeline.console.app import Console, build_app, templates
-from pipeline.console.highlight import Span, annotate, marked_snippet
+from pipeline.console.highlight import Span, annotate, annotate_paragraphs, marked_snippet
 from pipeline.console.rule_edit import apply_edit, rule_source, save_rules
 from pipeline.console.security import Access, LoginThrottle, access_for, is_loopback
 from pipeline.errors import ConfigError
@@ -89,6 +92,18 @@ def test_story_text_is_escaped_and_marks_nest() -> None:
     assert marked_snippet("a **<i>x</i>** b") == 'a <mark class="hit">&lt;i&gt;x&lt;/i&gt;</mark> b'
 
 
+def test_story_paragraphs_are_annotated_apart_and_a_span_over_a_break_is_cut() -> None:
+    text = "<i>One</i> New\nYork two\n\nthree"
+    spans = [Span(11, 19, "ent ent-GPE", "GPE"), Span(20, 23, "hit", "rule n")]
+    paragraphs = annotate_paragraphs(text, spans)
+    assert paragraphs == [
+        '&lt;i&gt;One&lt;/i&gt; <span class="ent ent-GPE" title="GPE">New</span>',
+        '<span class="ent ent-GPE" title="GPE">York</span> <mark class="hit" title="rule n">two'
+        "</mark>",
+        "three",
+    ]
+
+
 def test_verdicts_agree_with_match_story_and_say_why_a_rule_came_close() -> None:
     s = story(
         "Nikola Tesla built coils. Tesla shares fell.",
@@ -153,3 +168,83 @@ def test_the_editor_checks_tests_and_refuses_a_save_over_a_newer_file(tmp_path: 
     stale = client.post("/rules/unbundling", data={**form, "source": source, "action": "save"})
     assert "changed since this editor opened it" in stale.text
     assert "severity: critical" not in console.config.rules_path.read_text()
+
+
+def test_the_feeds_page_shows_each_feeds_health_from_the_pollers_state(tmp_path: Path) -> None:
+    from pipeline.poller.state import FeedState, SqliteStateStore
+
+    shutil.copy(ROOT / "configs" / "rules.yaml", tmp_path / "rules.yaml")
+    feeds = tmp_path / "feeds.yaml"
+    feeds.write_text(
+        "feeds:\n  - url: https://wire.example.com/rss\n    name: wire\n"
+        "  - url: https://quiet.example.com/rss\n    name: quiet\n"
+    )
+    config = load_config(
+        feeds_path=feeds, rules_path=tmp_path / "rules.yaml", state_dir=tmp_path / "state"
+    )
+    now = time.time()
+    poller = SqliteStateStore(config.state_dir)
+    poller.save([
+        FeedState(name="wire", url="https://wire.example.com/rss", interval=300.0,
+                  last_poll=now - 60, last_success=now - 3600, last_error="timeout: slow",
+                  last_error_at=now - 60, consecutive_errors=2, fetches=4, fetches_304=1),
+    ])  # fmt: skip
+    poller.close()
+    store = HistoryStore.in_dir(config.state_dir)
+    store.add([story("One", url="https://w.example/1", feed="wire"),
+               story("Two", url="https://w.example/2", feed="wire")], [], now)  # fmt: skip
+    console = Console(config, store, Metrics(), Access(None, None), LoginThrottle(3, 60),
+                      templates())  # fmt: skip
+    page = TestClient(build_app(console, "test-secret")).get("/feeds")
+    assert page.status_code == 200
+    row = re.search(r'<tr class="status-failing" data-feed="wire">(.*?)</tr>', page.text, re.S)
+    assert row is not None
+    cells = [re.sub(r"<[^>]+>", " ", c).split() for c in re.findall(r"<td.*?</td>", row[1], re.S)]
+    success = time.strftime("%Y-%m-%d %H:%M", time.gmtime(now - 3600))
+    assert " ".join(cells[2]) == f"{success} UTC", "the last success"
+    assert cells[3][:2] == ["timeout:", "slow"] and "2 in a row" in " ".join(cells[3])
+    assert cells[4] == ["2", "/", "2"], "stories in 24 h / 7 d"
+    assert cells[5] == ["300", "s"], "the current interval"
+    assert cells[6] == ["25", "%", "1", "of", "4"], "the 304 ratio"
+    assert 'data-feed="quiet"' in page.text and "not polled yet" in page.text
+
+
+def test_check_and_test_work_on_a_read_only_rules_dir_and_a_save_there_says_why_not(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On Kubernetes the rules are a read-only ConfigMap: the editor still checks and tests
+    a rule (its scratch files go elsewhere) and a save answers with the reason, not a 500.
+    Writes into the rules directory fail as on a read-only mount (root ignores modes)."""
+    client, console = make_console(tmp_path, Access(None, None))
+    rules_dir = console.config.rules_path.parent
+    real_open = io.open
+
+    def read_only_open(file: Any, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
+        if (
+            isinstance(file, str | Path)
+            and Path(file).parent == rules_dir
+            and set(mode) & set("wax+")
+        ):
+            raise OSError(errno.EROFS, "Read-only file system", str(file))
+        return real_open(file, mode, *args, **kwargs)
+
+    monkeypatch.setattr(io, "open", read_only_open)
+    before = console.config.rules_path.read_text()
+    page = client.get("/rules/unbundling").text
+    form = {
+        "csrf": csrf_of(page),
+        "version": re.search(r'name="version" value="(\w+)"', page).group(1),
+        "source": "id: unbundling\nterms: [unbundling]\nseverity: critical\n",
+    }  # type: ignore[union-attr]
+    for action in ("check", "test"):
+        answer = client.post("/rules/unbundling", data={**form, "action": action})
+        assert answer.status_code == 200 and "data-outcome" in answer.text, action
+        assert "Read-only" not in answer.text, action
+    saved = client.post("/rules/unbundling", data={**form, "action": "save"})
+    assert saved.status_code == 200
+    assert "cannot save here: Read-only file system" in saved.text
+    assert console.config.rules_path.read_text() == before
+    errors = {"outcome": "error"}
+    assert (
+        console.metrics.registry.get_sample_value("newsmon_console_rule_saves_total", errors) == 1
+    )

@@ -21,9 +21,15 @@ def test_state_round_trips() -> None:
     state = FeedState(
         name="bbc", url="https://x.example/f", etag='"e"', last_modified="Mon", interval=300.0,
         next_poll=10.0, last_success=5.0, last_error="timeout: slow", consecutive_errors=2,
-        items_seen=7, stories_published=3, seen=("a", "b"),
+        items_seen=7, stories_published=3, fetches=9, fetches_304=4, seen=("a", "b"),
     )  # fmt: skip
     assert FeedState.from_bytes(state.to_bytes()) == state
+
+
+def test_a_state_saved_before_the_fetch_counts_loads_with_none_counted() -> None:
+    saved = b'{"name":"bbc","url":"https://x.example/f","items_seen":7,"version":1}'
+    state = FeedState.from_bytes(saved)
+    assert (state.items_seen, state.fetches, state.fetches_304) == (7, 0, 0)
 
 
 @pytest.mark.parametrize(
