@@ -66,7 +66,8 @@ def page(language: str, *, declared: str | None = "same", filler: bool = False) 
     body = [f"<p>{html.escape(p, quote=False)}</p>" for p in paragraphs]
     body.insert(2, f'<p><a href="/related">{html.escape(furniture["teaser"])}</a></p>')
     trending = "\n".join(
-        f'<li><a href="/t/{i}">{html.escape(t)}</a></li>' for i, t in enumerate(furniture["trending"])
+        f'<li><a href="/t/{i}">{html.escape(t)}</a></li>'
+        for i, t in enumerate(furniture["trending"])
     )
     title = "" if filler else story["title"]
     standfirst = story["filler"][0] if filler else story["standfirst"]
