@@ -214,3 +214,21 @@ def test_models_load_per_language_on_first_need() -> None:
     shelf = Enricher(settings, ExtractionSettings(), taxonomy=TAXONOMY).models
     assert set(shelf.loaded()) == {"en"}  # the French package is not even looked at yet
     assert shelf.get("de") is None
+
+
+@pytest.mark.parametrize(
+    ("language", "term", "text", "fires"),
+    [
+        ("ko", "삼성", "삼성은 새 공장을 짓는다", True),  # a particle follows
+        ("ko", "삼성", "한삼성 그룹", False),  # a Hangul term starts a word
+        ("zh", "北京", "北京市政府", True),  # Han: any character sequence
+        ("zh", "秦刚", "秦剛會見", False),  # traditional forms are not folded to simplified
+        ("fr", "découplage", "decouplage", False),  # accents are kept
+        ("fr", "découplage", "DÉCOUPLAGES", True),
+        ("ja", "テスラ", "テスラの工場", True),
+    ],
+)
+def test_the_per_script_table_of_docs_rules(
+    language: str, term: str, text: str, fires: bool
+) -> None:
+    assert bool(match_story(_in(language, text), compile_rules([rule("r", term)]))) is fires
