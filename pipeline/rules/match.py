@@ -108,7 +108,7 @@ class _FieldScan:
         for k, want in enumerate(spec.gaps, start=first):
             if gap_kind(self.text[ends[k] : starts[k + 1]]) != want:
                 return None
-        if not script_bounded(self.text, starts[first], ends[last]):
+        if self.words.special and not script_bounded(self.text, starts[first], ends[last]):
             return None
         return Hit(spec, self.field, starts[first], ends[last], first, last)
 
@@ -173,9 +173,9 @@ def _rule_hits(
     notes: MatchNotes | None = None,
 ) -> list[Hit]:
     """The watch-term hits that make the rule fire, or none when a filter or condition says no."""
-    if not (
-        source_allowed(rule, story) and topic_allowed(rule, story) and language_allowed(rule, story)
-    ):
+    if not (source_allowed(rule, story) and topic_allowed(rule, story)):
+        return []
+    if rule.languages and not language_allowed(rule, story):
         return []
     if rule.entity_types and entities.unread:
         if notes is not None:
