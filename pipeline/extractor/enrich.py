@@ -401,6 +401,13 @@ class ModelShelf:
         self._loaded[language] = self._by_name[name]
         return self._loaded[language]
 
+    def __getitem__(self, language: str) -> Language:
+        """The language's model (loaded now if need be); KeyError when none is configured."""
+        model = self.get(language)
+        if model is None:
+            raise KeyError(language)
+        return model
+
     def loaded(self) -> dict[str, Language]:
         return dict(self._loaded)
 
