@@ -232,3 +232,9 @@ def test_the_per_script_table_of_docs_rules(
     language: str, term: str, text: str, fires: bool
 ) -> None:
     assert bool(match_story(_in(language, text), compile_rules([rule("r", term)]))) is fires
+
+
+def test_chinese_sentences_end_at_their_own_full_stops() -> None:
+    compiled = compile_rules([rule("r", "秦刚", same_sentence=["马斯克"])])
+    assert match_story(_in("zh", "外交部长秦刚会见了马斯克。"), compiled)
+    assert not match_story(_in("zh", "外交部长秦刚发表讲话。马斯克随后到访。"), compiled)
