@@ -140,7 +140,7 @@ def detect_language(sample: str) -> str | None:
     """The language detection is confident of, or None (too short, too mixed)."""
     if len(_letters(sample)) < MIN_DETECT_LETTERS:
         return None
-    with _LOCK:  # the identifier keeps scratch state; one story at a time per process
+    with _LOCK:  # py3langid does not say its classifier is thread-safe: one text at a time
         language, confidence = _identifier().classify(sample)
     return str(language) if confidence >= MIN_CONFIDENCE else None
 
