@@ -37,7 +37,8 @@ DETECTABLE = (
     "sw", "ta", "te", "th", "tl", "tr", "uk", "ur", "uz", "vi", "zh",
 )  # fmt: skip
 _KNOWN = frozenset(DETECTABLE)
-SAMPLE_CHARS = 2_000  # of the text, for both the script check and detection
+SAMPLE_CHARS = 2_000  # of the text, for detection
+SCRIPT_SAMPLE_CHARS = 600  # of the text, for the script check: a page's script shows at once
 MIN_DETECT_LETTERS = 12  # fewer letters than this: too little to tell
 MIN_CONFIDENCE = 0.8
 
@@ -97,13 +98,12 @@ def decide_language(
 ) -> LanguageDecision:
     """The page's declared language, else the feed's, when the text's script fits it;
     else what detection says with confidence; else `default`."""
-    sample = text[:SAMPLE_CHARS]
-    script = dominant_script(sample)
+    script = dominant_script(text[:SCRIPT_SAMPLE_CHARS])
     if page and fits_script(page, script):
         return LanguageDecision(page, "page")
     if feed and fits_script(feed, script):
         return LanguageDecision(feed, "feed")
-    detected = detect_language(sample)
+    detected = detect_language(text[:SAMPLE_CHARS])
     if detected is not None:
         return LanguageDecision(detected, "detected")
     return LanguageDecision(default, "default")
