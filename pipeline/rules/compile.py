@@ -64,14 +64,21 @@ class TermSpec:
 
 
 class KeyEntry(NamedTuple):
-    """What the automaton hands back for a key: its length, its ids (one, except where two
-    terms stem alike in a story's language), and the rules that watch it (have it among
-    their `terms`), so that a hit costs the same however many rules share the key. A tuple,
-    so the scan loop can unpack it cheaply."""
+    """What the automaton hands back for a key: its length, its id, and the rules that
+    watch it (have it among their `terms`), so that a hit costs the same however many
+    rules share the key. A tuple, so the scan loop can unpack it cheaply."""
 
     length: int
-    key_ids: tuple[int, ...]
+    key_id: int
     watchers: tuple[int, ...]
+
+
+class Scanner(NamedTuple):
+    """An automaton and its aliases: key ids whose terms have the same key in its language
+    as another's ("unbundle" and "unbundling" in French), found wherever that one is."""
+
+    automaton: Any
+    aliases: dict[int, tuple[int, ...]]
 
 
 @dataclass
@@ -83,18 +90,18 @@ class CompiledRules:
     terms: list[tuple[TermSpec, ...]] = field(default_factory=list)
     automata: dict[Stream, Any] = field(default_factory=dict)
     source: Path | None = None
-    _stem_automata: dict[str, Any] = field(default_factory=dict, repr=False)
+    _stem_scanners: dict[str, Scanner] = field(default_factory=dict, repr=False)
 
-    def automaton(self, stream: Stream, stemming: str) -> Any:
-        """The automaton to scan a stream of a story stemmed as `stemming` (None: no keys)."""
+    def scanner(self, stream: Stream, stemming: str) -> Scanner:
+        """What scans a stream of a story stemmed as `stemming` (automaton None: no keys)."""
         if stream == "surface" or stemming == DEFAULT_STEMMING:
-            return self.automata.get(stream)
-        if stemming not in self._stem_automata:
-            self._stem_automata[stemming] = stem_automaton(self.terms, stemming)
-        return self._stem_automata[stemming]
+            return Scanner(self.automata.get(stream), {})
+        if stemming not in self._stem_scanners:
+            self._stem_scanners[stemming] = stem_scanner(self.terms, stemming)
+        return self._stem_scanners[stemming]
 
 
-def stem_automaton(terms: list[tuple[TermSpec, ...]], stemming: str) -> Any:
+def stem_scanner(terms: list[tuple[TermSpec, ...]], stemming: str) -> Scanner:
     """The stem keys of all rules' terms in one language: the same key ids as the English
     automaton, so hits are placed and judged alike whatever the language."""
     keys: dict[str, tuple[int, set[int], set[int]]] = {}
@@ -114,12 +121,16 @@ def stem_automaton(terms: list[tuple[TermSpec, ...]], stemming: str) -> Any:
             ids.add(spec.key_id)
             rules.update(watchers.get(spec.key_id, ()))
     if not keys:
-        return None
+        return Scanner(None, {})
     automaton = ahocorasick.Automaton()
+    aliases: dict[int, tuple[int, ...]] = {}
     for key, (length, ids, rules) in keys.items():
-        automaton.add_word(key, KeyEntry(length, tuple(sorted(ids)), tuple(sorted(rules))))
+        first, *others = sorted(ids)
+        automaton.add_word(key, KeyEntry(length, first, tuple(sorted(rules))))
+        if others:
+            aliases[first] = tuple(others)
     automaton.make_automaton()
-    return automaton
+    return Scanner(automaton, aliases)
 
 
 class _Key(NamedTuple):
@@ -180,7 +191,7 @@ class _Builder:
             if stream not in automata:
                 automata[stream] = ahocorasick.Automaton()
             watchers = self.watchers.get(key_id, ())
-            entry = KeyEntry(len(key), (key_id,), tuple(sorted(set(watchers))))
+            entry = KeyEntry(len(key), key_id, tuple(sorted(set(watchers))))
             automata[stream].add_word(key, entry)
         for automaton in automata.values():
             automaton.make_automaton()

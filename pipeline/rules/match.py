@@ -122,22 +122,25 @@ def _scan(story: EnrichedStory, compiled: CompiledRules) -> tuple[_KeyHits, set[
     found: _KeyHits = defaultdict(list)
     candidates: set[int] = set()
     stemming = stemming_for(story.language)
-    automata = [(kind, compiled.automaton(kind, stemming)) for kind in STREAMS]
+    scanners = [(kind, compiled.scanner(kind, stemming)) for kind in STREAMS]
     for field in FIELDS:
         scan = _FieldScan(field, getattr(story, field), stemming)
         if not scan.words.surface:
             continue
-        for kind, automaton in automata:
+        for kind, (automaton, _) in scanners:
             if automaton is None:
                 continue
             length: int
-            key_ids: tuple[int, ...]
+            key_id: int
             watchers: tuple[int, ...]
-            for end, (length, key_ids, watchers) in automaton.iter(scan.stream(kind)):
-                for key_id in key_ids:
-                    found[key_id].append((scan, end - length + 1))
+            for end, (length, key_id, watchers) in automaton.iter(scan.stream(kind)):
+                found[key_id].append((scan, end - length + 1))
                 if watchers:
                     candidates.update(watchers)
+    for _, (_, aliases) in scanners:
+        for key_id, others in aliases.items():
+            if key_id in found:
+                found.update(dict.fromkeys(others, found[key_id]))
     return found, candidates
 
 

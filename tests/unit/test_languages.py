@@ -238,3 +238,11 @@ def test_chinese_sentences_end_at_their_own_full_stops() -> None:
     compiled = compile_rules([rule("r", "秦刚", same_sentence=["马斯克"])])
     assert match_story(_in("zh", "外交部长秦刚会见了马斯克。"), compiled)
     assert not match_story(_in("zh", "外交部长秦刚发表讲话。马斯克随后到访。"), compiled)
+
+
+def test_terms_that_stem_alike_only_in_the_story_language_both_fire() -> None:
+    """'Цинь Ган' and 'Цинь Гана' are two keys in English stems, one in Russian stems."""
+    compiled = compile_rules([rule("a", "Цинь Ган"), rule("b", "Цинь Гана")])
+    found = match_story(_in("ru", "встреча с Цинь Ганом"), compiled)
+    assert [m.rule.id for m in found] == ["a", "b"]
+    assert [m.rule.id for m in match_story(_in("en", "Цинь Гана"), compiled)] == ["b"]
