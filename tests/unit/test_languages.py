@@ -243,6 +243,6 @@ def test_chinese_sentences_end_at_their_own_full_stops() -> None:
 def test_terms_that_stem_alike_only_in_the_story_language_both_fire() -> None:
     """'Цинь Ган' and 'Цинь Гана' are two keys in English stems, one in Russian stems."""
     compiled = compile_rules([rule("a", "Цинь Ган"), rule("b", "Цинь Гана")])
-    found = match_story(_in("ru", "встреча с Цинь Ганом"), compiled)
+    found = match_story(_in("ru", "встреча с Цинь Ганом"), compiled)  # noqa: RUF001
     assert [m.rule.id for m in found] == ["a", "b"]
     assert [m.rule.id for m in match_story(_in("en", "Цинь Гана"), compiled)] == ["b"]
