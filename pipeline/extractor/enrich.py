@@ -21,10 +21,19 @@ from spacy.language import Language
 from pipeline.config import ExtractionSettings, NlpSettings, Settings, TaxonomyFile
 from pipeline.errors import ExtractionRejected
 from pipeline.extractor.entities import Found, fold_entities, load_ner, read_story, recognise
+from pipeline.extractor.language import LanguageDecision, decide_language, language_label
 from pipeline.extractor.text import Article, extract_article
 from pipeline.extractor.topics import Taxonomy, compile_taxonomy, score_topics
 from pipeline.metrics import Metrics
-from pipeline.models import EnrichedStory, Entity, RawStory, TextField, TextSource, utcnow
+from pipeline.models import (
+    EnrichedStory,
+    Entity,
+    LanguageSource,
+    RawStory,
+    TextField,
+    TextSource,
+    utcnow,
+)
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +75,7 @@ class StoryText:
     fallback_reason: str | None = None
     author: str | None = None
     language: str | None = None
+    language_source: LanguageSource | None = None
 
 
 # --- choosing the text -------------------------------------------------------------------
@@ -77,38 +87,61 @@ def is_html_type(content_type: str) -> bool:
     return not (media.startswith(_NOT_HTML_PREFIXES) or media in _NOT_HTML_TYPES)
 
 
-def choose_text(story: RawStory, outcome: PageOutcome, *, min_chars: int) -> StoryText:
-    """The page's article text when it has enough, otherwise the feed's title and summary."""
+def choose_text(
+    story: RawStory, outcome: PageOutcome, *, min_chars: int, default_language: str | None = None
+) -> StoryText:
+    """The page's article text when it has enough, otherwise the feed's title and summary;
+    with the language it is written in (`language.decide_language`)."""
     if isinstance(outcome, PageFailed):
-        return fallback_text(story, outcome.reason)
+        return fallback_text(story, outcome.reason, default_language=default_language)
     if not is_html_type(outcome.content_type):
-        return fallback_text(story, "not_html")
+        return fallback_text(story, "not_html", default_language=default_language)
     try:
         article = extract_article(outcome.body, outcome.url or story.url, min_chars=min_chars)
     except ExtractionRejected as exc:
-        return fallback_text(story, exc.reason)
-    return full_text(story, article)
+        return fallback_text(story, exc.reason, default_language=default_language)
+    return full_text(story, article, default_language=default_language)
 
 
-def full_text(story: RawStory, article: Article) -> StoryText:
+def full_text(
+    story: RawStory, article: Article, *, default_language: str | None = None
+) -> StoryText:
+    decided = _language(article.text, article.language, story.language, default_language)
     return StoryText(
         title=story.title or article.title or "",
         text=article.text,
         source="full_text",
         author=article.author,
-        language=normalise_language(article.language) or normalise_language(story.language),
+        language=decided.language,
+        language_source=decided.source,
     )
 
 
-def fallback_text(story: RawStory, reason: str) -> StoryText:
+def fallback_text(
+    story: RawStory, reason: str, *, default_language: str | None = None
+) -> StoryText:
     """Title and summary stand in for the article, so rules still see what the feed said."""
     parts = [p.strip() for p in (story.title, story.summary) if p.strip()]
+    text = "\n\n".join(parts)
+    decided = _language(text, None, story.language, default_language)
     return StoryText(
         title=story.title,
-        text="\n\n".join(parts),
+        text=text,
         source="summary_fallback",
         fallback_reason=reason,
-        language=normalise_language(story.language),
+        language=decided.language,
+        language_source=decided.source,
+    )
+
+
+def _language(
+    text: str, page: str | None, feed: str | None, default: str | None
+) -> LanguageDecision:
+    return decide_language(
+        text,
+        page=normalise_language(page),
+        feed=normalise_language(feed),
+        default=normalise_language(default),
     )
 
 
@@ -136,6 +169,8 @@ def build_story(
     entities: Sequence[Entity],
     taxonomy: Taxonomy,
     enriched_at: datetime,
+    *,
+    ner_model: str | None = None,
 ) -> EnrichedStory:
     topics = score_topics(
         taxonomy, title=chosen.title, text=chosen.text, entities=entities, categories=story.tags
@@ -150,6 +185,8 @@ def build_story(
         fallback_reason=chosen.fallback_reason,
         author=chosen.author,
         language=chosen.language,
+        language_source=chosen.language_source,
+        ner_model=ner_model,
         published=story.published,
         first_seen=story.first_seen,
         enriched_at=enriched_at,
@@ -177,7 +214,7 @@ class Enricher:
         *,
         metrics: Metrics | None = None,
         taxonomy: Taxonomy | TaxonomyFile,
-        models: Mapping[str, Language] | None = None,
+        models: Mapping[str, Language] | ModelShelf | None = None,
     ) -> None:
         """`taxonomy`: the validated one the config loaded (`Config.taxonomy`), compiled
         here, in the process that scores with it: no file is read below the edge."""
@@ -187,7 +224,7 @@ class Enricher:
         if isinstance(taxonomy, TaxonomyFile):
             taxonomy = compile_taxonomy(taxonomy)
         self.taxonomy = taxonomy
-        self.models = dict(models) if models is not None else load_models(nlp.models)
+        self.models = models if isinstance(models, ModelShelf) else ModelShelf(nlp, models)
 
     @classmethod
     def from_settings(
@@ -197,6 +234,10 @@ class Enricher:
         metrics: Metrics | None = None,
     ) -> Enricher:
         return cls(settings.nlp, settings.extraction, metrics=metrics, taxonomy=taxonomy)
+
+    @property
+    def default_language(self) -> str | None:
+        return self.nlp_settings.default_language
 
     def enrich(self, story: RawStory, outcome: PageOutcome) -> EnrichedStory:
         return self.enrich_batch([(story, outcome)])[0]
@@ -217,7 +258,9 @@ class Enricher:
         entities = self._entities(stories, chosen, chunk)
         now = utcnow()
         chunk.stories.extend(
-            build_story(story, text, found, self.taxonomy, now)
+            build_story(
+                story, text, found, self.taxonomy, now, ner_model=self.models.name(text.language)
+            )
             for story, text, found in zip(stories, chosen, entities, strict=True)
         )
         chunk.seconds = time.perf_counter() - started
@@ -226,11 +269,13 @@ class Enricher:
     def _choose(self, story: RawStory, outcome: PageOutcome, chunk: Enriched) -> StoryText:
         started = time.perf_counter()
         try:
-            chosen = choose_text(story, outcome, min_chars=self.min_chars)
+            chosen = choose_text(
+                story, outcome, min_chars=self.min_chars, default_language=self.default_language
+            )
         except Exception:
             # A parser crash on one odd page must not cost the story: fall back and say so.
             log.exception("extraction crashed story_id=%s feed=%s", story.id, story.feed)
-            chosen = fallback_text(story, "extractor_error")
+            chosen = fallback_text(story, "extractor_error", default_language=self.default_language)
         if isinstance(outcome, FetchedPage):
             chunk.extraction_seconds.append(time.perf_counter() - started)
         if chosen.fallback_reason is not None:
@@ -245,7 +290,7 @@ class Enricher:
     ) -> list[list[Entity]]:
         fields = [ner_fields(story, text) for story, text in zip(stories, chosen, strict=True)]
         found: list[list[tuple[TextField, Sequence[Found]]]] = [[] for _ in stories]
-        for language, indexes in _by_language(chosen, self.nlp_settings.default_language):
+        for language, indexes in _by_language(chosen):
             nlp = self.models.get(language)
             if nlp is not None:
                 self._recognise(nlp, indexes, fields, found, chunk)
@@ -299,9 +344,10 @@ def record_enriched(metrics: Metrics, chunk: Enriched) -> None:
 
 
 def count_story(metrics: Metrics, story: EnrichedStory) -> None:
-    """Outcome, text length and entity count of one enriched story (public so a process pool's
-    parent can count what its children enriched)."""
+    """Outcome, language, text length and entity count of one enriched story (public so a
+    process pool's parent can count what its children enriched)."""
     metrics.stories_enriched.labels(story.text_source).inc()
+    metrics.count_language(language_label(story.language), story.language_source or "default")
     metrics.text_chars.observe(len(story.text))
     metrics.entities_per_story.observe(len(story.entities))
 
@@ -314,21 +360,58 @@ def _with_texts(
     return [(field, texts[field], spans) for field, spans in found]
 
 
-def _by_language(
-    chosen: Sequence[StoryText], default: str | None
-) -> Iterator[tuple[str, list[int]]]:
+def _by_language(chosen: Sequence[StoryText]) -> Iterator[tuple[str, list[int]]]:
     groups: dict[str, list[int]] = {}
     for index, text in enumerate(chosen):
-        groups.setdefault(text.language or default or "", []).append(index)
+        groups.setdefault(text.language or "", []).append(index)
     yield from groups.items()
 
 
-def load_models(models: Mapping[str, str]) -> dict[str, Language]:
-    """One NER pipeline per configured language; the same package is loaded once."""
-    loaded: dict[str, Language] = {}
-    by_name: dict[str, Language] = {}
-    for language, name in models.items():
-        if name not in by_name:
-            by_name[name] = load_ner(name, language=language)
-        loaded[normalise_language(language) or language] = by_name[name]
-    return loaded
+class ModelShelf:
+    """The NER model of each configured language, loaded when a story in that language first
+    needs it: a French model costs a process memory (and seconds to load) only once French
+    stories arrive. The default language's model is loaded at once, so a pool process is
+    ready for the common case when it says it started. A package that serves several
+    languages is loaded once."""
+
+    def __init__(self, nlp: NlpSettings, injected: Mapping[str, Language] | None = None) -> None:
+        if injected is not None:
+            self._names = {lang: _model_label(model) for lang, model in injected.items()}
+            self._loaded: dict[str, Language] = dict(injected)
+            self._by_name: dict[str, Language] = {}
+            return
+        self._names = {normalise_language(lang) or lang: name for lang, name in nlp.models.items()}
+        self._loaded = {}
+        self._by_name = {}
+        default = normalise_language(nlp.default_language)
+        if default in self._names:
+            self.get(default)
+
+    def name(self, language: str | None) -> str | None:
+        """The model configured for a language (what the story records as `ner_model`)."""
+        return self._names.get(language or "")
+
+    def get(self, language: str) -> Language | None:
+        """The language's model, loaded now if it is configured and not loaded yet."""
+        if language in self._loaded or language not in self._names:
+            return self._loaded.get(language)
+        name = self._names[language]
+        if name not in self._by_name:
+            self._by_name[name] = load_ner(name, language=language)
+        self._loaded[language] = self._by_name[name]
+        return self._loaded[language]
+
+    def __getitem__(self, language: str) -> Language:
+        """The language's model (loaded now if need be); KeyError when none is configured."""
+        model = self.get(language)
+        if model is None:
+            raise KeyError(language)
+        return model
+
+    def loaded(self) -> dict[str, Language]:
+        return dict(self._loaded)
+
+
+def _model_label(model: Language) -> str:
+    meta = model.meta
+    return f"{meta.get('lang', '')}_{meta.get('name', 'model')}"

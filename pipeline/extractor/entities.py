@@ -164,9 +164,19 @@ def recognise(
     """Run NER over many texts at once (`nlp.pipe`); text past `max_chars` is not read."""
     clipped = (text if max_chars is None else text[:max_chars] for text in texts)
     return [
-        [Found(ent.text, ent.label_, ent.start_char, ent.end_char) for ent in doc.ents]
+        [Found(ent.text, _label(ent.label_), ent.start_char, ent.end_char) for ent in doc.ents]
         for doc in nlp.pipe(clipped, batch_size=batch_size)
     ]
+
+
+# Labels other languages' models give, as rules name them: spaCy's WikiNER-trained models
+# (French, Spanish, ...) say PER where OntoNotes (English) says PERSON. Their LOC covers
+# countries and cities (OntoNotes' GPE) and stays LOC.
+LABEL_ALIASES = {"PER": "PERSON"}
+
+
+def _label(label: str) -> str:
+    return LABEL_ALIASES.get(label, label)
 
 
 # --- reading: one label per name and story -----------------------------------------------

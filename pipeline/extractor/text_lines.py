@@ -3,8 +3,9 @@
 Some furniture sits inside the article container itself, where no DOM rule can
 tell it from prose: the headline repeated above the body, "Related: ..." links
 between paragraphs, "Follow us on Twitter" and newsletter pitches at the end.
-They are recognised by what they say. The phrases are the generic English ones
-news sites share; nothing here is specific to a site.
+They are recognised by what they say. The phrases are the generic ones news
+sites share, in English and the languages of `furniture_phrases`; nothing here
+is specific to a site.
 """
 
 from __future__ import annotations
@@ -12,21 +13,24 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+from pipeline.extractor.furniture_phrases import LABELS, PITCHES, TEASERS
+
 _WORD = re.compile(r"\w+")
 _SHORT_LINE = 220
 # a label that introduces a link to another story: "Related: ...", "SEE MORE: ..."
 _TEASER = re.compile(
     r"^\W*(?:related(?: stories| articles| content| news| reading)?|read (?:more|also|next)"
     r"|see (?:more|also)|more(?: on this| from \w+)?|also read|don'?t miss|recommended"
-    r"|watch|listen|trending|most (?:read|popular|viewed)|advertisement|sponsored)"
-    r"\b\s*(?:[:|>»-]|$)",
+    r"|watch|listen|trending|most (?:read|popular|viewed)|advertisement|sponsored"
+    rf"|{TEASERS})"
+    r"\b\s*(?:[:|>»\-\uff1a]|$)",
     re.IGNORECASE,
 )
 # a whole line that is a section label of page furniture
 _LABEL = re.compile(
     r"^\W*(?:related(?: \w+)?|comments?|\d+ comments?|leave a (?:comment|reply)"
     r"|tell us what you think\W*|share(?: this(?: \w+)?)?|advertisement|sponsored(?: \w+)?"
-    r")\W*$",
+    rf"|{LABELS})\W*$",
     re.IGNORECASE,
 )
 # a call to action aimed at the reader rather than a report of facts
@@ -37,7 +41,8 @@ _PITCH = re.compile(
     r"|please enter your\b|(?:sign|log) in to\b|©|copyright\b.{0,60}\b(?:19|20)\d\d\b)"
     r"|\b(?:subscrib\w+|sign(?:ing)? up)\b.{0,60}\b(?:newsletters?|inbox)\b"
     r"|\b(?:newsletters?|inbox)\b.{0,60}\b(?:subscrib\w+|sign(?:ing)? up)\b"
-    r"|\ball rights reserved\b",
+    r"|\ball rights reserved\b"
+    rf"|^\W*(?:{PITCHES})",
     re.IGNORECASE,
 )
 _TITLE_SEPARATOR = re.compile(r"\s+[|\-\u2013\u2014\u00b7\u2022]{1,2}\s+")

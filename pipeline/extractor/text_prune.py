@@ -20,6 +20,8 @@ from collections.abc import Callable, Iterable, Iterator
 from lxml.etree import XPath  # type: ignore[import-untyped]
 from lxml.html import HtmlElement  # type: ignore[import-untyped]
 
+from pipeline.extractor.furniture_phrases import SECTION_LABELS
+
 Rule = Callable[[HtmlElement], Iterable[HtmlElement]]
 
 _KEEP_SHARE = 0.3
@@ -69,7 +71,8 @@ _SECTION_LABEL = re.compile(
     r"|(?:most )?(?:popular|read|viewed|shared)(?: now| stories| articles| news)?"
     r"|don'?t miss|sponsored(?: links| content| stories)?|promoted(?: stories| content)?"
     r"|around the web|further reading|what to read next|read (?:more|next)|also read"
-    r"|top stories|editor'?s picks|from (?:our|the) (?:partners|web))\W*$",
+    r"|top stories|editor'?s picks|from (?:our|the) (?:partners|web)"
+    rf"|{SECTION_LABELS})\W*$",
     re.IGNORECASE,
 )
 

@@ -12,6 +12,13 @@ stream framed the same way, so a key can only start and end on word
 boundaries. A wildcard key drops its closing space (" unbund"), which lets its
 last word run on.
 
+The stem automaton is built for English stems; a story in another language is
+scanned with an automaton of the same terms stemmed in its language (Snowball),
+or unstemmed for a language Snowball has no stemmer for (Chinese, Japanese,
+Korean: their characters are words, `tokens.py`). Those are built from the rules
+on the first story in that language and kept with the rules, so a deployment
+that only sees English pays nothing for them.
+
 Terms of `near` and `same_sentence` are keys like any other: they are found in
 the same scan, and only looked at for rules whose watch terms were hit.
 
@@ -34,7 +41,7 @@ from pipeline.config.rules import ScopedTerm, Term
 from pipeline.config.schema import bulk_objects
 from pipeline.errors import ConfigError
 from pipeline.models import TextField
-from pipeline.rules.tokens import WORD, gap_kind, stem, words
+from pipeline.rules.tokens import DEFAULT_STEMMING, WORD, gap_kind, stem, words
 
 TermKind = Literal["any", "all", "none", "near", "sentence"]
 Stream = Literal["surface", "stem"]
@@ -66,14 +73,64 @@ class KeyEntry(NamedTuple):
     watchers: tuple[int, ...]
 
 
+class Scanner(NamedTuple):
+    """An automaton and its aliases: key ids whose terms have the same key in its language
+    as another's ("unbundle" and "unbundling" in French), found wherever that one is."""
+
+    automaton: Any
+    aliases: dict[int, tuple[int, ...]]
+
+
 @dataclass
 class CompiledRules:
-    """The live matcher: the rules in force, their terms, and the automata built from them."""
+    """The live matcher: the rules in force, their terms, and the automata built from them
+    (`automata["stem"]` holds English stems; other languages' are built on first need)."""
 
     rules: list[Rule]
     terms: list[tuple[TermSpec, ...]] = field(default_factory=list)
     automata: dict[Stream, Any] = field(default_factory=dict)
     source: Path | None = None
+    _stem_scanners: dict[str, Scanner] = field(default_factory=dict, repr=False)
+
+    def scanner(self, stream: Stream, stemming: str) -> Scanner:
+        """What scans a stream of a story stemmed as `stemming` (automaton None: no keys)."""
+        if stream == "surface" or stemming == DEFAULT_STEMMING:
+            return Scanner(self.automata.get(stream), {})
+        if stemming not in self._stem_scanners:
+            self._stem_scanners[stemming] = stem_scanner(self.terms, stemming)
+        return self._stem_scanners[stemming]
+
+
+def stem_scanner(terms: list[tuple[TermSpec, ...]], stemming: str) -> Scanner:
+    """The stem keys of all rules' terms in one language: the same key ids as the English
+    automaton, so hits are placed and judged alike whatever the language."""
+    keys: dict[str, tuple[int, set[int], set[int]]] = {}
+    done: set[int] = set()
+    watchers: dict[int, set[int]] = {}
+    for rule_terms in terms:
+        for spec in rule_terms:
+            if spec.stream == "stem" and spec.kind == "any":
+                watchers.setdefault(spec.key_id, set()).add(spec.rule_index)
+    for rule_terms in terms:
+        for spec in rule_terms:
+            if spec.stream != "stem" or spec.key_id in done:
+                continue
+            done.add(spec.key_id)
+            key = " " + " ".join(stem(w, stemming) for w in words(spec.term)) + " "
+            _, ids, rules = keys.setdefault(key, (len(key), set(), set()))
+            ids.add(spec.key_id)
+            rules.update(watchers.get(spec.key_id, ()))
+    if not keys:
+        return Scanner(None, {})
+    automaton = ahocorasick.Automaton()
+    aliases: dict[int, tuple[int, ...]] = {}
+    for key, (length, ids, rules) in keys.items():
+        first, *others = sorted(ids)
+        automaton.add_word(key, KeyEntry(length, first, tuple(sorted(rules))))
+        if others:
+            aliases[first] = tuple(others)
+    automaton.make_automaton()
+    return Scanner(automaton, aliases)
 
 
 class _Key(NamedTuple):

@@ -33,7 +33,7 @@ from pipeline.metrics import Metrics
 from pipeline.models import Alert, AlertStory, EnrichedStory, alert_id_for, decode, utcnow
 from pipeline.rules.compile import CompiledRules, compile_rules
 from pipeline.rules.dedup import AlertLedger
-from pipeline.rules.match import RuleMatch, match_story, matched_terms
+from pipeline.rules.match import MatchNotes, RuleMatch, match_story, matched_terms
 from pipeline.rules.spike import Fired, SpikeDetector
 from pipeline.rules.store import AlertStore, HeldGroup, SourcePosition
 
@@ -208,10 +208,7 @@ class RulesEngine:
         on (`confirm_before` in Kafka mode, `confirm_all` in the one-process mode).
         """
         self.reload_if_due()
-        compiled = self.compiled
-        started = time.perf_counter()
-        matches = match_story(story, compiled)
-        self.metrics.match_seconds.observe(time.perf_counter() - started)
+        matches = self._match(story)
         self.metrics.stories_matched.labels("true" if matches else "false").inc()
         if not matches:
             return []
@@ -233,13 +230,21 @@ class RulesEngine:
             )
         return alerts
 
+    def _match(self, story: EnrichedStory) -> list[RuleMatch]:
+        started = time.perf_counter()
+        notes = MatchNotes()
+        policy = self.settings.unread_entities
+        matches = match_story(story, self.compiled, unread_entities=policy, notes=notes)
+        self.metrics.match_seconds.observe(time.perf_counter() - started)
+        if notes.unread_entity_rules:
+            self.metrics.entity_rules_unread.labels(policy).inc(notes.unread_entity_rules)
+        return matches
+
     def candidates(self, story: EnrichedStory) -> list[Alert]:
         """The alerts this story would raise, before dedup and throttling (Kafka: the match
         step, whose output is re-keyed by rule for one owner to decide)."""
         self.reload_if_due()
-        started = time.perf_counter()
-        matches = match_story(story, self.compiled)
-        self.metrics.match_seconds.observe(time.perf_counter() - started)
+        matches = self._match(story)
         self.metrics.stories_matched.labels("true" if matches else "false").inc()
         width = self.settings.snippet_chars
         return [build_alert(story, m, width) for m in matches]

@@ -25,6 +25,7 @@ import re
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
+from typing import Literal
 from urllib.parse import urlsplit
 
 from pipeline.config import Rule
@@ -39,10 +40,14 @@ from pipeline.entity_readings import (
 )
 from pipeline.models import EnrichedStory, MatchedTerm, TextField
 from pipeline.rules.compile import CompiledRules, Stream, TermSpec
-from pipeline.rules.tokens import FieldWords, gap_kind, sentence_break
+from pipeline.rules.tokens import FieldWords, gap_kind, script_bounded, sentence_break, stemming_for
 
 FIELDS: tuple[TextField, ...] = ("title", "summary", "text")
+STREAMS: tuple[Stream, ...] = ("surface", "stem")
 MAX_MATCHED_TERMS = 10
+# What an `entity_types` rule does on a story no NER model read (no model for its
+# language): "terms" fires on its terms alone, "skip" does not fire (`rules.unread_entities`).
+UnreadEntities = Literal["terms", "skip"]
 _SPACES = re.compile(r"\s+")
 
 
@@ -68,30 +73,43 @@ class RuleMatch:
     hits: tuple[Hit, ...]
 
 
-class _FieldScan:
-    """One field's word streams, built once; places raw automaton hits in the field's text."""
+@dataclass
+class MatchNotes:
+    """What matching one story met that the host counts: rules with `entity_types` whose
+    terms occur in a story no NER model read."""
 
-    def __init__(self, field: TextField, text: str) -> None:
+    unread_entity_rules: int = 0
+
+
+class _FieldScan:
+    """One field's word streams, built once; places raw automaton hits in the field's text.
+    Stems are the story's language's (`stemming`)."""
+
+    def __init__(self, field: TextField, text: str, stemming: str) -> None:
         self.field = field
         self.text = text
+        self.stemming = stemming
         self.words = FieldWords(text)
         self._streams: dict[Stream, str] = {}
 
     def stream(self, kind: Stream) -> str:
         if kind not in self._streams:
-            words = self.words.surface if kind == "surface" else self.words.stems()
+            words = self.words.surface if kind == "surface" else self.words.stems(self.stemming)
             self._streams[kind] = f" {words} "
         return self._streams[kind]
 
     def place(self, spec: TermSpec, at: int) -> Hit | None:
         """The hit whose key starts at stream offset `at`, if its words are separated as the
-        term's are (so "Qin. Gang" is not "Qin Gang", but "US-China" is "US China")."""
+        term's are (so "Qin. Gang" is not "Qin Gang", but "US-China" is "US China") and it
+        keeps to the word edges of its script (`tokens.script_bounded`)."""
         starts, ends = self.words.spans()
         first = self.stream(spec.stream).count(" ", 0, at)
         last = first + spec.length - 1
         for k, want in enumerate(spec.gaps, start=first):
             if gap_kind(self.text[ends[k] : starts[k + 1]]) != want:
                 return None
+        if self.words.special and not script_bounded(self.text, starts[first], ends[last]):
+            return None
         return Hit(spec, self.field, starts[first], ends[last], first, last)
 
 
@@ -103,11 +121,15 @@ def _scan(story: EnrichedStory, compiled: CompiledRules) -> tuple[_KeyHits, set[
     """(hits by key id, the rules whose watch terms were hit): one pass per field and stream."""
     found: _KeyHits = defaultdict(list)
     candidates: set[int] = set()
+    stemming = stemming_for(story.language)
+    scanners = [(kind, compiled.scanner(kind, stemming)) for kind in STREAMS]
     for field in FIELDS:
-        scan = _FieldScan(field, getattr(story, field))
+        scan = _FieldScan(field, getattr(story, field), stemming)
         if not scan.words.surface:
             continue
-        for kind, automaton in compiled.automata.items():
+        for kind, (automaton, _) in scanners:
+            if automaton is None:
+                continue
             length: int
             key_id: int
             watchers: tuple[int, ...]
@@ -115,20 +137,30 @@ def _scan(story: EnrichedStory, compiled: CompiledRules) -> tuple[_KeyHits, set[
                 found[key_id].append((scan, end - length + 1))
                 if watchers:
                     candidates.update(watchers)
+    for _, (_, aliases) in scanners:
+        for key_id, others in aliases.items():
+            if key_id in found:
+                found.update(dict.fromkeys(others, found[key_id]))
     return found, candidates
 
 
 def match_story(
-    story: EnrichedStory, compiled: CompiledRules, *, readings: Weights | None = DEFAULT_WEIGHTS
+    story: EnrichedStory,
+    compiled: CompiledRules,
+    *,
+    readings: Weights | None = DEFAULT_WEIGHTS,
+    unread_entities: UnreadEntities = "terms",
+    notes: MatchNotes | None = None,
 ) -> list[RuleMatch]:
     """The rules that fire on the story, in rule-file order. `readings=None` judges
-    `entity_types` by NER's mentions alone (no reading of unlabelled names)."""
+    `entity_types` by NER's mentions alone (no reading of unlabelled names);
+    `unread_entities` says what such a rule does where no model read the story."""
     found, candidates = _scan(story, compiled)
-    entities = _EntitySpans(story, readings)
+    entities = _EntitySpans(story, readings, unread_entities)
     matches = []
     for rule_index in sorted(candidates):
         rule = compiled.rules[rule_index]
-        hits = _rule_hits(rule, compiled.terms[rule_index], found, story, entities)
+        hits = _rule_hits(rule, compiled.terms[rule_index], found, story, entities, notes=notes)
         if hits:
             matches.append(RuleMatch(rule, tuple(hits)))
     return matches
@@ -140,10 +172,19 @@ def _rule_hits(
     found: _KeyHits,
     story: EnrichedStory,
     entities: _EntitySpans,
+    *,
+    notes: MatchNotes | None = None,
 ) -> list[Hit]:
     """The watch-term hits that make the rule fire, or none when a filter or condition says no."""
     if not (source_allowed(rule, story) and topic_allowed(rule, story)):
         return []
+    if rule.languages and not language_allowed(rule, story):
+        return []
+    if rule.entity_types and entities.unread:
+        if notes is not None:
+            notes.unread_entity_rules += 1
+        if entities.policy == "skip":
+            return []
     placed = _Placer(found)
     if any(placed.occurs(spec) for spec in terms if spec.kind == "none"):
         return []
@@ -163,7 +204,7 @@ def _acceptance(
 ) -> Callable[[Hit], bool] | None:
     """What a watch-term hit must also satisfy: entity types, then proximity (None: nothing)."""
     checks: list[Callable[[Hit], bool]] = []
-    if rule.entity_types:
+    if rule.entity_types and not entities.unread:
         labels = list(rule.entity_types)
         checks.append(lambda hit: entities.covers(hit, labels))
     for group, near in enumerate(rule.near):
@@ -266,6 +307,12 @@ def source_allowed(rule: Rule, story: EnrichedStory) -> bool:
     return False
 
 
+def language_allowed(rule: Rule, story: EnrichedStory) -> bool:
+    """`languages: [en, fr]` keeps the rule to stories in those languages (a story whose
+    language nobody could tell is in none of them)."""
+    return not rule.languages or story.language in rule.languages
+
+
 def topic_allowed(rule: Rule, story: EnrichedStory) -> bool:
     if not rule.topics:
         return True
@@ -295,9 +342,13 @@ _FALLBACK_JOIN = "\n\n"  # how `fallback_text` joins the title and the summary
 class _EntitySpans:
     """The story's entity mentions per field, built only if a rule with entity_types needs them."""
 
-    def __init__(self, story: EnrichedStory, readings: Weights | None) -> None:
+    def __init__(
+        self, story: EnrichedStory, readings: Weights | None, policy: UnreadEntities = "terms"
+    ) -> None:
         self._story = story
         self._readings = readings
+        self.policy = policy
+        self.unread = story.entities_unread()
         self._read: dict[tuple[str, ...], str | None] = {}
         self._spans: dict[str, list[tuple[int, int, str]]] | None = None
 
@@ -444,13 +495,17 @@ class Verdict:
 
 
 def explain_story(
-    story: EnrichedStory, compiled: CompiledRules, *, readings: Weights | None = DEFAULT_WEIGHTS
+    story: EnrichedStory,
+    compiled: CompiledRules,
+    *,
+    readings: Weights | None = DEFAULT_WEIGHTS,
+    unread_entities: UnreadEntities = "terms",
 ) -> list[Verdict]:
     """Every rule with a watch term in the story, in rule-file order, with the same checks
     `match_story` makes (the same scan, placing, entity test and readings), so a verdict
     here is the verdict the rules stage reached."""
     found, candidates = _scan(story, compiled)
-    entities = _EntitySpans(story, readings)
+    entities = _EntitySpans(story, readings, unread_entities)
     verdicts = []
     for rule_index in sorted(candidates):
         rule, terms = compiled.rules[rule_index], compiled.terms[rule_index]
@@ -483,11 +538,25 @@ def _refusals(
         reasons.append(f"sources: the feed {story.feed!r} is not one of {', '.join(rule.sources)}")
     if not topic_allowed(rule, story):
         reasons.append(f"topics: the story has none of {', '.join(rule.topics)}")
+    if not language_allowed(rule, story):
+        said = story.language or "not known"
+        reasons.append(
+            f"languages: the story's language ({said}) is not {', '.join(rule.languages)}"
+        )
+    if rule.entity_types and entities.unread and entities.policy == "skip":
+        reasons.append(
+            f"entity_types: no NER model for the story's language ({story.language}), "
+            "and rules.unread_entities is skip"
+        )
     reasons += [f"none: {s.term!r} occurs" for s in terms if s.kind == "none" and placed.occurs(s)]
     reasons += [
         f"all: {s.term!r} does not occur" for s in terms if s.kind == "all" and not placed.occurs(s)
     ]
-    if rule.entity_types and not any(entities.covers(h, rule.entity_types) for h in watched):
+    if (
+        rule.entity_types
+        and not entities.unread
+        and not any(entities.covers(h, rule.entity_types) for h in watched)
+    ):
         types = ", ".join(rule.entity_types)
         reasons.append(f"entity_types: no match lies in a {types} entity")
     if not reasons and (rule.near or rule.same_sentence):

@@ -165,8 +165,9 @@ def test_a_story_in_a_language_without_a_model_keeps_text_and_topics(
 
 
 def test_the_feed_language_counts_when_the_page_has_none(enricher: Enricher) -> None:
-    story = enricher.enrich(raw_story(language="fr-FR"), PageFailed("timeout"))
-    assert (story.language, story.entities) == ("fr", [])
+    story = enricher.enrich(raw_story(language="de-DE"), PageFailed("timeout"))
+    assert (story.language, story.language_source, story.entities) == ("de", "feed", [])
+    assert story.ner_model is None  # French has a model now (nlp.models); German has none
 
 
 def test_a_batch_gives_one_story_per_item_in_order(enricher: Enricher, shared_dir: Path) -> None:
