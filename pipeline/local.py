@@ -32,6 +32,7 @@ from pipeline.extractor.pages import PageFetcher
 from pipeline.extractor.pool import Extraction
 from pipeline.extractor.stage import ExtractorStage
 from pipeline.history.feeder import HistoryWriter
+from pipeline.history.sources import LocalHistory
 from pipeline.history.store import HistoryStore
 from pipeline.metrics import Metrics
 from pipeline.models import Alert, RawStory
@@ -41,6 +42,7 @@ from pipeline.notifier.local import HandOffStage, LocalDelivery
 from pipeline.poller.stage import FeedPoller
 from pipeline.poller.state import SqliteStateStore
 from pipeline.rules.engine import RulesEngine, open_engine
+from pipeline.rules.flood import FloodCheck
 from pipeline.rules.stage import RulesStage, alert_output
 
 log = logging.getLogger(__name__)
@@ -90,6 +92,9 @@ class LocalPipeline:
             HistoryStore.in_dir(config.state_dir), metrics, self.settings.rules.history_days,
             enriched=ENRICHED, alerts=ALERTS,
         )  # fmt: skip
+        self.engine.on_reload = FloodCheck(
+            lambda _timeout: LocalHistory(self.history.store), self.settings.rules, metrics
+        )
         self.rules = self._runner(self.rules_stage, ENRICHED, self._rules_published)
         self.alerts = self._runner(
             HandOffStage(self.delivery, self._shown), ALERTS, self.history.record

@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 STORE_FILE = "rules.sqlite3"
 Clock = Callable[[], float]
 FileStamp = tuple[int, int, int] | None
+OnReload = Callable[[Sequence[Rule], Sequence[Rule]], object]
 
 
 def build_alert(story: EnrichedStory, match: RuleMatch, snippet_chars: int) -> Alert:
@@ -103,6 +104,9 @@ class RulesEngine:
         self._reload_requested = False
         self.ledger = AlertLedger(store, settings, metrics, clock())
         self._declare(self.compiled)
+        self.on_reload: OnReload | None = None
+        """Told (old rules, new rules) after each reload that took effect: the host's flood
+        check (`rules/flood.py`)."""
 
     # -- rules -----------------------------------------------------------------------
 
@@ -143,6 +147,8 @@ class RulesEngine:
         self.metrics.rule_reloads.labels("ok").inc()
         self._declare(compiled)
         log.info("rules reloaded rules_file=%s rules=%s", self.rules_path, len(compiled.rules))
+        if self.on_reload is not None:
+            self.on_reload(kept, compiled.rules)
         return True
 
     def _declare(self, compiled: CompiledRules) -> None:
