@@ -42,7 +42,6 @@ from pipeline.notifier.local import HandOffStage, LocalDelivery
 from pipeline.poller.stage import FeedPoller
 from pipeline.poller.state import SqliteStateStore
 from pipeline.rules.engine import RulesEngine, open_engine
-from pipeline.rules.flood import FloodCheck
 from pipeline.rules.stage import RulesStage, alert_output
 
 log = logging.getLogger(__name__)
@@ -74,7 +73,7 @@ class LocalPipeline:
         self.out = out
         self.report = RunReport()
         self.queue = LocalQueue(config.state_dir / "queue.sqlite3")
-        self.engine: RulesEngine = open_engine(config, metrics)
+        self.engine: RulesEngine = open_engine(config, metrics, history=self._open_history)
         self.delivery = self._delivery()
         self.pages = PageFetcher(
             self.settings.http, max_bytes=self.settings.extraction.max_html_bytes, metrics=metrics
@@ -92,9 +91,6 @@ class LocalPipeline:
             HistoryStore.in_dir(config.state_dir), metrics, self.settings.rules.history_days,
             enriched=ENRICHED, alerts=ALERTS,
         )  # fmt: skip
-        self.engine.on_reload = FloodCheck(
-            lambda _timeout: LocalHistory(self.history.store), self.settings.rules, metrics
-        )
         self.rules = self._runner(self.rules_stage, ENRICHED, self._rules_published)
         self.alerts = self._runner(
             HandOffStage(self.delivery, self._shown), ALERTS, self.history.record
@@ -125,6 +121,10 @@ class LocalPipeline:
             stage, transport, self.settings.kafka, self.metrics, self.stop,
             on_published=on_published,
         )  # fmt: skip
+
+    def _open_history(self, _timeout: float) -> LocalHistory:
+        """What a reload's flood check reads: the history this pipeline keeps."""
+        return LocalHistory(self.history.store)
 
     def _rules_published(self, messages: Sequence[Message]) -> None:
         """Stories past the rules stage go into the history (the console, the backtest)."""

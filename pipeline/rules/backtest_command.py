@@ -103,10 +103,11 @@ def run(
 def _write_lines(alerts: list[Any], changes: list[Change], compared: bool, out: TextIO) -> None:
     if not compared:
         for alert in alerts:
-            out.write(alert.model_dump_json() + "\n")
+            out.write(alert.to_bytes().decode("utf-8") + "\n")
         return
     for change in changes:
-        out.write(f'{{"change":"{change.kind}","alert":{change.alert.model_dump_json()}}}\n')
+        alert = change.alert.to_bytes().decode("utf-8")
+        out.write(f'{{"change":"{change.kind}","alert":{alert}}}\n')
 
 
 @contextmanager

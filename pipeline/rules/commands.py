@@ -34,7 +34,6 @@ def cmd_rules(args: argparse.Namespace) -> int:
     from pipeline.corridor.kafka.changelog import KafkaChangelog
     from pipeline.history.sources import KafkaHistory
     from pipeline.rules.engine import open_engine, reload_on_sighup
-    from pipeline.rules.flood import FloodCheck
     from pipeline.rules.worker import RulesWorker
     from pipeline.runtime import Liveness, setup_logging, start_metrics, stop_event
 
@@ -43,9 +42,8 @@ def cmd_rules(args: argparse.Namespace) -> int:
     setup_logging(settings.log)
     metrics = Metrics()
     changelog = KafkaChangelog(settings.kafka, settings.kafka.topics.rules_state, "rules")
-    engine = open_engine(config, metrics, changelog)
-    engine.on_reload = FloodCheck(
-        lambda timeout: KafkaHistory(settings.kafka, timeout), settings.rules, metrics
+    engine = open_engine(
+        config, metrics, changelog, history=lambda timeout: KafkaHistory(settings.kafka, timeout)
     )
     reload_on_sighup(engine)
     stop = stop_event()
