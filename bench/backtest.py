@@ -1,0 +1,211 @@
+"""`newsmon backtest` read speed against `newsmon match` on the same 100,000 stories.
+
+    .venv/bin/python bench/backtest.py [--stories 100000] [--rounds 1] [--kafka HOST:PORT | --kafka-start]
+
+Stories: 100,000 synthetic enriched stories, each made of three paragraphs drawn from the 91
+article bodies of ../shared/corpora/article-extraction (about 2,000 chars of real news text,
+no two alike, so near-duplicate suppression does what it does on real feeds), under its
+first article's title. Rules: the ten of bench/rules_match.py (the shipped examples enabled
+and seven more, some with `near`, `same_sentence` and entity types).
+
+Baseline: `newsmon match` in-process (`match_lines`, the function the command runs) reading
+the stories as JSON lines from a file. Measured: the backtest loop of `newsmon backtest`
+(`backtest_command.run`) reading the same stories from the history store that `newsmon run`
+keeps (written here the way its writer does), and with --kafka / --kafka-start from an
+enriched topic on a real broker (produced here, gzip as the extractor's producer does).
+Both run the same engine (`tester_engine`), so the ratio is what reading the history costs.
+Rounds interleave the modes, so a busy machine slows them alike; figures are medians.
+Target: backtest >= 0.80 of match's stories per second.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from rules_match import base_rules, load_stories  # noqa: E402
+
+from pipeline.config import KafkaSettings, Rule, RulesSettings, TopicNames  # noqa: E402
+from pipeline.history.sources import History, KafkaHistory, LocalHistory  # noqa: E402
+from pipeline.history.store import HistoryStore  # noqa: E402
+from pipeline.history.timerange import TimeRange  # noqa: E402
+from pipeline.models import EnrichedStory, story_id_for  # noqa: E402
+from pipeline.rules.backtest import Backtest, raiser, tester_engine  # noqa: E402
+from pipeline.rules.backtest_command import run as backtest_loop  # noqa: E402
+from pipeline.rules.commands import match_lines  # noqa: E402
+
+TARGET = 0.80
+BATCH = 1000
+SPREAD_SECONDS = 7 * 86400.0
+
+
+def synthetic_stories(count: int, seed: int = 20261201) -> Iterator[EnrichedStory]:
+    """`count` distinct stories of three paragraphs drawn from the corpus articles."""
+    corpus = load_stories()
+    paragraphs = [p for s in corpus for p in s.text.split("\n") if len(p) > 80]
+    rng = random.Random(seed)
+    for n in range(count):
+        base = corpus[n % len(corpus)]
+        text = "\n".join(rng.sample(paragraphs, 3))
+        url = f"https://bench.example/{n}"
+        yield base.model_copy(
+            update={"id": story_id_for(url), "url": url, "title": base.title, "text": text}
+        )
+
+
+def write_inputs(count: int, folder: Path) -> tuple[Path, HistoryStore]:
+    """The stories as a JSON-lines file (for match) and in a history store (for backtest),
+    stored over the last week."""
+    lines = folder / "stories.jsonl"
+    store = HistoryStore(folder / "history.sqlite3")
+    now = time.time()
+    batch: list[EnrichedStory] = []
+    with lines.open("wb") as out:
+        for n, story in enumerate(synthetic_stories(count)):
+            out.write(story.to_bytes() + b"\n")
+            batch.append(story)
+            if len(batch) == BATCH or n == count - 1:
+                store.add(batch, [], now - SPREAD_SECONDS * (1 - n / count))
+                batch = []
+    return lines, store
+
+
+def time_match(rules: list[Rule], lines: Path) -> tuple[float, int, int]:
+    engine = tester_engine(Path("rules.yaml"), rules, RulesSettings())
+    with lines.open(encoding="utf-8") as stories, open(os.devnull, "w") as sink:
+        started = time.perf_counter()
+        read, alerts, _ = match_lines(engine, stories, sink, sink)
+        seconds = time.perf_counter() - started
+    engine.close()
+    return seconds, read, alerts
+
+
+def time_backtest(rules: list[Rule], open_history: Callable[[], History]) -> tuple[float, int, int]:
+    engine = tester_engine(Path("rules.yaml"), rules, RulesSettings())
+    backtest = Backtest(raiser(engine), engine.compiled.rules)
+    flags = argparse.Namespace(jsonl=False, progress=False)
+    started = time.perf_counter()
+    history = open_history()
+    with open(os.devnull, "w") as sink:
+        backtest_loop(backtest, history, TimeRange(None, None), flags, sink)
+    seconds = time.perf_counter() - started
+    history.close()
+    engine.close()
+    return seconds, backtest.stories, sum(o.alerts for o in backtest.outcomes.values())
+
+
+def fill_topic(settings: KafkaSettings, lines: Path) -> None:
+    from pipeline.corridor.kafka.clients import Producer, create_topics
+    from pipeline.corridor.records import Output
+
+    create_topics(settings)
+    producer = Producer(settings)
+    topic = settings.topics.enriched
+    batch: list[Output] = []
+    with lines.open("rb") as stories:
+        for line in stories:
+            batch.append(Output(topic, key=None, value=line.rstrip(b"\n")))
+            if len(batch) == BATCH:
+                producer.publish(batch)
+                batch = []
+    producer.publish(batch)
+    producer.close()
+
+
+def start_broker(folder: Path) -> tuple[str, Callable[[], None]]:
+    from conftest import pick_free_port
+
+    script = ROOT / "scripts" / "kafka.sh"
+    port, controller = pick_free_port(), pick_free_port()
+    broker = folder / "kafka"
+    subprocess.run(
+        ["bash", str(script), "start", str(broker), str(port), str(controller)], check=True
+    )
+    return f"127.0.0.1:{port}", lambda: subprocess.run(
+        ["bash", str(script), "stop", str(broker)], check=False
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--stories", type=int, default=100_000)
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--kafka", metavar="HOST:PORT", help="also read from a topic there")
+    parser.add_argument("--kafka-start", action="store_true", help="start a broker for it")
+    args = parser.parse_args()
+    sys.path.insert(0, str(ROOT / "tests"))
+
+    folder = Path(tempfile.mkdtemp(prefix="newsmon-backtest-bench-"))
+    stop_broker: Callable[[], object] = lambda: None  # noqa: E731
+    try:
+        started = time.perf_counter()
+        lines, store = write_inputs(args.stories, folder)
+        store.close()
+        size = lines.stat().st_size / 1e6
+        print(f"{args.stories:,} stories, {size:.0f} MB as JSON lines, written and stored "
+              f"in {time.perf_counter() - started:.0f} s")  # fmt: skip
+        rules = base_rules()
+        modes: dict[str, Callable[[], tuple[float, int, int]]] = {
+            "match (file)": lambda: time_match(rules, lines),
+            "backtest (history store)": lambda: time_backtest(
+                rules, lambda: LocalHistory(HistoryStore(folder / "history.sqlite3"), owned=True)
+            ),
+        }
+        bootstrap = args.kafka
+        if args.kafka_start:
+            bootstrap, stop_broker = start_broker(folder)
+        if bootstrap:
+            run = uuid.uuid4().hex[:8]
+            names = {field: f"bench-{run}.{field}" for field in TopicNames.model_fields}
+            kafka = KafkaSettings(bootstrap_servers=bootstrap, topics=TopicNames(**names))
+            started = time.perf_counter()
+            fill_topic(kafka, lines)
+            print(f"produced to {kafka.topics.enriched} in {time.perf_counter() - started:.0f} s")
+            modes["backtest (Kafka topic)"] = lambda: time_backtest(
+                rules, lambda: KafkaHistory(kafka, 30.0)
+            )
+        report(modes, args.rounds, args.stories)
+    finally:
+        stop_broker()
+        shutil.rmtree(folder, ignore_errors=True)
+    return 0
+
+
+def report(
+    modes: dict[str, Callable[[], tuple[float, int, int]]], rounds: int, stories: int
+) -> None:
+    seconds: dict[str, list[float]] = {name: [] for name in modes}
+    for round_ in range(rounds):
+        for name, measure in modes.items():
+            took, read, alerts = measure()
+            assert read == stories, f"{name} read {read} of {stories} stories"
+            seconds[name].append(took)
+            print(f"round {round_ + 1}: {name}: {took:.1f} s, {read / took:,.0f} stories/s, "
+                  f"{alerts:,} alerts")  # fmt: skip
+    base = statistics.median(seconds["match (file)"])
+    print(f"\nmedian of {rounds} round(s), {len(base_rules())} rules, {stories:,} stories:")
+    for name, times in seconds.items():
+        took = statistics.median(times)
+        ratio = base / took
+        verdict = "" if name.startswith("match") else (
+            "  (target >= 0.80: met)" if ratio >= TARGET else "  (target >= 0.80: NOT met)"
+        )  # fmt: skip
+        print(f"  {name:<26} {stories / took:>8,.0f} stories/s  {ratio:.2f} of match{verdict}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
