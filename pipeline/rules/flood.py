@@ -17,10 +17,11 @@ on the same stories, on both transports; the alerts actually raised are capped b
 throttling (so a flood would hide its own baseline) and, on Kafka, known only to the
 replica that owns the rule's partition.
 
-Cost and bound: only the changed rules are compiled (twice: old and new; at most
-`MAX_RULES` of them), and the rules stage waits for the check, at most
-`rules.flood_check_seconds` (plus one fetch of at most half a second); past it the stories
-read so far decide (`outcome="partial"`), as both versions were matched on each of them.
+Cost and bound: only the changed rules are compiled (old and new versions in one matcher,
+so each story is scanned once; at most `MAX_RULES` of them), and the rules stage waits for
+the check, at most `rules.flood_check_seconds` (plus one fetch of at most half a second);
+past it the stories read so far decide (`outcome="partial"`), as both versions were
+matched on each of them.
 """
 
 from __future__ import annotations
@@ -94,14 +95,26 @@ class _Tally:
     complete: bool = True
 
 
+BEFORE = "\x00before:"
+"""Marks a previous version's id in the one matcher both versions share (no rule id can
+hold it: ids are letters, digits, `-`, `_` and `.`)."""
+
+
+def side_by_side(changed: Sequence[Rule], previous: Sequence[Rule]) -> CompiledRules:
+    """The new and the previous versions in one matcher, so a story is scanned once."""
+    renamed = [rule.model_copy(update={"id": BEFORE + rule.id}) for rule in previous]
+    return compile_rules([*changed, *renamed])
+
+
 def _count(
     payloads: Iterable[bytes],
-    versions: tuple[CompiledRules, CompiledRules],
-    counts: tuple[Counter[str], Counter[str]],
+    compiled: CompiledRules,
     deadline: float,
     monotonic: Callable[[], float],
-) -> _Tally:
-    """Match each story against the new and the old versions until the deadline."""
+) -> tuple[tuple[Counter[str], Counter[str]], _Tally]:
+    """Stories each version matches, (new, previous), story by story until the deadline."""
+    now: Counter[str] = Counter()
+    before: Counter[str] = Counter()
     tally = _Tally()
     for payload in payloads:
         if monotonic() > deadline:
@@ -112,9 +125,13 @@ def _count(
         except PipelineError:
             continue
         tally.stories += 1
-        for compiled, counter in zip(versions, counts, strict=True):
-            counter.update(m.rule.id for m in match_story(story, compiled))
-    return tally
+        for match in match_story(story, compiled):
+            rule_id = match.rule.id
+            if rule_id.startswith(BEFORE):
+                before[rule_id[len(BEFORE) :]] += 1
+            else:
+                now[rule_id] += 1
+    return (now, before), tally
 
 
 class FloodCheck:
@@ -160,13 +177,12 @@ class FloodCheck:
 
     def _check(self, changed: list[Rule], previous: list[Rule]) -> list[Flood]:
         deadline = self.monotonic() + self.settings.flood_check_seconds
-        versions = (compile_rules(changed), compile_rules(previous))
-        counts: tuple[Counter[str], Counter[str]] = (Counter(), Counter())
+        compiled = side_by_side(changed, previous)
         since = self.clock() - self.settings.history_days * DAY
         history = self.open_history(max(deadline - self.monotonic(), MIN_CONNECT_SECONDS))
         try:
             read = history.newest(self.settings.flood_check_stories, since)
-            tally = _count(read.payloads, versions, counts, deadline, self.monotonic)
+            counts, tally = _count(read.payloads, compiled, deadline, self.monotonic)
         finally:
             history.close()
         existed = {rule.id for rule in previous}
