@@ -198,3 +198,25 @@ def test_a_reload_that_would_flood_is_logged_and_counted_by_the_rules_worker(
     text = log.read_text(errors="replace")
     assert "reloaded rule would raise far more alerts than before" in text
     assert "rule=tesla kind=changed alerts_now=9 alerts_before=5 stories=9" in text
+
+
+def test_topics_create_keeps_history_days_on_the_enriched_topic(
+    kafka_settings: KafkaSettings,
+) -> None:
+    from kafka.admin import ConfigResource, ConfigResourceType
+
+    from pipeline.corridor.kafka.clients import DAY_MS, create_topics, topic_retention_ms
+
+    topic = kafka_settings.topics.enriched
+    admin = KafkaAdminClient(bootstrap_servers=kafka_settings.bootstrap_servers)
+    try:
+        assert topic_retention_ms(admin, topic) == 14 * DAY_MS  # created with the default
+        shorter = ConfigResource(ConfigResourceType.TOPIC, topic, {"retention.ms": "3600000"})
+        admin.alter_configs([shorter], incremental=True)
+        assert create_topics(kafka_settings, history_days=20) == []
+        assert topic_retention_ms(admin, topic) == 20 * DAY_MS  # raised to the history
+        create_topics(kafka_settings, history_days=5)
+        assert topic_retention_ms(admin, topic) == 20 * DAY_MS  # never lowered
+        assert topic_retention_ms(admin, kafka_settings.topics.raw) == 7 * DAY_MS  # broker's
+    finally:
+        admin.close()

@@ -209,3 +209,13 @@ def test_without_compare_each_rule_shows_its_alerts_and_newest_headlines() -> No
         "   2024-03-01  Tesla in Berlin  [example]",
         "      title: **Tesla** in Berlin",
     ]
+
+
+def test_the_enriched_topic_is_made_to_keep_history_days() -> None:
+    from pipeline.config import KafkaSettings
+    from pipeline.corridor.kafka.clients import topic_specs
+
+    settings = KafkaSettings()
+    kept = {s.name: s.topic_configs.get("retention.ms") for s in topic_specs(settings, 3)}
+    assert kept.pop(settings.topics.enriched) == str(3 * 86_400_000)
+    assert set(kept.values()) == {None}

@@ -308,7 +308,7 @@ def topic_retention_ms(admin: KafkaAdminClient, topic: str) -> int:
     """The topic's `retention.ms` in force (its own, else the broker's); -1 is forever."""
     resource = ConfigResource(ConfigResourceType.TOPIC, topic, {RETENTION: None})
     found = admin.describe_configs([resource], config_filter="all")
-    return int(found["topic"][topic][RETENTION]["config_value"])
+    return int(found["topic"][topic][RETENTION]["value"])
 
 
 def _keep_at_least(admin: KafkaAdminClient, topic: str, wanted_ms: int) -> None:
