@@ -42,7 +42,6 @@ from rules_match import base_rules, load_stories  # noqa: E402
 from pipeline.config import KafkaSettings, Rule, RulesSettings, TopicNames  # noqa: E402
 from pipeline.history.sources import History, KafkaHistory, LocalHistory  # noqa: E402
 from pipeline.history.store import HistoryStore  # noqa: E402
-from pipeline.history.timerange import TimeRange  # noqa: E402
 from pipeline.models import EnrichedStory, story_id_for  # noqa: E402
 from pipeline.rules.backtest import Backtest, raiser, tester_engine  # noqa: E402
 from pipeline.rules.backtest_command import run as backtest_loop  # noqa: E402
@@ -97,11 +96,10 @@ def time_match(rules: list[Rule], lines: Path) -> tuple[float, int, int]:
 def time_backtest(rules: list[Rule], open_history: Callable[[], History]) -> tuple[float, int, int]:
     engine = tester_engine(Path("rules.yaml"), rules, RulesSettings())
     backtest = Backtest(raiser(engine), engine.compiled.rules)
-    flags = argparse.Namespace(jsonl=False, progress=False)
     started = time.perf_counter()
     history = open_history()
     with open(os.devnull, "w") as sink:
-        backtest_loop(backtest, history, TimeRange(None, None), flags, sink)
+        backtest_loop(backtest, history.read(None, None), sink, jsonl=False, shown=False)
     seconds = time.perf_counter() - started
     history.close()
     engine.close()

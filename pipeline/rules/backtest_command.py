@@ -16,7 +16,7 @@ from typing import Any, TextIO
 
 from pipeline.cli_common import add_config_options, load_from_args
 from pipeline.config import Config, load_rules
-from pipeline.history.sources import History, KafkaHistory, LocalHistory
+from pipeline.history.sources import History, HistoryRead, KafkaHistory, LocalHistory
 from pipeline.history.timerange import TimeRange, parse_time_range
 from pipeline.rules.backtest import Backtest, Change, raiser, tester_engine, write_report
 
@@ -73,7 +73,9 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     started = time.monotonic()
     history = open_history(args, config)
     try:
-        run(backtest, history, window, args, sys.stdout)
+        read = history.read(window.since, window.until)
+        shown = args.progress or sys.stderr.isatty()
+        run(backtest, read, sys.stdout, jsonl=args.jsonl, shown=shown)
     finally:
         history.close()
         tested.close()
@@ -87,14 +89,13 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     return 0
 
 
-def run(
-    backtest: Backtest, history: History, window: TimeRange, args: argparse.Namespace, out: TextIO
-) -> None:
-    read = history.read(window.since, window.until)
-    with progress(read.size, args.progress or sys.stderr.isatty()) as advance:
+def run(backtest: Backtest, read: HistoryRead, out: TextIO, *, jsonl: bool, shown: bool) -> None:
+    """Every story of `read` through the backtest; with `jsonl`, its alerts (or changes)
+    to `out` as they come; a progress bar on stderr if `shown`."""
+    with progress(read.size, shown) as advance:
         for payload in read.payloads:
             alerts, changes = backtest.add_payload(payload)
-            if args.jsonl:
+            if jsonl:
                 _write_lines(alerts, changes, backtest.compared is not None, out)
             advance()
     out.flush()
