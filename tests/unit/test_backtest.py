@@ -219,3 +219,21 @@ def test_the_enriched_topic_is_made_to_keep_history_days() -> None:
     kept = {s.name: s.topic_configs.get("retention.ms") for s in topic_specs(settings, 3)}
     assert kept.pop(settings.topics.enriched) == str(3 * 86_400_000)
     assert set(kept.values()) == {None}
+
+
+def test_the_command_names_a_bad_rules_file_a_bad_range_and_a_missing_history(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pipeline.cli import main
+
+    state = ["--state-dir", str(tmp_path)]
+    bad = tmp_path / "rules.yaml"
+    bad.write_text("rules:\n  - id: tesla\n    terms: []\n", encoding="utf-8")
+    assert main(["backtest", "--rules", str(bad), *state]) == 2
+    assert f"{bad}: rules[0] (id 'tesla'): field 'terms'" in capsys.readouterr().err
+    assert main(["backtest", "--since", "7d", "--from", "2026-11-01", *state]) == 1
+    assert "newsmon: time_range: --since is a range of its own" in capsys.readouterr().err
+    assert main(["backtest", "--compare", str(bad), *state]) == 2
+    assert f"{bad}: rules[0]" in capsys.readouterr().err
+    assert main(["backtest", *state]) == 1
+    assert "newsmon: no_history: no history at" in capsys.readouterr().err
