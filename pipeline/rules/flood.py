@@ -19,9 +19,10 @@ replica that owns the rule's partition.
 
 Cost and bound: only the changed rules are compiled (old and new versions in one matcher,
 so each story is scanned once; at most `MAX_RULES` of them), and the rules stage waits for
-the check, at most `rules.flood_check_seconds` (plus one fetch of at most half a second);
-past it the stories read so far decide (`outcome="partial"`), as both versions were
-matched on each of them.
+the check, at most `rules.flood_check_seconds` (on Kafka plus one fetch of half a second,
+or one offsets look-up's request timeout if the broker stops answering mid-check); past it
+the stories read so far decide (`outcome="partial"`), as both versions were matched on
+each of them.
 """
 
 from __future__ import annotations
