@@ -12,10 +12,12 @@ the rules stage): both say when the story went through the pipeline.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import queue
+import threading
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, cast
 
 from pipeline.config import KafkaSettings
 from pipeline.errors import PipelineError
@@ -85,7 +87,8 @@ _END = float("inf")
 
 class KafkaHistory:
     """The enriched topic; `timeout` bounds each wait on the broker (connect, look-ups, a
-    read that makes no progress)."""
+    read that makes no progress). Records are fetched on a thread a few batches ahead of
+    the reader (`prefetched`), so waiting on the broker overlaps with matching."""
 
     def __init__(self, settings: KafkaSettings, timeout: float) -> None:
         from pipeline.corridor.kafka.history import TopicHistory
@@ -93,20 +96,81 @@ class KafkaHistory:
         topic = settings.topics.enriched
         self.where = f"the topic {topic} on {settings.bootstrap_servers}"
         self.topic = TopicHistory(settings, topic, timeout)
+        self._reading: Generator[bytes] | None = None
 
     def read(self, since: float | None, until: float | None) -> HistoryRead:
         since_ms, until_ms = _ms(since), _ms(until)
         span = self.topic.span(since_ms, until_ms)
         messages = self.topic.read(span, since_ms, until_ms)
-        return HistoryRead(span.size, (m.value for m in messages))
+        return HistoryRead(span.size, self._prefetched(m.value for m in messages))
 
     def newest(self, limit: int, since: float | None = None) -> HistoryRead:
         span = self.topic.newest(limit)
         messages = self.topic.read(span, _ms(since), None)
-        return HistoryRead(span.size, (m.value for m in messages))
+        return HistoryRead(span.size, self._prefetched(m.value for m in messages))
+
+    def _prefetched(self, payloads: Iterator[bytes]) -> Iterator[bytes]:
+        self._stop_reading()
+        self._reading = prefetched(payloads)
+        return self._reading
+
+    def _stop_reading(self) -> None:
+        """The consumer is the fetching thread's until it has stopped."""
+        if self._reading is not None:
+            self._reading.close()
+            self._reading = None
 
     def close(self) -> None:
+        self._stop_reading()
         self.topic.close()
+
+
+PREFETCH_BATCH = 500
+PREFETCH_DEPTH = 8
+_DONE = object()
+
+
+def prefetched(
+    payloads: Iterator[bytes], batch: int = PREFETCH_BATCH, depth: int = PREFETCH_DEPTH
+) -> Generator[bytes]:
+    """`payloads` read on a thread, at most `depth` batches ahead; its error is raised
+    here. Closing the generator stops the thread (and waits for it) before returning."""
+    ahead: queue.Queue[object] = queue.Queue(depth)
+    stop = threading.Event()
+
+    def put(item: object) -> None:
+        while not stop.is_set():
+            try:
+                ahead.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def fill() -> None:
+        try:
+            chunk: list[bytes] = []
+            for payload in payloads:
+                if stop.is_set():
+                    return
+                chunk.append(payload)
+                if len(chunk) == batch:
+                    put(chunk)
+                    chunk = []
+            put(chunk)
+            put(_DONE)
+        except BaseException as exc:  # handed to the reader, raised there
+            put(exc)
+
+    thread = threading.Thread(target=fill, name="history-prefetch", daemon=True)
+    thread.start()
+    try:
+        while (item := ahead.get()) is not _DONE:
+            if isinstance(item, BaseException):
+                raise item
+            yield from cast(list[bytes], item)
+    finally:
+        stop.set()
+        thread.join()
 
 
 def _ms(seconds: float | None) -> int | None:

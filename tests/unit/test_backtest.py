@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -237,3 +238,35 @@ def test_the_command_names_a_bad_rules_file_a_bad_range_and_a_missing_history(
     assert f"{bad}: rules[0]" in capsys.readouterr().err
     assert main(["backtest", *state]) == 1
     assert "newsmon: no_history: no history at" in capsys.readouterr().err
+
+
+def test_prefetching_keeps_order_raises_the_readers_error_and_stops_when_closed() -> None:
+    from pipeline.history.sources import prefetched
+
+    payloads = [str(n).encode() for n in range(1234)]
+    assert list(prefetched(iter(payloads), batch=100, depth=2)) == payloads
+
+    def failing() -> Iterator[bytes]:
+        yield b"one"
+        raise PipelineError("broker gone", reason="broker_unreachable")
+
+    reader = prefetched(failing(), batch=1)
+    assert next(reader) == b"one"
+    with pytest.raises(PipelineError, match="broker gone"):
+        next(reader)
+
+    handed: list[int] = []
+
+    def endless() -> Iterator[bytes]:
+        n = 0
+        while True:
+            handed.append(n)
+            yield str(n).encode()
+            n += 1
+
+    reader = prefetched(endless(), batch=10, depth=2)
+    assert next(reader) == b"0"
+    reader.close()  # returns only once the thread stopped
+    stopped_at = len(handed)
+    assert stopped_at < 100
+    assert len(handed) == stopped_at
