@@ -5,8 +5,8 @@
 Stories: 100,000 synthetic enriched stories, each made of three paragraphs drawn from the 91
 article bodies of ../shared/corpora/article-extraction (about 2,000 chars of real news text,
 no two alike, so near-duplicate suppression does what it does on real feeds), under its
-first article's title. Rules: the ten of bench/rules_match.py (the shipped examples enabled
-and seven more, some with `near`, `same_sentence` and entity types).
+first article's title. Rules: the small set of bench/rules_match.py (12: the shipped rules
+with the examples enabled, and more with `near`, `same_sentence` and entity types).
 
 Baseline: `newsmon match` in-process (`match_lines`, the function the command runs) reading
 the stories as JSON lines from a file. Measured: the backtest loop of `newsmon backtest`
