@@ -3,7 +3,7 @@
     .venv/bin/python bench/backtest.py [--stories 100000] [--rounds 1] [--kafka HOST:PORT | --kafka-start]
 
 Stories: 100,000 synthetic enriched stories, each made of three paragraphs drawn from the 91
-article bodies of ../shared/corpora/article-extraction (about 2,000 chars of real news text,
+article bodies of ../shared/corpora/article-extraction (about 800 chars of real news text,
 no two alike, so near-duplicate suppression does what it does on real feeds), under its
 first article's title. Rules: the small set of bench/rules_match.py (12: the shipped rules
 with the examples enabled, and more with `near`, `same_sentence` and entity types).
