@@ -57,12 +57,16 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 def cmd_topics_create(args: argparse.Namespace) -> int:
     from pipeline.corridor.kafka import clients
 
-    settings = load_from_args(args).settings.kafka
-    created = clients.create_topics(settings)
+    config = load_from_args(args).settings
+    settings, history_days = config.kafka, config.rules.history_days
+    created = clients.create_topics(settings, history_days=history_days)
     partitions = clients.describe_topics(settings)
-    for spec in clients.topic_specs(settings):
+    for spec in clients.topic_specs(settings, history_days):
         state = "created" if spec.name in created else "exists"
-        print(f"{state}: {spec.name} ({partitions.get(spec.name, '?')} partitions)")
+        kept = ""
+        if spec.name == settings.topics.enriched:
+            kept = f", the history: kept at least {history_days:g} days (rules.history_days)"
+        print(f"{state}: {spec.name} ({partitions.get(spec.name, '?')} partitions{kept})")
     return 0
 
 

@@ -32,6 +32,7 @@ from pipeline.extractor.pages import PageFetcher
 from pipeline.extractor.pool import Extraction
 from pipeline.extractor.stage import ExtractorStage
 from pipeline.history.feeder import HistoryWriter
+from pipeline.history.sources import LocalHistory
 from pipeline.history.store import HistoryStore
 from pipeline.metrics import Metrics
 from pipeline.models import Alert, RawStory
@@ -73,7 +74,7 @@ class LocalPipeline:
         self.out = out
         self.report = RunReport()
         self.queue = LocalQueue(config.state_dir / "queue.sqlite3")
-        self.engine: RulesEngine = open_engine(config, metrics)
+        self.engine: RulesEngine = open_engine(config, metrics, history=self._open_history)
         self.delivery = self._delivery()
         self.pages = PageFetcher(
             self.settings.http, max_bytes=self.settings.extraction.max_html_bytes, metrics=metrics
@@ -121,6 +122,10 @@ class LocalPipeline:
             stage, transport, self.settings.kafka, self.metrics, self.stop,
             on_published=on_published,
         )  # fmt: skip
+
+    def _open_history(self, _timeout: float) -> LocalHistory:
+        """What a reload's flood check reads: the history this pipeline keeps."""
+        return LocalHistory(self.history.store)
 
     def _rules_published(self, messages: Sequence[Message]) -> None:
         """Stories past the rules stage go into the history (the console, the backtest)."""

@@ -24,6 +24,7 @@ LANGUAGE_SOURCES = ("page", "feed", "detected", "default")
 UNREAD_ENTITY_POLICIES = ("terms", "skip")
 DELIVERY_OUTCOMES = ("delivered", "retry", "dead_letter", "already_delivered")
 RECORD_OUTCOMES = ("ok", "skipped", "retried", "dead_letter")
+FLOOD_CHECK_OUTCOMES = ("ok", "flood", "partial", "no_history", "error")
 
 _FAST = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _SLOW = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0)
@@ -248,6 +249,20 @@ class Metrics:
         self.rule_reloads = Counter(
             "newsmon_rule_reloads_total", "Rule reloads by outcome.", ["outcome"], registry=r
         )
+        self.rule_flood_checks = Counter(
+            "newsmon_rule_flood_checks_total",
+            "Reload flood checks by outcome (ok, flood, partial: cut by its deadline, "
+            "no_history, error).",
+            ["outcome"],
+            registry=r,
+        )
+        self.rule_floods = Counter(
+            "newsmon_rule_floods_total",
+            "Rules a reload made far noisier than before over the recent history, by kind "
+            "(changed, new); the rule is in the warning's log line.",
+            ["kind"],
+            registry=r,
+        )
         self.match_seconds = Histogram(
             "newsmon_match_seconds", "Time to match one story against all rules.", buckets=_FAST,
             registry=r,
@@ -342,13 +357,20 @@ class Metrics:
         for source in LANGUAGE_SOURCES:
             self.story_languages.labels("en", source)
             self.story_languages.labels("other", source)
+        self._preinitialise_rules()
+        self._preinitialise_console()
+
+    def _preinitialise_rules(self) -> None:
         for reason in ("same_story", "near_duplicate", "throttled"):
             self.alerts_suppressed.labels(reason)
         for severity in SEVERITIES:
             self.spikes_fired.labels(severity)
         for outcome in ("ok", "error"):
             self.rule_reloads.labels(outcome)
-        self._preinitialise_console()
+        for outcome in FLOOD_CHECK_OUTCOMES:
+            self.rule_flood_checks.labels(outcome)
+        for kind in ("changed", "new"):
+            self.rule_floods.labels(kind)
 
     def _preinitialise_console(self) -> None:
         for kind in ("story", "alert"):

@@ -159,7 +159,29 @@ class RulesSettings(Section):
         14,
         gt=0,
         description="How long enriched stories and alerts stay in the history store "
-        "(<state-dir>/history.sqlite3: the console, rule tests); pruned a batch at a time.",
+        "(<state-dir>/history.sqlite3: the console, rule tests, `newsmon backtest`); pruned a "
+        "batch at a time. On Kafka, the enriched topic's retention (`topics create`).",
+    )
+    flood_factor: float = Field(
+        5.0,
+        ge=1,
+        description="A reload warns about a changed rule that would raise at least this many "
+        "times the alerts its previous version raised over the same recent stories.",
+    )
+    flood_min_alerts: int = Field(
+        10, ge=1, description="...and at least this many alerts (so 0 -> 3 is no flood)."
+    )
+    flood_check_stories: int = Field(
+        5000,
+        ge=0,
+        description="Newest stories of the history (within history_days) a reload's flood "
+        "check reads; 0 turns the check off.",
+    )
+    flood_check_seconds: float = Field(
+        3.0,
+        gt=0,
+        description="Longest a reload's flood check holds up the rules stage; past it, the "
+        "stories read so far decide.",
     )
     metric_rule_series: int = Field(
         1000,

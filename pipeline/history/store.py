@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 import sqlite3
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,6 +32,7 @@ from pipeline.storage import connect, immediate
 
 FILENAME = "history.sqlite3"
 PAGE_SIZE = 50
+READ_CHUNK = 2000
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS stories (
@@ -279,12 +280,49 @@ class HistoryStore:
 
     def stories(self, since: float | None = None, limit: int = 20_000) -> list[EnrichedStory]:
         """The newest stored stories (at most `limit`), newest first: what a rule test reads."""
+        return [decode(EnrichedStory, p) for p in self.newest_story_payloads(limit, since)]
+
+    def newest_story_payloads(self, limit: int, since: float | None = None) -> list[bytes]:
+        """The newest stored stories' bytes (at most `limit`), newest first."""
         with self._lock:
             found = self._db.execute(
                 "SELECT payload FROM stories WHERE stored_at >= ? ORDER BY stored_at DESC LIMIT ?",
                 (since or 0.0, limit),
             ).fetchall()
-        return [decode(EnrichedStory, r[0]) for r in found]
+        return [r[0] for r in found]
+
+    def count_stories(self, since: float, until: float) -> int:
+        """Stories stored in [since, until): the length of a backtest's read."""
+        with self._lock:
+            found = self._db.execute(
+                "SELECT COUNT(*) FROM stories WHERE stored_at >= ? AND stored_at < ?",
+                (since, until),
+            ).fetchone()
+        return int(found[0])
+
+    def story_payloads(
+        self, since: float, until: float, chunk: int = READ_CHUNK
+    ) -> Iterator[tuple[float, bytes]]:
+        """(stored_at, bytes) of the stories stored in [since, until), oldest first.
+
+        Read a chunk at a time, keyed by (stored_at, rowid) along the time index, so a
+        backtest over a million stories neither holds the lock between chunks (the writer
+        of `newsmon run` goes on) nor pays OFFSET for the late chunks.
+        """
+        after: tuple[float, int] = (since, -1)
+        while True:
+            with self._lock:
+                found = self._db.execute(
+                    "SELECT stored_at, rowid, payload FROM stories"
+                    " WHERE (stored_at, rowid) > (?, ?) AND stored_at < ?"
+                    " ORDER BY stored_at, rowid LIMIT ?",
+                    (*after, until, chunk),
+                ).fetchall()
+            for stored_at, _, payload in found:
+                yield stored_at, payload
+            if len(found) < chunk:
+                return
+            after = (found[-1][0], found[-1][1])
 
     def rule_activity(self, since: float, days: int) -> dict[str, tuple[float, list[int]]]:
         """Per rule that ever fired: (when it last fired, alerts per day for `days` days from

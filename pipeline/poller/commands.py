@@ -85,7 +85,7 @@ def cmd_poller(args: argparse.Namespace) -> int:
     if not args.once:
         start_metrics(settings, metrics, health=liveness, kafka=True)
     watch = BrokerWatch(settings.kafka, "poller", metrics, stop)
-    create_topics(settings.kafka, watch)
+    create_topics(settings.kafka, watch, history_days=settings.rules.history_days)
     producer = Producer(settings.kafka, watch)
     store = _open_store(args.state, config, producer, watch)
     ownership = _ownership(args, settings.kafka, BrokerWatch(settings.kafka, "poller-member",

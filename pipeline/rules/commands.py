@@ -21,8 +21,6 @@ if TYPE_CHECKING:  # the engine pulls in datasketch (and scipy): only the comman
 
 log = logging.getLogger(__name__)
 
-UNTHROTTLED = 10**9
-
 
 def check_rules_compile(config: Config) -> None:
     """`check-config` also catches terms that cannot match (no letters or digits)."""
@@ -34,6 +32,7 @@ CONFIG_CHECKS = [check_rules_compile]
 
 def cmd_rules(args: argparse.Namespace) -> int:
     from pipeline.corridor.kafka.changelog import KafkaChangelog
+    from pipeline.history.sources import KafkaHistory
     from pipeline.rules.engine import open_engine, reload_on_sighup
     from pipeline.rules.worker import RulesWorker
     from pipeline.runtime import Liveness, setup_logging, start_metrics, stop_event
@@ -43,7 +42,9 @@ def cmd_rules(args: argparse.Namespace) -> int:
     setup_logging(settings.log)
     metrics = Metrics()
     changelog = KafkaChangelog(settings.kafka, settings.kafka.topics.rules_state, "rules")
-    engine = open_engine(config, metrics, changelog)
+    engine = open_engine(
+        config, metrics, changelog, history=lambda timeout: KafkaHistory(settings.kafka, timeout)
+    )
     reload_on_sighup(engine)
     stop = stop_event()
     liveness = Liveness(settings.kafka.max_poll_interval_seconds)
@@ -59,17 +60,10 @@ def cmd_rules(args: argparse.Namespace) -> int:
 
 def cmd_match(args: argparse.Namespace) -> int:
     """Print the alerts the rules would raise on the stories read from stdin."""
-    from pipeline.rules.engine import RulesEngine
-    from pipeline.rules.store import MEMORY, AlertStore
+    from pipeline.rules.backtest import tester_engine
 
     rules = load_rules(args.rules)
-    engine = RulesEngine(
-        args.rules,
-        RulesSettings(snippet_chars=args.snippet_chars, throttle_max_alerts=UNTHROTTLED),
-        AlertStore(MEMORY),
-        Metrics(),
-        rules=rules,
-    )
+    engine = tester_engine(args.rules, rules, RulesSettings(snippet_chars=args.snippet_chars))
     stories, alerts, bad = match_lines(engine, sys.stdin, sys.stdout, sys.stderr)
     print(
         f"newsmon match: {stories} stories, {alerts} alerts, {len(engine.compiled.rules)} rules"
@@ -103,6 +97,8 @@ def match_lines(
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from pipeline.rules import backtest_command
+
     rules = subparsers.add_parser(
         "rules", help="match enriched stories against the rules and publish alerts (Kafka)"
     )
@@ -121,3 +117,4 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     match.add_argument("--snippet-chars", type=int, default=RulesSettings().snippet_chars)
     match.set_defaults(func=cmd_match)
+    backtest_command.register(subparsers)

@@ -29,6 +29,7 @@ from datasketch import MinHash
 from pipeline.config import Config, Rule, RulesSettings, load_rules
 from pipeline.corridor.state import Changelog
 from pipeline.errors import ConfigError
+from pipeline.history.sources import History
 from pipeline.metrics import Metrics
 from pipeline.models import Alert, AlertStory, EnrichedStory, alert_id_for, decode, utcnow
 from pipeline.rules.compile import CompiledRules, compile_rules
@@ -42,6 +43,7 @@ log = logging.getLogger(__name__)
 STORE_FILE = "rules.sqlite3"
 Clock = Callable[[], float]
 FileStamp = tuple[int, int, int, int] | None
+OnReload = Callable[[Sequence[Rule], Sequence[Rule]], object]
 
 
 def build_alert(story: EnrichedStory, match: RuleMatch, snippet_chars: int) -> Alert:
@@ -134,6 +136,9 @@ class RulesEngine:
         self._declare(self.compiled)
         if not store.tables.mirrored:  # on Kafka the cache may hold partitions owned elsewhere
             self._forget_old_spikes()
+        self.on_reload: OnReload | None = None
+        """Told (old rules, new rules) after each reload that took effect: the host's flood
+        check (`rules/flood.py`)."""
 
     # -- rules -----------------------------------------------------------------------
 
@@ -153,7 +158,12 @@ class RulesEngine:
         if stamp == self._stamp and not requested:
             return False
         self._stamp = stamp
-        return self._reload()
+        before = self.compiled.rules
+        if not self._reload():
+            return False
+        if self.on_reload is not None:
+            self.on_reload(before, self.compiled.rules)
+        return True
 
     def _reload(self) -> bool:
         """Swap in the rules file. No story is matched meanwhile, so the old automata are
@@ -364,12 +374,22 @@ class RulesEngine:
 
 
 def open_engine(
-    config: Config, metrics: Metrics, changelog: Changelog | None = None
+    config: Config,
+    metrics: Metrics,
+    changelog: Changelog | None = None,
+    history: Callable[[float], History] | None = None,
 ) -> RulesEngine:
     """The engine of `newsmon rules` and `newsmon run`: its state in `<state_dir>/rules.sqlite3`
-    (on Kafka a cache of the `changelog`)."""
+    (on Kafka a cache of the `changelog`); `history` opens what a reload's flood check reads
+    (`rules/flood.py`)."""
+    from pipeline.rules.flood import FloodCheck
+
     store = AlertStore(config.state_dir / STORE_FILE, changelog)
-    return RulesEngine(config.rules_path, config.settings.rules, store, metrics, rules=config.rules)
+    settings = config.settings.rules
+    engine = RulesEngine(config.rules_path, settings, store, metrics, rules=config.rules)
+    if history is not None:
+        engine.on_reload = FloodCheck(history, settings, metrics)
+    return engine
 
 
 def reload_on_sighup(engine: RulesEngine) -> None:

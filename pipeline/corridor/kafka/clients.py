@@ -12,10 +12,10 @@ from functools import partial
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.admin import NewTopic
+from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
 from kafka.errors import KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
 
-from pipeline.config import KafkaSettings
+from pipeline.config import KafkaSettings, RulesSettings
 from pipeline.corridor.kafka.outage import BrokerWatch, is_transient
 from pipeline.corridor.records import Message, Output, encode_key
 from pipeline.errors import PipelineError, Retryable
@@ -217,13 +217,26 @@ def _admin(settings: KafkaSettings, watch: BrokerWatch | None = None) -> KafkaAd
     )
 
 
-def topic_specs(settings: KafkaSettings) -> list[NewTopic]:
+DAY_MS = 86_400_000
+DEFAULT_HISTORY_DAYS: float = RulesSettings.model_fields["history_days"].default
+RETENTION = "retention.ms"
+
+
+def history_retention_ms(history_days: float) -> int:
+    """The enriched topic is the history on Kafka (`newsmon backtest`, the reload flood
+    check, the console's feeder): it keeps stories at least `rules.history_days`."""
+    return int(history_days * DAY_MS)
+
+
+def topic_specs(
+    settings: KafkaSettings, history_days: float = DEFAULT_HISTORY_DAYS
+) -> list[NewTopic]:
     """Every topic newsmon uses; the state topics (the poller's, the changelogs) are compacted.
 
     A changelog's partition p holds the state of its input's partition p, so the
     changelogs have as many partitions as the topics they follow. Replicated topics get
     `min.insync.replicas` (capped at the replication factor), so that acks=all means that
-    many copies.
+    many copies. The enriched topic keeps `history_days` of stories (`retention.ms`).
     """
     names = settings.topics
     plain = [
@@ -235,8 +248,14 @@ def topic_specs(settings: KafkaSettings) -> list[NewTopic]:
     if settings.replication_factor > 1:
         insync = min(settings.min_insync_replicas, settings.replication_factor)
         replicated = {"min.insync.replicas": str(insync)}
+    history = {RETENTION: str(history_retention_ms(history_days))}
     specs = [
-        NewTopic(t, settings.partitions, settings.replication_factor, topic_configs=replicated)
+        NewTopic(
+            t,
+            settings.partitions,
+            settings.replication_factor,
+            topic_configs={**replicated, **(history if t == names.enriched else {})},
+        )
         for t in plain
     ]
     specs.extend(
@@ -251,8 +270,13 @@ def topic_specs(settings: KafkaSettings) -> list[NewTopic]:
     return specs
 
 
-def create_topics(settings: KafkaSettings, watch: BrokerWatch | None = None) -> list[str]:
-    """Create missing topics; existing ones are left alone, so it is safe to run twice.
+def create_topics(
+    settings: KafkaSettings,
+    watch: BrokerWatch | None = None,
+    history_days: float = DEFAULT_HISTORY_DAYS,
+) -> list[str]:
+    """Create missing topics; existing ones are left alone (but an enriched topic that keeps
+    less than `history_days` is given that retention), so it is safe to run twice.
     A broker that is away is waited for (`watch`), as a worker starting with it would.
 
     Returns the names created by this call.
@@ -261,7 +285,8 @@ def create_topics(settings: KafkaSettings, watch: BrokerWatch | None = None) -> 
     admin = _admin(settings, watch)
     try:
         existing = set(watch.call(admin.list_topics, "list topics"))
-        missing = [s for s in topic_specs(settings) if s.name not in existing]
+        specs = topic_specs(settings, history_days)
+        missing = [s for s in specs if s.name not in existing]
         created = []
         for spec in missing:
             try:
@@ -269,9 +294,34 @@ def create_topics(settings: KafkaSettings, watch: BrokerWatch | None = None) -> 
                 created.append(spec.name)
             except TopicAlreadyExistsError:
                 log.info("topic already exists", extra={"topic": spec.name})
+        if settings.topics.enriched in existing:
+            keep = partial(
+                _keep_at_least, admin, settings.topics.enriched, history_retention_ms(history_days)
+            )
+            watch.call(keep, "retention")
         return created
     finally:
         admin.close()
+
+
+def topic_retention_ms(admin: KafkaAdminClient, topic: str) -> int:
+    """The topic's `retention.ms` in force (its own, else the broker's); -1 is forever."""
+    resource = ConfigResource(ConfigResourceType.TOPIC, topic, {RETENTION: None})
+    found = admin.describe_configs([resource], config_filter="all")
+    return int(found["topic"][topic][RETENTION]["value"])
+
+
+def _keep_at_least(admin: KafkaAdminClient, topic: str, wanted_ms: int) -> None:
+    """Raise a topic's retention to `wanted_ms`; a longer one (or forever) is left alone."""
+    current = topic_retention_ms(admin, topic)
+    if current == -1 or current >= wanted_ms:
+        return
+    resource = ConfigResource(ConfigResourceType.TOPIC, topic, {RETENTION: str(wanted_ms)})
+    admin.alter_configs([resource], incremental=True)
+    log.info(
+        "topic retention raised to the history it must keep",
+        extra={"topic": topic, "retention_ms": wanted_ms, "before_ms": current},
+    )
 
 
 def describe_topics(settings: KafkaSettings) -> dict[str, int]:
