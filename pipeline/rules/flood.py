@@ -66,9 +66,10 @@ class Flood:
 
 def changed_rules(before: Sequence[Rule], after: Sequence[Rule]) -> tuple[list[Rule], list[Rule]]:
     """(the new version of each rule that is new or changed, the old version of those of
-    them that existed)."""
+    them that existed). A spike rule is left out: it raises one alert per spike, however
+    many stories it matches, so matching more cannot flood the chat."""
     old = {rule.id: rule for rule in before}
-    changed = [rule for rule in after if old.get(rule.id) != rule]
+    changed = [rule for rule in after if old.get(rule.id) != rule and rule.spike is None]
     return changed, [old[rule.id] for rule in changed if rule.id in old]
 
 

@@ -31,6 +31,15 @@ def test_changed_rules_are_the_new_and_the_edited_ones() -> None:
     assert previous == [rule("edited", "Rivian")]
 
 
+def test_a_spike_rule_is_no_flood_however_many_stories_it_matches() -> None:
+    before = [rule("spiky", "Rivian")]
+    after = [
+        rule("spiky", "R*", spike={"window": "1h"}),
+        rule("new-spiky", "Lucid", spike={"window": "1h"}),
+    ]
+    assert changed_rules(before, after) == ([], [])
+
+
 @pytest.mark.parametrize(
     ("now", "before", "existed", "flood"),
     [
