@@ -216,10 +216,10 @@ class RulesEngine:
         )
         return replayed
 
-    def drop(self, partitions: set[int]) -> None:
-        """Partitions revoked: what they decided is in the changelog; forget the cache."""
-        self.store.flush()
-        self.store.drop(partitions)
+    def release(self, partitions: set[int]) -> None:
+        """Partitions revoked: what they decided is in the changelog; the cache keeps their
+        rows (to catch up from if they come back) but no longer acts on them."""
+        self.store.release(partitions)
         self.ledger.restored(self.clock())
 
     def confirm_before(self, topic: str, partition: int, offset: int) -> None:
@@ -280,7 +280,7 @@ def open_engine(
 ) -> RulesEngine:
     """The engine of `newsmon rules` and `newsmon run`: its state in `<state_dir>/rules.sqlite3`
     (on Kafka a cache of the `changelog`)."""
-    store = AlertStore(config.state_dir / STORE_FILE, changelog)
+    store = AlertStore(config.state_dir / STORE_FILE, changelog, metrics)
     return RulesEngine(config.rules_path, config.settings.rules, store, metrics, rules=config.rules)
 
 

@@ -52,25 +52,38 @@ class KafkaChangelog:
         except KafkaError as exc:
             raise Retryable(f"changelog {self.topic}: {exc}", reason="state") from exc
 
-    def flush(self, timeout: float = 30.0) -> None:
+    def flush(self, timeout: float = 30.0) -> dict[int, list[int]]:
+        """Wait for every queued record; returns the offsets they got, per partition."""
         with self._lock:
             futures, self._futures = self._futures, []
             if not futures:
-                return
+                return {}
+            acked: dict[int, list[int]] = {}
             try:
                 self._producer.flush(timeout=timeout)
                 for future in futures:
-                    future.get(timeout=timeout)
+                    metadata = future.get(timeout=timeout)
+                    acked.setdefault(metadata.partition, []).append(metadata.offset)
             except KafkaError as exc:
                 raise Retryable(f"changelog {self.topic}: {exc}", reason="state") from exc
+            return acked
 
-    def replay(self, partition: int) -> Iterator[tuple[bytes, bytes | None]]:
+    def bounds(self, partition: int) -> tuple[int, int]:
+        reader = self._reader_consumer()
+        tp = TopicPartition(self.topic, partition)
+        try:
+            begin = reader.beginning_offsets([tp])[tp]
+            end = reader.end_offsets([tp])[tp]
+        except KafkaError as exc:
+            raise Retryable(f"changelog {self.topic}: {exc}", reason="state") from exc
+        return int(begin), int(end)
+
+    def replay(self, partition: int, start: int, end: int) -> Iterator[tuple[bytes, bytes | None]]:
         reader = self._reader_consumer()
         tp = TopicPartition(self.topic, partition)
         try:
             reader.assign([tp])
-            reader.seek_to_beginning(tp)
-            end = reader.end_offsets([tp])[tp]
+            reader.seek(tp, start)
             deadline = time.monotonic() + REPLAY_TIMEOUT_SECONDS
             while reader.position(tp) < end:
                 if time.monotonic() > deadline:
