@@ -4,8 +4,10 @@ and one fault after another.
 Faults, in order, while stories keep coming: the webhook refuses every delivery for a
 while; `kill -9` of the extractor, the rules worker, the notifier and the poller (each
 restarted a second later with its state directory, as a container restart policy
-would); a second extractor joins (a rebalance); the broker is killed with -9 and
-restarted. At the end every expected alert (one per story) has arrived exactly once by
+would); a second replica of the rules worker and of the notifier joins, each with a
+state directory of its own as on another host (a rebalance: partitions and their state
+move to it, restored from the changelogs), then a second extractor; the broker is
+killed with -9 and restarted. At the end every expected alert (one per story) has arrived exactly once by
 `webhook-id`, signed; the workers' counters (scraped from `/metrics` before each kill
 and at the end) agree with what the receiver saw. A table prints: fault, what the
 pipeline did, alerts delivered late, repeats.
@@ -321,7 +323,11 @@ def inject_faults(
         at(step * (1 + index))
         faults.append(kill_and_restart(workers, name))
     at(step * 5)
-    faults.append(add_extractor(workers))
+    state = workers.files.state
+    faults.append(add_replica(workers, "rules-2", "rules", state / "rules-2"))
+    faults.append(add_replica(workers, "notifier-2", "notifier", state / "notifier-2"))
+    at(step * 5.5)
+    faults.append(add_replica(workers, "extractor-2", "extractor", None))
     at(step * 6)
     if isinstance(broker, LoneBroker):
         faults.append(broker_outage(broker, workers))
@@ -356,14 +362,18 @@ def kill_and_restart(workers: Workers, name: str) -> Fault:
     return fault
 
 
-def add_extractor(workers: Workers) -> Fault:
-    fault = Fault("second extractor joins (rebalance)", time.time())
-    workers.start("extractor-2", "extractor", None)
+def add_replica(workers: Workers, name: str, command: str, state: Path | None) -> Fault:
+    """A second replica of a worker joins: its group rebalances, and a stateful stage's
+    partitions move to it with their state (restored from the changelog)."""
+    fault = Fault(f"second {command} replica joins (rebalance)", time.time())
+    workers.start(name, command, state)
+    moved = "their state restored from the changelog" if state else "nothing to restore"
     note_when_ready(
         workers,
-        "extractor-2",
+        name,
         fault,
-        "joined and ready in {took:.0f} s; partitions split between two extractors",
+        "joined and ready in {took:.0f} s; partitions split between two "
+        f"{command} replicas, {moved}",
     )
     return fault
 

@@ -189,14 +189,18 @@ class PartitionTables:
 
     def release(self, partitions: Iterable[int]) -> None:
         """Partitions moved away: their rows stay as a cache (caught up if they come back)
-        but are no longer acted on. Flushes first: every write of ours is acknowledged."""
+        but are no longer acted on. Then flushes: what is acknowledged keeps its position."""
         if not self.mirrored:
             return
         with self.lock:
-            self.flush()
             gone = set(partitions)
             held = (self._owned or set()) & gone  # current until now
             self._owned = (self._owned or set()) - gone
+            try:
+                self.flush()
+            except Retryable as exc:  # their positions stay untrusted: replayed in full
+                log.warning("state not flushed on release", extra={"stage": self.name,
+                            "partition": sorted(gone), "reason": str(exc)})  # fmt: skip
             with immediate(self.db):  # the age of their positions counts from here
                 self.db.execute(
                     "UPDATE changelog_positions SET at = ? WHERE next_offset IS NOT NULL"
