@@ -216,6 +216,12 @@ class RulesEngine:
         )
         return replayed
 
+    def refresh_stale(self) -> None:
+        """Rebuild from the changelog the partitions whose last writes it refused, before
+        deciding again there (`PartitionTables.refresh_stale`); `Retryable` meanwhile."""
+        if self.store.tables.refresh_stale():
+            self.ledger.restored(self.clock())
+
     def release(self, partitions: set[int]) -> None:
         """Partitions revoked: what they decided is in the changelog; the cache keeps their
         rows (to catch up from if they come back) but no longer acts on them."""

@@ -7,10 +7,15 @@ from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry
+from rules_stories import rule, seed_story
 
+from pipeline.config import RulesSettings
+from pipeline.corridor.records import Message
 from pipeline.corridor.state import NoChangelog, PartitionTables, Table
 from pipeline.errors import Retryable
 from pipeline.metrics import Metrics
+from pipeline.rules.engine import RulesEngine
+from pipeline.rules.stage import DecideStage, MatchStage
 from pipeline.rules.store import AlertStore, SourcePosition, StoredAlert
 from pipeline.storage import connect
 
@@ -271,3 +276,38 @@ def test_restores_are_counted_per_table_and_timed_per_mode() -> None:
     for mode in ("full", "catch_up"):
         labels = {"store": "test", "mode": mode}
         assert sample("newsmon_state_restore_seconds_count", labels) == 1
+
+
+def test_a_decision_the_changelog_refused_is_made_and_written_again_not_republished(
+    tmp_path: Path,
+) -> None:
+    """A decided candidate whose changelog write failed is still in the cache; the retry
+    must not publish it from there while the changelog (what the next owner restores)
+    lacks it."""
+    changelog = ListChangelog()
+    metrics = Metrics(CollectorRegistry())
+    store = AlertStore(tmp_path / "rules.sqlite3", changelog, metrics)
+    engine = RulesEngine(
+        tmp_path / "no-rules-file.yaml", RulesSettings(), store, metrics,
+        rules=[rule("unbundling", "unbundling")],
+    )  # fmt: skip
+    engine.restore({0})
+    decide = DecideStage(engine, "alerts")
+    [alert] = engine.candidates(seed_story())
+    [candidate] = MatchStage(engine, "candidates").handle_batch(
+        [Message("enriched", 0, 0, None, seed_story().to_bytes())]
+    )
+    assert isinstance(candidate, list)
+    message = Message("candidates", 0, 0, alert.rule_id.encode(), candidate[0].value,
+                      candidate[0].headers)  # fmt: skip
+
+    changelog.fail = True  # the broker went away while the decision was flushed
+    [refused] = decide.handle_batch([message])
+    assert isinstance(refused, Retryable)
+    changelog.fail = False
+    [retried] = decide.handle_batch([message])
+    assert isinstance(retried, list) and [o.key for o in retried] == [alert.alert_id]
+
+    next_owner = AlertStore(tmp_path / "next.sqlite3", changelog)
+    next_owner.restore([0])
+    assert next_owner.get("unbundling", alert.story.id) is not None

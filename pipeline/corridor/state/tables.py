@@ -88,6 +88,8 @@ class PartitionTables:
         self._known: dict[int, int] = {}
         """Per partition, the changelog offset the cache reflects once its writes are acked."""
         self._dirty: set[int] = set()
+        self._stale: set[int] = set()
+        """Partitions whose cache may hold writes the changelog refused (`refresh_stale`)."""
         db.execute(_POSITIONS)
         if metrics is not None:
             metrics.declare_state_store(name, list(self.tables))
@@ -116,6 +118,7 @@ class PartitionTables:
             except Retryable:  # in the cache, maybe not in the changelog: replay them in full
                 for partition in {partition for partition, _, _ in queued}:
                     self._known.pop(partition, None)
+                    self._stale.add(partition)
                 raise
 
     def upsert(self, table: str, partition: int, row: Row) -> None:
@@ -166,6 +169,7 @@ class PartitionTables:
             except Retryable:
                 for partition in dirty:  # which of them landed is unknown: replay them in full
                     self._known.pop(partition, None)
+                self._stale |= dirty
                 raise
             self._advance(dirty, acked)
 
@@ -185,7 +189,24 @@ class PartitionTables:
             for partition in sorted(set(partitions)):
                 applied += self._restore_one(partition)
                 self._own({partition})
+                self._stale.discard(partition)
         return applied
+
+    def refresh_stale(self) -> set[int]:
+        """Replay, in full, the partitions whose writes the changelog refused; returns them.
+
+        A decision whose changelog write failed is still in the cache; decided again from
+        there it would be published while the changelog (what the next owner restores)
+        lacks it. So the cache of those partitions is rebuilt from the changelog first,
+        and the decision is made, and written, again. `Retryable` while it cannot be read.
+        """
+        with self.lock:
+            stale = set(self._stale)
+            if not stale:
+                return stale
+            self.restore(stale)
+            self._stale -= stale
+        return stale
 
     def release(self, partitions: Iterable[int]) -> None:
         """Partitions moved away: their rows stay as a cache (caught up if they come back)
@@ -215,6 +236,7 @@ class PartitionTables:
         with self.lock, immediate(self.db):
             for partition in set(partitions):
                 self._wipe(partition)
+                self._stale.discard(partition)
             if self._owned is not None:
                 self._owned -= set(partitions)
 
