@@ -28,7 +28,7 @@ from kafka import KafkaAdminClient
 from kafka.errors import KafkaError
 from prometheus_client.parser import text_string_to_metric_families
 
-from pipeline.config import load_config
+from pipeline.config import TopicNames, load_config
 from pipeline.corridor.kafka.clients import create_topics
 from pipeline.corridor.kafka.outage import is_transient
 
@@ -36,7 +36,9 @@ ROOT = Path(__file__).resolve().parent.parent
 DEV_BROKER = "127.0.0.1:19092"
 SECRET = "whsec_YmVuY2htYXJrLXNlY3JldC1iZW5jaG1hcmstc2VjcmV0"
 POLL_SECONDS = 0.5
-TOPIC_KEYS = ("raw", "enriched", "alerts", "dead_letter", "delivery_retry", "poller_state")
+TOPIC_KEYS = tuple(TopicNames.model_fields)
+"""Every topic of a run, named after it: a run never reads an earlier run's candidates or
+state changelogs on a shared broker."""
 _METRICS_PORT = re.compile(r"metrics listening host=\S+ port=(\d+)")
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 

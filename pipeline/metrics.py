@@ -25,6 +25,7 @@ UNREAD_ENTITY_POLICIES = ("terms", "skip")
 DELIVERY_OUTCOMES = ("delivered", "retry", "dead_letter", "already_delivered")
 RECORD_OUTCOMES = ("ok", "skipped", "retried", "dead_letter")
 FLOOD_CHECK_OUTCOMES = ("ok", "flood", "partial", "no_history", "error")
+RESTORE_MODES = ("full", "catch_up")
 
 _FAST = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _SLOW = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0)
@@ -147,6 +148,25 @@ class Metrics:
             "newsmon_kafka_outages_total",
             "Times this client lost the broker and waited for it.",
             ["client"],
+            registry=r,
+        )
+
+        # -- state stores (rules, notifier): a partition's cache brought up to its changelog
+        #    on assignment; mode: full (replayed from the start) or catch_up (from the
+        #    offset the cache reflected)
+        self.state_restored_records = Counter(
+            "newsmon_state_restored_records_total",
+            "Changelog records replayed into a state store's cache on assignment, by store "
+            "and table.",
+            ["store", "table"],
+            registry=r,
+        )
+        self.state_restore_seconds = Histogram(
+            "newsmon_state_restore_seconds",
+            "Time to bring one partition of a state store up to its changelog on assignment, "
+            "by store and mode (full, catch_up).",
+            ["store", "mode"],
+            buckets=_SLOW,
             registry=r,
         )
 
@@ -395,6 +415,13 @@ class Metrics:
     ) -> None:
         """The rules in force: pre-create their alert series if they fit under `cap`."""
         self.alerts.declare(list(rules), cap)
+
+    def declare_state_store(self, store: str, tables: Iterable[str]) -> None:
+        """Pre-create a state store's restore series (the store and its tables are fixed)."""
+        for table in tables:
+            self.state_restored_records.labels(store, table)
+        for mode in RESTORE_MODES:
+            self.state_restore_seconds.labels(store, mode)
 
     def declare_destinations(self, ids: Iterable[str]) -> None:
         for dest in ids:

@@ -50,7 +50,7 @@ def cmd_notifier(args: argparse.Namespace) -> int:
     metrics = Metrics()
     stop = stop_event()
     # A test alert is sent every time it is asked for: no ledger for it.
-    ledger = None if args.send_test else kafka_ledger(config.state_dir, settings)
+    ledger = None if args.send_test else kafka_ledger(config.state_dir, settings, metrics)
     dispatcher = Dispatcher(
         settings.notifier.destinations, settings.notifier, metrics,
         user_agent=settings.http.user_agent, sleep=stop.wait, ledger=ledger,
@@ -70,7 +70,9 @@ def cmd_notifier(args: argparse.Namespace) -> int:
         dispatcher.close()
 
 
-def kafka_ledger(state_dir: Path, settings: Settings) -> DeliveredLedger:
+def kafka_ledger(
+    state_dir: Path, settings: Settings, metrics: Metrics | None = None
+) -> DeliveredLedger:
     """The delivery ledger of a notifier replica: a local cache of the `notifier.state`
     changelog, each alert's deliveries on the partition its alert is on."""
     from pipeline.corridor.kafka.changelog import KafkaChangelog
@@ -85,7 +87,9 @@ def kafka_ledger(state_dir: Path, settings: Settings) -> DeliveredLedger:
             [f"kafka.topics.alerts: {kafka.topics.alerts} not found: run `newsmon topics create`"]
         )
     changelog = KafkaChangelog(kafka, kafka.topics.notifier_state, "notifier")
-    ledger.use_changelog(changelog, lambda alert_id: partition_for_key(alert_id, partitions))
+    ledger.use_changelog(
+        changelog, lambda alert_id: partition_for_key(alert_id, partitions), metrics
+    )
     return ledger
 
 

@@ -31,6 +31,7 @@ from pathlib import Path
 from pipeline.config import NotifierSettings
 from pipeline.corridor.state import Changelog, NoChangelog, PartitionTables, Table
 from pipeline.errors import Retryable
+from pipeline.metrics import Metrics
 from pipeline.storage import connect
 
 log = logging.getLogger(__name__)
@@ -92,11 +93,16 @@ class DeliveredLedger:
         except (OSError, sqlite3.Error) as exc:
             raise Retryable(f"delivery ledger {self.path}: {exc}", reason="state") from exc
 
-    def use_changelog(self, changelog: Changelog, partition_of: PartitionOf) -> None:
+    def use_changelog(
+        self, changelog: Changelog, partition_of: PartitionOf, metrics: Metrics | None = None
+    ) -> None:
         """Make the file a cache of `changelog` (Kafka); opened first, so that a state dir
         that cannot be written is reported before the broker is asked anything."""
         self._tables.changelog = changelog
         self.partition_of = partition_of
+        if metrics is not None:
+            self._tables.metrics = metrics
+            metrics.declare_state_store(self._tables.name, list(self._tables.tables))
 
     def has(self, alert_id: str, destination: str) -> bool:
         with self._using():

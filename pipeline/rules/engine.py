@@ -313,10 +313,16 @@ class RulesEngine:
         )
         return replayed
 
-    def drop(self, partitions: set[int]) -> None:
-        """Partitions revoked: what they decided is in the changelog; forget the cache."""
-        self.store.flush()
-        self.store.drop(partitions)
+    def refresh_stale(self) -> None:
+        """Rebuild from the changelog the partitions whose last writes it refused, before
+        deciding again there (`PartitionTables.refresh_stale`); `Retryable` meanwhile."""
+        if self.store.tables.refresh_stale():
+            self.ledger.restored(self.clock())
+
+    def release(self, partitions: set[int]) -> None:
+        """Partitions revoked: what they decided is in the changelog; the cache keeps their
+        rows (to catch up from if they come back) but no longer acts on them."""
+        self.store.release(partitions)
         self.ledger.restored(self.clock())
 
     def confirm_before(self, topic: str, partition: int, offset: int) -> None:
@@ -384,7 +390,7 @@ def open_engine(
     (`rules/flood.py`)."""
     from pipeline.rules.flood import FloodCheck
 
-    store = AlertStore(config.state_dir / STORE_FILE, changelog)
+    store = AlertStore(config.state_dir / STORE_FILE, changelog, metrics)
     settings = config.settings.rules
     engine = RulesEngine(config.rules_path, settings, store, metrics, rules=config.rules)
     if history is not None:

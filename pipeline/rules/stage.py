@@ -114,6 +114,10 @@ class DecideStage(RulesStage):
     name = "rules"
 
     def handle_batch(self, messages: Sequence[Message]) -> Sequence[Result]:
+        try:  # a decision the changelog refused is made, and written, again: not re-published
+            self.engine.refresh_stale()
+        except Retryable as exc:
+            return [exc for _ in messages]
         results = super().handle_batch(messages)
         try:
             self.engine.store.flush()

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Literal
 
 from pipeline.corridor.state import Changelog, NoChangelog, PartitionTables, Table
+from pipeline.metrics import Metrics
 from pipeline.rules import spike_store
 from pipeline.rules.spike_store import SpikeStore
 from pipeline.storage import connect
@@ -145,11 +146,13 @@ class AlertStore:
     """SQLite under the state dir (`:memory:` for `newsmon match` and tests), with a
     changelog on Kafka."""
 
-    def __init__(self, path: Path | str, changelog: Changelog | None = None) -> None:
+    def __init__(
+        self, path: Path | str, changelog: Changelog | None = None, metrics: Metrics | None = None
+    ) -> None:
         self.path = str(path)
         self.tables = PartitionTables(
             _open(path), (ALERTS, THROTTLE, SIGNATURES, *spike_store.TABLES),
-            changelog or NoChangelog(), "rules",
+            changelog or NoChangelog(), "rules", metrics,
         )  # fmt: skip
         self._db = self.tables.db
         self._lock = self.tables.lock
@@ -170,6 +173,10 @@ class AlertStore:
 
     def drop(self, partitions: Iterable[int]) -> None:
         self.tables.drop(partitions)
+
+    def release(self, partitions: Iterable[int]) -> None:
+        """Partitions moved away: kept as a cache, no longer acted on."""
+        self.tables.release(partitions)
 
     def get(self, rule_id: str, story_id: str) -> StoredAlert | None:
         with self._lock:
@@ -256,11 +263,12 @@ class AlertStore:
 
     def held_due(self, now: float, window: float) -> list[HeldGroup]:
         """Held alerts whose window has closed, grouped per rule and window, oldest first."""
+        owned, parts = self.tables.owned_clause()  # not the digests of another replica's rules
         with self._lock:
             rows = self._db.execute(
                 "SELECT rule_id, window_start, payload, part FROM alerts WHERE state = 'held'"
-                " AND window_start + ? <= ? ORDER BY rule_id, window_start, rowid",
-                (window, now),
+                f" AND window_start + ? <= ? AND {owned} ORDER BY rule_id, window_start, rowid",
+                (window, now, *parts),
             ).fetchall()
         groups: dict[tuple[str, float], HeldGroup] = {}
         for rule_id, start, payload, part in rows:

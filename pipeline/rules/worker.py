@@ -98,8 +98,9 @@ class RulesWorker:
             self.decide_stage, settings, metrics, stop, topic=topics.alert_candidates
         )
         # Until partitions are assigned nothing is owned: a cache left by an earlier run
-        # must not send digests for rules another replica owns now.
-        engine.drop(engine.store.tables.partitions())
+        # must not send digests for rules another replica owns now (its rows stay, to
+        # catch up from if their partitions are assigned here).
+        engine.release(engine.store.tables.partitions())
         self.decide.kafka.on_assigned = self._assigned
         self.decide.kafka.on_revoked = self._revoked
 
@@ -108,7 +109,7 @@ class RulesWorker:
 
     def _revoked(self, partitions: set[Partition]) -> None:
         self.decide.release(partitions)
-        self.engine.drop({p for _, p in partitions})
+        self.engine.release({p for _, p in partitions})
 
     def run(self) -> None:
         def publish(alerts: Sequence[Alert]) -> None:

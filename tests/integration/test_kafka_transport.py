@@ -155,6 +155,34 @@ def test_transient_failure_is_retried_then_succeeds(kafka_settings: KafkaSetting
     )
 
 
+def test_state_that_cannot_be_restored_yet_holds_its_records_back_and_loses_none(
+    kafka_settings: KafkaSettings,
+) -> None:
+    """A replica assigned partitions while the changelog cannot be read (the broker is away)
+    stays up, hands out none of their records until their state is restored, then all."""
+    stories = [make_story(n) for n in range(6)]
+    publish_stories(kafka_settings, stories)
+    stage = EchoStage(kafka_settings)
+    done = threading.Event()
+    runner = StageRunner(stage, kafka_settings, [kafka_settings.topics.raw], Metrics(), done)
+    attempts: list[int] = []
+
+    def restore(partitions: set[tuple[str, int]]) -> None:
+        attempts.append(len(stage.handled))
+        if len(attempts) <= 2:
+            raise Retryable("changelog unreachable", reason="state")
+
+    runner.kafka.on_assigned = restore
+    threading.Thread(target=lambda: _wait_for(lambda: len(stage.handled) == 6, done)).start()
+
+    run_until(runner, done)
+
+    assert len(attempts) >= 3
+    assert attempts[:3] == [0, 0, 0]  # nothing handled before the state was restored
+    assert sorted(stage.handled) == sorted(s.id for s in stories)
+    assert len(read_all(kafka_settings, kafka_settings.topics.enriched)) == 6
+
+
 def _wait_for(condition: object, done: threading.Event, timeout: float = 40.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and not condition():  # type: ignore[operator]

@@ -49,7 +49,7 @@ pytestmark = pytest.mark.integration
 __all__ = ["steady"]  # the receiver fixture, shared with the notifier tests
 
 COUNTS = Table("counts", key=("name",), values=("value", "blob"), blobs=frozenset({"blob"}))
-SCHEMA = """CREATE TABLE counts (part INTEGER NOT NULL, name TEXT NOT NULL, value INTEGER,
+SCHEMA = """CREATE TABLE IF NOT EXISTS counts (part INTEGER NOT NULL, name TEXT NOT NULL, value INTEGER,
 blob BLOB, PRIMARY KEY (part, name))"""
 
 
@@ -86,6 +86,32 @@ def test_rows_written_by_one_owner_are_restored_by_the_next(
     second.drop([0])
     assert [r["name"] for r in second.rows("counts")] == ["other"]
     second.close()
+
+
+def test_a_partition_that_comes_back_is_caught_up_from_the_cached_offset(
+    kafka_settings: KafkaSettings, tmp_path: Path
+) -> None:
+    first = tables(kafka_settings, tmp_path / "a.sqlite3")
+    first.restore([0])
+    with first.transaction():
+        first.upsert("counts", 0, {"name": "a", "value": 1, "blob": None})
+        first.upsert("counts", 0, {"name": "b", "value": 2, "blob": None})
+    first.release([0])
+    assert first.position(0) == 2  # the offsets the broker gave our writes
+    second = tables(kafka_settings, tmp_path / "b.sqlite3")
+    assert second.restore([0]) == 2
+    with second.transaction():
+        second.upsert("counts", 0, {"name": "a", "value": 3, "blob": None})
+    second.release([0])
+    second.close()
+    assert first.restore([0]) == 1  # only what the other owner wrote meanwhile
+    assert {r["name"]: r["value"] for r in first.rows("counts")} == {"a": 3, "b": 2}
+    first.close()
+
+    again = tables(kafka_settings, tmp_path / "a.sqlite3")  # a restart keeps the cache
+    assert again.restore([0]) == 0
+    assert {r["name"]: r["value"] for r in again.rows("counts")} == {"a": 3, "b": 2}
+    again.close()
 
 
 class Replica:

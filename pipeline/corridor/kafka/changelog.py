@@ -21,6 +21,7 @@ from kafka.errors import KafkaError
 
 from pipeline.config import KafkaSettings
 from pipeline.corridor.kafka.clients import security
+from pipeline.corridor.kafka.outage import BrokerWatch
 from pipeline.errors import Retryable
 
 REPLAY_TIMEOUT_SECONDS = 60.0
@@ -31,13 +32,18 @@ class KafkaChangelog:
         self.topic = topic
         self._settings = settings
         self._name = name
-        self._producer = KafkaProducer(
-            bootstrap_servers=settings.bootstrap_servers,
-            client_id=f"{settings.client_id}-{name}-changelog",
-            acks="all",
-            enable_idempotence=True,
-            linger_ms=2,
-            **security(settings),
+        # A replica that starts while the broker is away waits for it, as its other
+        # clients do (up to `kafka.unavailable_exit_seconds`), instead of exiting.
+        self._producer = BrokerWatch(settings, f"{name}-changelog").call(
+            lambda: KafkaProducer(
+                bootstrap_servers=settings.bootstrap_servers,
+                client_id=f"{settings.client_id}-{name}-changelog",
+                acks="all",
+                enable_idempotence=True,
+                linger_ms=2,
+                **security(settings),
+            ),
+            "connect",
         )
         self._futures: list[Any] = []
         self._lock = threading.Lock()  # the notifier's lanes write and flush from their threads
@@ -52,29 +58,44 @@ class KafkaChangelog:
         except KafkaError as exc:
             raise Retryable(f"changelog {self.topic}: {exc}", reason="state") from exc
 
-    def flush(self, timeout: float = 30.0) -> None:
+    def flush(self, timeout: float = 30.0) -> dict[int, list[int]]:
+        """Wait for every queued record; returns the offsets they got, per partition."""
         with self._lock:
             futures, self._futures = self._futures, []
             if not futures:
-                return
+                return {}
+            acked: dict[int, list[int]] = {}
             try:
                 self._producer.flush(timeout=timeout)
                 for future in futures:
-                    future.get(timeout=timeout)
+                    metadata = future.get(timeout=timeout)
+                    acked.setdefault(metadata.partition, []).append(metadata.offset)
             except KafkaError as exc:
                 raise Retryable(f"changelog {self.topic}: {exc}", reason="state") from exc
+            return acked
 
-    def replay(self, partition: int) -> Iterator[tuple[bytes, bytes | None]]:
-        reader = self._reader_consumer()
+    def bounds(self, partition: int) -> tuple[int, int]:
         tp = TopicPartition(self.topic, partition)
         try:
-            reader.assign([tp])
-            reader.seek_to_beginning(tp)
+            reader = self._reader_consumer()
+            begin = reader.beginning_offsets([tp])[tp]
             end = reader.end_offsets([tp])[tp]
+        except KafkaError as exc:
+            raise Retryable(f"changelog {self.topic}: {exc}", reason="state") from exc
+        return int(begin), int(end)
+
+    def replay(self, partition: int, start: int, end: int) -> Iterator[tuple[bytes, bytes | None]]:
+        tp = TopicPartition(self.topic, partition)
+        try:
+            reader = self._reader_consumer()
+            reader.assign([tp])
+            reader.seek(tp, start)
             deadline = time.monotonic() + REPLAY_TIMEOUT_SECONDS
             while reader.position(tp) < end:
                 if time.monotonic() > deadline:
-                    raise Retryable(f"changelog {self.topic}[{partition}] not replayed in time")
+                    raise Retryable(
+                        f"changelog {self.topic}[{partition}] not replayed in time", reason="state"
+                    )
                 for record in reader.poll(timeout_ms=500).get(tp, []):
                     if record.offset < end:
                         yield record.key or b"", record.value

@@ -26,6 +26,7 @@ from pipeline.corridor.kafka.outage import BrokerWatch, is_transient
 from pipeline.corridor.records import ChunkedStage, Message, Output, Partition, Stage
 from pipeline.corridor.runner import Hooks, Runner
 from pipeline.corridor.settle import policy_for
+from pipeline.errors import Retryable
 from pipeline.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -82,10 +83,14 @@ class KafkaTransport:
             self.watch.wait()
             return []
         messages = [to_message(r) for records in polled.values() for r in records]
-        self._restore_assigned()
+        unrestored = self._restore_assigned()
+        if unrestored:
+            messages = self._hold_back(messages, unrestored)
         for message in messages:
             self.tracker.track(message.position)
-        if self._coordinator_known():
+        if unrestored:
+            self.watch.wait()
+        elif self._coordinator_known():
             self.watch.answered()
             self._refresh_lag()
         else:
@@ -162,17 +167,46 @@ class KafkaTransport:
         """Heard on the client's thread: the restore runs in `poll`, on the caller's."""
         self._unrestored |= partitions
 
-    def _restore_assigned(self) -> None:
-        """Hand newly assigned partitions to `on_assigned` before their records go out.
+    def _restore_assigned(self) -> set[Partition]:
+        """Hand newly assigned partitions to `on_assigned` before their records go out;
+        returns those it could not restore yet.
 
-        If it raises (the changelog cannot be read), the exception leaves `poll` with
-        nothing committed for those records: the worker stops and they are read again.
+        A changelog that cannot be read (`Retryable`: the broker is away) is tried again at
+        the next poll, and counted on the watch like any outage (`BrokerUnavailable` once
+        overdue): a replica assigned partitions during a broker outage waits, as it does
+        for everything else, instead of exiting.
         """
         if not self._unrestored or self.on_assigned is None:
             self._unrestored.clear()
-            return
+            return set()
         partitions, self._unrestored = self._unrestored, set()
-        self.on_assigned(partitions)
+        try:
+            self.on_assigned(partitions)
+        except Retryable as exc:
+            self._unrestored |= partitions
+            log.warning(
+                "state not restored yet, will retry",
+                extra={"stage": self.stage_name, "partition": sorted(partitions),
+                       "reason": exc.reason},
+            )  # fmt: skip
+            self.watch.failed(f"state not restored: {exc}")
+            return partitions
+        return set()
+
+    def _hold_back(self, messages: list[Message], partitions: set[Partition]) -> list[Message]:
+        """Drop the records of `partitions` and rewind to the first of them: they are read
+        again once their state is restored."""
+        first: dict[Partition, int] = {}
+        kept = []
+        for message in messages:
+            where = (message.topic, message.partition)
+            if where in partitions:
+                first[where] = min(first.get(where, message.offset), message.offset)
+            else:
+                kept.append(message)
+        for (topic, partition), offset in first.items():
+            self.consumer.seek(TopicPartition(topic, partition), offset)
+        return kept
 
     def _refresh_lag(self) -> None:
         now = time.monotonic()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Protocol
 
 
@@ -12,11 +12,17 @@ class Changelog(Protocol):
     def write(self, partition: int, key: bytes, value: bytes | None) -> None:
         """Queue a record; `flush` makes it durable."""
 
-    def flush(self) -> None:
-        """Return once every queued record is acknowledged; `Retryable` if it cannot be."""
+    def flush(self) -> Mapping[int, Sequence[int]]:
+        """Return once every queued record is acknowledged, with the offsets they got per
+        partition; `Retryable` if they cannot be."""
+        ...
 
-    def replay(self, partition: int) -> Iterator[tuple[bytes, bytes | None]]:
-        """Every record of `partition` from its start to its current end, in order."""
+    def bounds(self, partition: int) -> tuple[int, int]:
+        """The partition's first offset and its end (the offset its next record will get)."""
+        ...
+
+    def replay(self, partition: int, start: int, end: int) -> Iterator[tuple[bytes, bytes | None]]:
+        """The records of `partition` from offset `start` up to `end`, in order."""
         ...
 
     def close(self) -> None: ...
@@ -28,10 +34,13 @@ class NoChangelog:
     def write(self, partition: int, key: bytes, value: bytes | None) -> None:
         return None
 
-    def flush(self) -> None:
-        return None
+    def flush(self) -> Mapping[int, Sequence[int]]:
+        return {}
 
-    def replay(self, partition: int) -> Iterator[tuple[bytes, bytes | None]]:
+    def bounds(self, partition: int) -> tuple[int, int]:
+        return 0, 0
+
+    def replay(self, partition: int, start: int, end: int) -> Iterator[tuple[bytes, bytes | None]]:
         return iter(())
 
     def close(self) -> None:
