@@ -39,8 +39,15 @@ from pipeline.entity_readings import (
     read_name,
 )
 from pipeline.models import EnrichedStory, MatchedTerm, TextField
-from pipeline.rules.compile import CompiledRules, Stream, TermSpec
-from pipeline.rules.tokens import FieldWords, gap_kind, script_bounded, sentence_break, stemming_for
+from pipeline.rules.compile import CompiledRules, Stream, TermSpec, language_key
+from pipeline.rules.tokens import (
+    DEFAULT_STEMMING,
+    FieldWords,
+    gap_kind,
+    script_bounded,
+    sentence_break,
+    stemming_for,
+)
 
 FIELDS: tuple[TextField, ...] = ("title", "summary", "text")
 STREAMS: tuple[Stream, ...] = ("surface", "stem")
@@ -113,20 +120,55 @@ class _FieldScan:
         return Hit(spec, self.field, starts[first], ends[last], first, last)
 
 
-# Where each automaton key was found: the field, and the offset of the key in its stream.
-_KeyHits = dict[int, list[tuple[_FieldScan, int]]]
+# Where a key was found: the field, and the offset of the key in its stream.
+_Occurrences = list[tuple[_FieldScan, int]]
+
+
+class _KeyHits:
+    """Where each key occurs in a story: watch keys from the automata scan, condition keys
+    (`CompiledRules.conditions`) looked up on first need, so only for the rules whose watch
+    terms were hit."""
+
+    def __init__(self, compiled: CompiledRules, scans: list[_FieldScan], stemming: str) -> None:
+        self.scanned: defaultdict[int, _Occurrences] = defaultdict(list)
+        self._conditions = compiled.conditions
+        self._scans = scans
+        self._stemming = stemming
+        self._looked_up: dict[int, _Occurrences] = {}
+
+    def of(self, spec: TermSpec) -> _Occurrences:
+        found = self.scanned.get(spec.key_id)
+        if found is not None or spec.key_id not in self._conditions:
+            return found or []
+        if spec.key_id not in self._looked_up:
+            self._looked_up[spec.key_id] = self._look_up(spec)
+        return self._looked_up[spec.key_id]
+
+    def _look_up(self, spec: TermSpec) -> _Occurrences:
+        """Every occurrence (overlapping ones too, as the automaton reports them), by field."""
+        key = self._conditions[spec.key_id]
+        if spec.stream == "stem" and self._stemming != DEFAULT_STEMMING:
+            key = language_key(spec.term, self._stemming)
+        out: _Occurrences = []
+        for scan in self._scans:
+            stream = scan.stream(spec.stream)
+            at = stream.find(key)
+            while at >= 0:
+                out.append((scan, at))
+                at = stream.find(key, at + 1)
+        return out
 
 
 def _scan(story: EnrichedStory, compiled: CompiledRules) -> tuple[_KeyHits, set[int]]:
     """(hits by key id, the rules whose watch terms were hit): one pass per field and stream."""
-    found: _KeyHits = defaultdict(list)
     candidates: set[int] = set()
     stemming = stemming_for(story.language)
     scanners = [(kind, compiled.scanner(kind, stemming)) for kind in STREAMS]
-    for field in FIELDS:
-        scan = _FieldScan(field, getattr(story, field), stemming)
-        if not scan.words.surface:
-            continue
+    scans = [_FieldScan(field, getattr(story, field), stemming) for field in FIELDS]
+    scans = [scan for scan in scans if scan.words.surface]
+    keys = _KeyHits(compiled, scans, stemming)
+    found = keys.scanned
+    for scan in scans:
         for kind, (automaton, _) in scanners:
             if automaton is None:
                 continue
@@ -141,7 +183,7 @@ def _scan(story: EnrichedStory, compiled: CompiledRules) -> tuple[_KeyHits, set[
         for key_id, others in aliases.items():
             if key_id in found:
                 found.update(dict.fromkeys(others, found[key_id]))
-    return found, candidates
+    return keys, candidates
 
 
 def match_story(
@@ -264,7 +306,7 @@ class _Placer:
         self._all: dict[int, list[Hit]] = {}
 
     def _placed(self, spec: TermSpec) -> Iterator[Hit]:
-        for scan, at in self.found.get(spec.key_id, ()):
+        for scan, at in self.found.of(spec):
             if scan.field in spec.fields:
                 hit = scan.place(spec, at)
                 if hit is not None:
@@ -287,7 +329,7 @@ class _Placer:
         """The first accepted occurrence of the term in each field: all that an alert shows,
         so a term repeated through a long text is placed only until it counts."""
         firsts: dict[str, Hit] = {}
-        for scan, at in self.found.get(spec.key_id, ()):
+        for scan, at in self.found.of(spec):
             if scan.field in firsts or scan.field not in spec.fields:
                 continue
             hit = scan.place(spec, at)
