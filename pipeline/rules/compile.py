@@ -33,6 +33,7 @@ built once from (key -> the rules that watch it).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from itertools import pairwise
 from pathlib import Path
@@ -207,7 +208,9 @@ class _Builder:
                 continue
             if stream not in automata:
                 automata[stream] = ahocorasick.Automaton()
-            entry = KeyEntry(len(key), key_id, tuple(sorted(set(watchers))))
+            # rules are compiled in order: a key's watchers come sorted, a rule again
+            # only when it names the same term twice
+            entry = KeyEntry(len(key), key_id, tuple(dict.fromkeys(watchers)))
             automata[stream].add_word(key, entry)
         for automaton in automata.values():
             automaton.make_automaton()
@@ -251,16 +254,26 @@ def _scoped(term: ScopedTerm) -> tuple[str, tuple[TextField, ...]]:
     return term.term, term.in_fields
 
 
+# A term of ASCII letters and digits and single spaces (most of a watch list): its words are
+# its lower-cased text split at the spaces, with nothing between them to keep.
+_PLAIN_TERM = re.compile(r"[0-9A-Za-z_]+(?: [0-9A-Za-z_]+)*")
+
+
 def _parse_term(term: str, exact: bool) -> _Key | None:
     prefix = term.endswith("*")
     text = term.removesuffix("*")
-    folded = words(text)
+    if _PLAIN_TERM.fullmatch(text):
+        folded = text.lower().split(" ")
+        gaps: tuple[str, ...] = ("",) * (len(folded) - 1)
+    else:
+        folded = words(text)
+        gaps = _term_gaps(text) if folded else ()
     if not folded:
         return None
     stream: Stream = "surface" if exact or prefix else "stem"
-    forms = folded if stream == "surface" else [stem(w) for w in folded]
+    forms = folded if stream == "surface" else list(map(stem, folded))
     key = " " + " ".join(forms) + ("" if prefix else " ")
-    return _Key(stream, key, len(folded), _term_gaps(text))
+    return _Key(stream, key, len(folded), gaps)
 
 
 def _term_gaps(text: str) -> tuple[str, ...]:

@@ -25,8 +25,10 @@ import re
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
+
+import numpy as np
 
 from pipeline.config import Rule
 from pipeline.entity_readings import (
@@ -56,6 +58,7 @@ MAX_MATCHED_TERMS = 10
 # language): "terms" fires on its terms alone, "skip" does not fire (`rules.unread_entities`).
 UnreadEntities = Literal["terms", "skip"]
 _SPACES = re.compile(r"\s+")
+_SPACE = ord(" ")
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +101,7 @@ class _FieldScan:
         self.stemming = stemming
         self.words = FieldWords(text)
         self._streams: dict[Stream, str] = {}
+        self._word_counts: dict[Stream, Any] = {}
 
     def stream(self, kind: Stream) -> str:
         if kind not in self._streams:
@@ -105,12 +109,26 @@ class _FieldScan:
             self._streams[kind] = f" {words} "
         return self._streams[kind]
 
+    def _words_before(self, kind: Stream, at: int) -> int:
+        """How many words of the stream start before offset `at` (its spaces before it),
+        counted once per stream: a large watch list places many hits in one field."""
+        if at == 0:
+            return 0
+        if kind not in self._word_counts:
+            stream = self.stream(kind)
+            if stream.isascii():
+                codes = np.frombuffer(stream.encode("ascii"), dtype=np.uint8)
+            else:
+                codes = np.frombuffer(stream.encode("utf-32-le"), dtype=np.uint32)
+            self._word_counts[kind] = np.cumsum(codes == _SPACE)
+        return int(self._word_counts[kind][at - 1])
+
     def place(self, spec: TermSpec, at: int) -> Hit | None:
         """The hit whose key starts at stream offset `at`, if its words are separated as the
         term's are (so "Qin. Gang" is not "Qin Gang", but "US-China" is "US China") and it
         keeps to the word edges of its script (`tokens.script_bounded`)."""
         starts, ends = self.words.spans()
-        first = self.stream(spec.stream).count(" ", 0, at)
+        first = self._words_before(spec.stream, at)
         last = first + spec.length - 1
         for k, want in enumerate(spec.gaps, start=first):
             if gap_kind(self.text[ends[k] : starts[k + 1]]) != want:
@@ -228,13 +246,19 @@ def _rule_hits(
         if entities.policy == "skip":
             return []
     placed = _Placer(found)
-    if any(placed.occurs(spec) for spec in terms if spec.kind == "none"):
+    if rule.none_terms and any(placed.occurs(spec) for spec in terms if spec.kind == "none"):
         return []
-    if not all(placed.occurs(spec) for spec in terms if spec.kind == "all"):
+    if rule.all_terms and not all(placed.occurs(spec) for spec in terms if spec.kind == "all"):
         return []
     accept = _acceptance(rule, terms, placed, story, entities)
     hits = [hit for spec in terms if spec.kind == "any" for hit in placed.firsts(spec, accept)]
-    return sorted(hits, key=lambda h: (FIELDS.index(h.field), h.start, h.end))
+    if len(hits) < 2:  # most hits of a large watch list: one term, one field
+        return hits
+    return sorted(hits, key=_story_order)
+
+
+def _story_order(hit: Hit) -> tuple[int, int, int]:
+    return FIELDS.index(hit.field), hit.start, hit.end
 
 
 def _acceptance(
