@@ -251,8 +251,8 @@ def _spans(text: str, *, special: bool = True) -> tuple[list[int], list[int]]:
     if text.isascii():
         is_word = np.zeros(len(text) + 2, dtype=bool)
         is_word[1:-1] = _ASCII_WORD_CHARS[np.frombuffer(text.encode("ascii"), dtype=np.uint8)]
-        edges = np.flatnonzero(is_word[1:] != is_word[:-1])
-        return edges[0::2].tolist(), edges[1::2].tolist()
+        edges = np.flatnonzero(is_word[1:] != is_word[:-1]).tolist()
+        return edges[0::2], edges[1::2]
     codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
     is_word = np.zeros(len(codes) + 2, dtype=bool)
     low = codes < 128
@@ -265,8 +265,8 @@ def _spans(text: str, *, special: bool = True) -> tuple[list[int], list[int]]:
     is_word[1:-1][high] = letters[inverse]
     cjk = np.array([word_char(c) and _is_cjk_char(c) for c in classes], dtype=bool)
     if not cjk.any():
-        edges = np.flatnonzero(is_word[1:] != is_word[:-1])
-        return edges[0::2].tolist(), edges[1::2].tolist()
+        edges = np.flatnonzero(is_word[1:] != is_word[:-1]).tolist()
+        return edges[0::2], edges[1::2]
     is_cjk = np.zeros(len(codes) + 2, dtype=bool)
     is_cjk[1:-1][high] = cjk[inverse]
     word, before, after = is_word[1:-1], is_word[:-2], is_word[2:]
