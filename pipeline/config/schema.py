@@ -9,7 +9,6 @@ so a user can find the mistake without reading a traceback.
 
 from __future__ import annotations
 
-import ctypes
 import gc
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -71,28 +70,6 @@ def collect_garbage() -> None:
     gc.collect()
 
 
-def release_freed_memory() -> None:
-    """Hand memory freed by native code back to the system (glibc `malloc_trim`).
-
-    The Rust YAML parser's own tree of a 100,000-rule file (~55 MB) is freed once the
-    Python objects are built, but stays in the C heap, where Python's small objects
-    (allocated in arenas of their own) never reuse it: the process would carry it for
-    its lifetime and on top of every reload. Elsewhere than glibc this does nothing.
-    """
-    if _MALLOC_TRIM is not None:
-        _MALLOC_TRIM(0)
-
-
-def _malloc_trim() -> Any:
-    try:
-        return ctypes.CDLL(None).malloc_trim
-    except (OSError, AttributeError):
-        return None
-
-
-_MALLOC_TRIM = _malloc_trim()
-
-
 def reject_duplicates(values: Iterable[str], what: str) -> None:
     seen: set[str] = set()
     for value in values:
@@ -136,12 +113,7 @@ def read_yaml(
     """
     try:
         text = path.read_text(encoding="utf-8")
-        if large:
-            data = yaml_rs.loads(text)
-            del text
-            release_freed_memory()
-        else:
-            data = yaml.safe_load(text)
+        data = yaml_rs.loads(text) if large else yaml.safe_load(text)
     except FileNotFoundError:
         problems.append(f"{path}: file not found" + (f" ({what})" if what else ""))
         return {}
