@@ -43,7 +43,7 @@ import ahocorasick
 
 from pipeline.config import Rule
 from pipeline.config.rules import ScopedTerm, Term
-from pipeline.config.schema import bulk_objects
+from pipeline.config.schema import FREEZE_AT, bulk_objects
 from pipeline.errors import ConfigError
 from pipeline.models import TextField
 from pipeline.rules.tokens import DEFAULT_STEMMING, WORD, gap_kind, stem, words
@@ -221,7 +221,7 @@ def compile_rules(rules: list[Rule], source: Path | None = None) -> CompiledRule
     """Compile the enabled rules; a term with no letters or digits is a `ConfigError`."""
     enabled = [rule for rule in rules if rule.enabled]
     builder = _Builder(source)
-    with bulk_objects():
+    with bulk_objects(freeze=len(enabled) >= FREEZE_AT):
         terms = [builder.rule_terms(i, rule) for i, rule in enumerate(enabled)]
         if builder.problems:
             raise ConfigError(builder.problems)
