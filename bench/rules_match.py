@@ -17,7 +17,9 @@ check: strictly less work than the matcher does). It is timed on a sample of
 stories at 10,000 rules to keep the run short.
 
 Figures are per story, median of `--rounds` rounds, and are printed as ratios
-against each other. Targets: 10,000 rules cost <= 2x what 10 rules cost, and
+against each other; the target is judged on CPU time (as `rules_load.py` does: on a
+shared machine the wall clock also counts other processes' turns), the wall ratio
+printed beside it. Targets: 10,000 rules cost <= 2x what 10 rules cost, and
 >= 50x less than the regex baseline at 10,000 rules.
 """
 
@@ -159,16 +161,26 @@ Matcher = Callable[[EnrichedStory], object]
 def per_story_seconds(
     runs: Sequence[Matcher], stories: Sequence[EnrichedStory], rounds: int
 ) -> list[float]:
-    """Median seconds per story of each matcher; rounds interleave them, so that a busy
-    machine slows them alike."""
-    timings: list[list[float]] = [[] for _ in runs]
+    """Median wall seconds per story of each matcher; rounds interleave them, so that a
+    busy machine slows them alike."""
+    return [wall for wall, _ in per_story_times(runs, stories, rounds)]
+
+
+def per_story_times(
+    runs: Sequence[Matcher], stories: Sequence[EnrichedStory], rounds: int
+) -> list[tuple[float, float]]:
+    """(wall, CPU) seconds per story of each matcher, medians of interleaved rounds. On a
+    shared machine the wall clock also counts other processes' turns; CPU time less so."""
+    walls: list[list[float]] = [[] for _ in runs]
+    cpus: list[list[float]] = [[] for _ in runs]
     for _ in range(rounds):
-        for run, times in zip(runs, timings, strict=True):
-            started = time.perf_counter()
+        for run, wall, cpu in zip(runs, walls, cpus, strict=True):
+            started, cpu_started = time.perf_counter(), time.process_time()
             for story in stories:
                 run(story)
-            times.append((time.perf_counter() - started) / len(stories))
-    return [statistics.median(times) for times in timings]
+            cpu.append((time.process_time() - cpu_started) / len(stories))
+            wall.append((time.perf_counter() - started) / len(stories))
+    return [(statistics.median(w), statistics.median(c)) for w, c in zip(walls, cpus, strict=True)]
 
 
 def regex_baseline(rules: Sequence[Rule]) -> Callable[[EnrichedStory], list[str]]:
@@ -212,7 +224,7 @@ def main() -> int:
     for compiled in (compiled_small, compiled_large, compiled_plain):  # warm the stem cache
         for story in stories:
             match_story(story, compiled)
-    t_small, t_large, b_small, t_plain = per_story_seconds(
+    times = per_story_times(
         [
             lambda s: match_story(s, compiled_small),
             lambda s: match_story(s, compiled_large),
@@ -222,6 +234,7 @@ def main() -> int:
         stories,
         args.rounds,
     )
+    (t_small, c_small), (t_large, c_large), (b_small, _), (t_plain, c_plain) = times
     sample = stories[: args.baseline_stories]
     [b_large] = per_story_seconds([regex_baseline(large)], sample, max(1, args.rounds // 3))
     fired_small = sum(len(match_story(s, compiled_small)) for s in stories) / len(stories)
@@ -240,9 +253,14 @@ def main() -> int:
     print(f"regex,    {len(large):>6} rules: {b_large * 1e3:8.3f} ms/story ({len(sample)} stories)")
     print(f"matcher,  {len(plain):>6} rules without proximity: {t_plain * 1e3:8.3f} ms/story")
     print(f"matcher 10,000 without proximity vs 10 rules: {t_plain / t_small:.2f}x")
-    growth = t_large / t_small
+    print(
+        f"CPU time: {c_small * 1e3:.3f} -> {c_large * 1e3:.3f} ms/story; "
+        f"without proximity {c_plain * 1e3:.3f} ms ({c_plain / c_small:.2f}x)"
+    )
+    growth = c_large / c_small
     speedup = b_large / t_large
-    print(f"matcher 10,000 vs 10 rules: {growth:.2f}x   (target <= 2x)")
+    print(f"matcher 10,000 vs 10 rules, wall: {t_large / t_small:.2f}x")
+    print(f"matcher 10,000 vs 10 rules, CPU:  {growth:.2f}x   (target <= 2x)")
     print(f"regex baseline vs matcher at 10,000 rules: {speedup:.0f}x faster   (target >= 50x)")
     ok = growth <= 2.0 and speedup >= 50.0
     print("targets: met" if ok else "targets: MISSED")

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from pipeline.config.feeds import Feed, FeedsFile
 from pipeline.config.rules import Rule, RulesFile, validate_rules
-from pipeline.config.schema import describe, read_yaml
+from pipeline.config.schema import collect_before_reading, describe, read_yaml
 from pipeline.config.settings import (
     DEFAULTS_DIR,
     ENV_DELIMITER,
@@ -159,6 +159,8 @@ def _load_list(
     path: Path, model: type[FeedsFile] | type[RulesFile], key: str, problems: list[str]
 ) -> list[Any]:
     before = len(problems)
+    if model is RulesFile:
+        collect_before_reading(path)
     data = read_yaml(path, problems, large=model is RulesFile)
     if len(problems) > before:
         return []

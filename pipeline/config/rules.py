@@ -29,6 +29,7 @@ from pydantic import (
 
 from pipeline.config.feeds import parse_duration
 from pipeline.config.schema import (
+    FREEZE_AT,
     ID_PATTERN,
     SHAPE_TAGS,
     Section,
@@ -232,7 +233,7 @@ def validate_rules(path: Path, data: dict[str, Any], problems: list[str]) -> lis
     if not isinstance(raw, list):
         return []
     rules: list[Rule] = []
-    with bulk_objects():
+    with bulk_objects(freeze=len(raw) >= FREEZE_AT):
         for start in range(0, len(raw), CHUNK):
             chunk = raw[start : start + CHUNK]
             try:

@@ -40,14 +40,27 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+# A build this large (rules) is frozen out of the collector's later passes; smaller ones
+# (the console's trials and previews, made per request) gain nothing from it.
+FREEZE_AT = 10_000
+# A rules file this large is collected before it is read, so that no pending garbage
+# cycle is frozen with its rules (10,000 rules take more than this).
+COLLECT_AT_BYTES = 128 * 1024
+
+
 @contextmanager
-def bulk_objects() -> Iterator[None]:
-    """Pause the cyclic garbage collector while a large config is built.
+def bulk_objects(*, freeze: bool = False) -> Iterator[None]:
+    """Pause the cyclic garbage collector while a large config is built; with `freeze`,
+    keep what was built out of its later passes.
 
     Validating or compiling 100,000 rules creates millions of small objects, none in a
     reference cycle; each of them would trigger the collector's generational passes over
     all the objects made so far, which doubles the time. They are freed by reference
-    counting as usual; the collector runs again afterwards.
+    counting as usual. Frozen afterwards (`gc.freeze`), the survivors are not walked again
+    by the collector's next passes, three times over as they age (0.6 s for 100,000
+    rules), nor by every full collection after that. Frozen objects are still freed by
+    reference counting; only a garbage cycle pending when they are frozen would stay, so
+    the rules loader collects before it reads a large file (`collect_before_reading`).
     """
     was_enabled = gc.isenabled()
     gc.disable()
@@ -55,7 +68,20 @@ def bulk_objects() -> Iterator[None]:
         yield
     finally:
         if was_enabled:
+            if freeze:
+                gc.freeze()
             gc.enable()
+
+
+def collect_before_reading(path: Path) -> None:
+    """A full collection before a large rules file is read, so that no pending garbage cycle
+    is frozen with its rules (cheap then: what earlier builds froze is skipped)."""
+    try:
+        large = path.stat().st_size >= COLLECT_AT_BYTES
+    except OSError:
+        return
+    if large:
+        gc.collect()
 
 
 def reject_duplicates(values: Iterable[str], what: str) -> None:

@@ -19,8 +19,12 @@ Korean: their characters are words, `tokens.py`). Those are built from the rules
 on the first story in that language and kept with the rules, so a deployment
 that only sees English pays nothing for them.
 
-Terms of `near` and `same_sentence` are keys like any other: they are found in
-the same scan, and only looked at for rules whose watch terms were hit.
+Only keys that some rule watches (has among its `terms`) go into the automata. Keys
+of `all`, `none`, `near` and `same_sentence` terms alone are *condition keys*: they
+matter only for rules whose watch terms were hit, so they are looked up (`str.find`
+in the same streams) for those rules alone, once per story. A watch list whose
+conditions name common words would otherwise pay for every occurrence of them in
+every story, however few rules they could help decide.
 
 Large watch lists (100,000 rules) are compiled in one pass: a term string is
 folded and stemmed once however many rules share it, and each automaton is
@@ -29,6 +33,7 @@ built once from (key -> the rules that watch it).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from itertools import pairwise
 from pathlib import Path
@@ -38,7 +43,7 @@ import ahocorasick
 
 from pipeline.config import Rule
 from pipeline.config.rules import ScopedTerm, Term
-from pipeline.config.schema import bulk_objects
+from pipeline.config.schema import FREEZE_AT, bulk_objects
 from pipeline.errors import ConfigError
 from pipeline.models import TextField
 from pipeline.rules.tokens import DEFAULT_STEMMING, WORD, gap_kind, stem, words
@@ -90,6 +95,8 @@ class CompiledRules:
     terms: list[tuple[TermSpec, ...]] = field(default_factory=list)
     automata: dict[Stream, Any] = field(default_factory=dict)
     source: Path | None = None
+    conditions: dict[int, str] = field(default_factory=dict)
+    """The condition keys (key id -> key, English stems or surface): in no automaton."""
     _stem_scanners: dict[str, Scanner] = field(default_factory=dict, repr=False)
 
     def scanner(self, stream: Stream, stemming: str) -> Scanner:
@@ -101,9 +108,14 @@ class CompiledRules:
         return self._stem_scanners[stemming]
 
 
+def language_key(term: str, stemming: str) -> str:
+    """A stem-stream term's key in a language's stems (`stemming_for`)."""
+    return " " + " ".join(stem(w, stemming) for w in words(term)) + " "
+
+
 def stem_scanner(terms: list[tuple[TermSpec, ...]], stemming: str) -> Scanner:
-    """The stem keys of all rules' terms in one language: the same key ids as the English
-    automaton, so hits are placed and judged alike whatever the language."""
+    """The stem watch keys of all rules' terms in one language: the same key ids as the
+    English automaton, so hits are placed and judged alike whatever the language."""
     keys: dict[str, tuple[int, set[int], set[int]]] = {}
     done: set[int] = set()
     watchers: dict[int, set[int]] = {}
@@ -113,10 +125,10 @@ def stem_scanner(terms: list[tuple[TermSpec, ...]], stemming: str) -> Scanner:
                 watchers.setdefault(spec.key_id, set()).add(spec.rule_index)
     for rule_terms in terms:
         for spec in rule_terms:
-            if spec.stream != "stem" or spec.key_id in done:
+            if spec.stream != "stem" or spec.key_id in done or spec.key_id not in watchers:
                 continue
             done.add(spec.key_id)
-            key = " " + " ".join(stem(w, stemming) for w in words(spec.term)) + " "
+            key = language_key(spec.term, stemming)
             _, ids, rules = keys.setdefault(key, (len(key), set(), set()))
             ids.add(spec.key_id)
             rules.update(watchers.get(spec.key_id, ()))
@@ -154,6 +166,7 @@ class _Builder:
         self.watchers: dict[int, list[int]] = {}
         self.parsed: dict[tuple[str, bool], tuple[_Key, int] | None] = {}
         self.problems: list[str] = []
+        self.conditions: dict[int, str] = {}
 
     def rule_terms(self, rule_index: int, rule: Rule) -> tuple[TermSpec, ...]:
         out: list[TermSpec] = []
@@ -186,12 +199,18 @@ class _Builder:
         return parsed, self.keys.setdefault((parsed.stream, parsed.key), len(self.keys))
 
     def automata(self) -> dict[Stream, Any]:
+        """The watch keys' automata; condition keys go to `self.conditions` instead."""
         automata: dict[Stream, Any] = {}
         for (stream, key), key_id in self.keys.items():
+            watchers = self.watchers.get(key_id)
+            if not watchers:
+                self.conditions[key_id] = key
+                continue
             if stream not in automata:
                 automata[stream] = ahocorasick.Automaton()
-            watchers = self.watchers.get(key_id, ())
-            entry = KeyEntry(len(key), key_id, tuple(sorted(set(watchers))))
+            # rules are compiled in order: a key's watchers come sorted, a rule again
+            # only when it names the same term twice
+            entry = KeyEntry(len(key), key_id, tuple(dict.fromkeys(watchers)))
             automata[stream].add_word(key, entry)
         for automaton in automata.values():
             automaton.make_automaton()
@@ -202,13 +221,19 @@ def compile_rules(rules: list[Rule], source: Path | None = None) -> CompiledRule
     """Compile the enabled rules; a term with no letters or digits is a `ConfigError`."""
     enabled = [rule for rule in rules if rule.enabled]
     builder = _Builder(source)
-    with bulk_objects():
+    with bulk_objects(freeze=len(enabled) >= FREEZE_AT):
         terms = [builder.rule_terms(i, rule) for i, rule in enumerate(enabled)]
         if builder.problems:
             raise ConfigError(builder.problems)
         builder.parsed.clear()
         automata = builder.automata()
-    return CompiledRules(rules=enabled, terms=terms, automata=automata, source=source)
+    return CompiledRules(
+        rules=enabled,
+        terms=terms,
+        automata=automata,
+        source=source,
+        conditions=builder.conditions,
+    )
 
 
 def _term_groups(rule: Rule) -> list[tuple[TermKind, int, str, tuple[Term, ...]]]:
@@ -229,16 +254,26 @@ def _scoped(term: ScopedTerm) -> tuple[str, tuple[TextField, ...]]:
     return term.term, term.in_fields
 
 
+# A term of ASCII letters and digits and single spaces (most of a watch list): its words are
+# its lower-cased text split at the spaces, with nothing between them to keep.
+_PLAIN_TERM = re.compile(r"[0-9A-Za-z_]+(?: [0-9A-Za-z_]+)*")
+
+
 def _parse_term(term: str, exact: bool) -> _Key | None:
     prefix = term.endswith("*")
     text = term.removesuffix("*")
-    folded = words(text)
+    if _PLAIN_TERM.fullmatch(text):
+        folded = text.lower().split(" ")
+        gaps: tuple[str, ...] = ("",) * (len(folded) - 1)
+    else:
+        folded = words(text)
+        gaps = _term_gaps(text) if folded else ()
     if not folded:
         return None
     stream: Stream = "surface" if exact or prefix else "stem"
-    forms = folded if stream == "surface" else [stem(w) for w in folded]
+    forms = folded if stream == "surface" else list(map(stem, folded))
     key = " " + " ".join(forms) + ("" if prefix else " ")
-    return _Key(stream, key, len(folded), _term_gaps(text))
+    return _Key(stream, key, len(folded), gaps)
 
 
 def _term_gaps(text: str) -> tuple[str, ...]:

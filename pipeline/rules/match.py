@@ -25,8 +25,10 @@ import re
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
+
+import numpy as np
 
 from pipeline.config import Rule
 from pipeline.entity_readings import (
@@ -39,8 +41,15 @@ from pipeline.entity_readings import (
     read_name,
 )
 from pipeline.models import EnrichedStory, MatchedTerm, TextField
-from pipeline.rules.compile import CompiledRules, Stream, TermSpec
-from pipeline.rules.tokens import FieldWords, gap_kind, script_bounded, sentence_break, stemming_for
+from pipeline.rules.compile import CompiledRules, Stream, TermSpec, language_key
+from pipeline.rules.tokens import (
+    DEFAULT_STEMMING,
+    FieldWords,
+    gap_kind,
+    script_bounded,
+    sentence_break,
+    stemming_for,
+)
 
 FIELDS: tuple[TextField, ...] = ("title", "summary", "text")
 STREAMS: tuple[Stream, ...] = ("surface", "stem")
@@ -49,6 +58,7 @@ MAX_MATCHED_TERMS = 10
 # language): "terms" fires on its terms alone, "skip" does not fire (`rules.unread_entities`).
 UnreadEntities = Literal["terms", "skip"]
 _SPACES = re.compile(r"\s+")
+_SPACE = ord(" ")
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +101,7 @@ class _FieldScan:
         self.stemming = stemming
         self.words = FieldWords(text)
         self._streams: dict[Stream, str] = {}
+        self._word_counts: dict[Stream, Any] = {}
 
     def stream(self, kind: Stream) -> str:
         if kind not in self._streams:
@@ -98,12 +109,26 @@ class _FieldScan:
             self._streams[kind] = f" {words} "
         return self._streams[kind]
 
+    def _words_before(self, kind: Stream, at: int) -> int:
+        """How many words of the stream start before offset `at` (its spaces before it),
+        counted once per stream: a large watch list places many hits in one field."""
+        if at == 0:
+            return 0
+        if kind not in self._word_counts:
+            stream = self.stream(kind)
+            if stream.isascii():
+                codes = np.frombuffer(stream.encode("ascii"), dtype=np.uint8)
+            else:
+                codes = np.frombuffer(stream.encode("utf-32-le"), dtype=np.uint32)
+            self._word_counts[kind] = np.cumsum(codes == _SPACE)
+        return int(self._word_counts[kind][at - 1])
+
     def place(self, spec: TermSpec, at: int) -> Hit | None:
         """The hit whose key starts at stream offset `at`, if its words are separated as the
         term's are (so "Qin. Gang" is not "Qin Gang", but "US-China" is "US China") and it
         keeps to the word edges of its script (`tokens.script_bounded`)."""
         starts, ends = self.words.spans()
-        first = self.stream(spec.stream).count(" ", 0, at)
+        first = self._words_before(spec.stream, at)
         last = first + spec.length - 1
         for k, want in enumerate(spec.gaps, start=first):
             if gap_kind(self.text[ends[k] : starts[k + 1]]) != want:
@@ -113,20 +138,55 @@ class _FieldScan:
         return Hit(spec, self.field, starts[first], ends[last], first, last)
 
 
-# Where each automaton key was found: the field, and the offset of the key in its stream.
-_KeyHits = dict[int, list[tuple[_FieldScan, int]]]
+# Where a key was found: the field, and the offset of the key in its stream.
+_Occurrences = list[tuple[_FieldScan, int]]
+
+
+class _KeyHits:
+    """Where each key occurs in a story: watch keys from the automata scan, condition keys
+    (`CompiledRules.conditions`) looked up on first need, so only for the rules whose watch
+    terms were hit."""
+
+    def __init__(self, compiled: CompiledRules, scans: list[_FieldScan], stemming: str) -> None:
+        self.scanned: defaultdict[int, _Occurrences] = defaultdict(list)
+        self._conditions = compiled.conditions
+        self._scans = scans
+        self._stemming = stemming
+        self._looked_up: dict[int, _Occurrences] = {}
+
+    def of(self, spec: TermSpec) -> _Occurrences:
+        found = self.scanned.get(spec.key_id)
+        if found is not None or spec.key_id not in self._conditions:
+            return found or []
+        if spec.key_id not in self._looked_up:
+            self._looked_up[spec.key_id] = self._look_up(spec)
+        return self._looked_up[spec.key_id]
+
+    def _look_up(self, spec: TermSpec) -> _Occurrences:
+        """Every occurrence (overlapping ones too, as the automaton reports them), by field."""
+        key = self._conditions[spec.key_id]
+        if spec.stream == "stem" and self._stemming != DEFAULT_STEMMING:
+            key = language_key(spec.term, self._stemming)
+        out: _Occurrences = []
+        for scan in self._scans:
+            stream = scan.stream(spec.stream)
+            at = stream.find(key)
+            while at >= 0:
+                out.append((scan, at))
+                at = stream.find(key, at + 1)
+        return out
 
 
 def _scan(story: EnrichedStory, compiled: CompiledRules) -> tuple[_KeyHits, set[int]]:
     """(hits by key id, the rules whose watch terms were hit): one pass per field and stream."""
-    found: _KeyHits = defaultdict(list)
     candidates: set[int] = set()
     stemming = stemming_for(story.language)
     scanners = [(kind, compiled.scanner(kind, stemming)) for kind in STREAMS]
-    for field in FIELDS:
-        scan = _FieldScan(field, getattr(story, field), stemming)
-        if not scan.words.surface:
-            continue
+    scans = [_FieldScan(field, getattr(story, field), stemming) for field in FIELDS]
+    scans = [scan for scan in scans if scan.words.surface]
+    keys = _KeyHits(compiled, scans, stemming)
+    found = keys.scanned
+    for scan in scans:
         for kind, (automaton, _) in scanners:
             if automaton is None:
                 continue
@@ -141,7 +201,7 @@ def _scan(story: EnrichedStory, compiled: CompiledRules) -> tuple[_KeyHits, set[
         for key_id, others in aliases.items():
             if key_id in found:
                 found.update(dict.fromkeys(others, found[key_id]))
-    return found, candidates
+    return keys, candidates
 
 
 def match_story(
@@ -186,13 +246,19 @@ def _rule_hits(
         if entities.policy == "skip":
             return []
     placed = _Placer(found)
-    if any(placed.occurs(spec) for spec in terms if spec.kind == "none"):
+    if rule.none_terms and any(placed.occurs(spec) for spec in terms if spec.kind == "none"):
         return []
-    if not all(placed.occurs(spec) for spec in terms if spec.kind == "all"):
+    if rule.all_terms and not all(placed.occurs(spec) for spec in terms if spec.kind == "all"):
         return []
     accept = _acceptance(rule, terms, placed, story, entities)
     hits = [hit for spec in terms if spec.kind == "any" for hit in placed.firsts(spec, accept)]
-    return sorted(hits, key=lambda h: (FIELDS.index(h.field), h.start, h.end))
+    if len(hits) < 2:  # most hits of a large watch list: one term, one field
+        return hits
+    return sorted(hits, key=_story_order)
+
+
+def _story_order(hit: Hit) -> tuple[int, int, int]:
+    return FIELDS.index(hit.field), hit.start, hit.end
 
 
 def _acceptance(
@@ -264,7 +330,7 @@ class _Placer:
         self._all: dict[int, list[Hit]] = {}
 
     def _placed(self, spec: TermSpec) -> Iterator[Hit]:
-        for scan, at in self.found.get(spec.key_id, ()):
+        for scan, at in self.found.of(spec):
             if scan.field in spec.fields:
                 hit = scan.place(spec, at)
                 if hit is not None:
@@ -287,7 +353,7 @@ class _Placer:
         """The first accepted occurrence of the term in each field: all that an alert shows,
         so a term repeated through a long text is placed only until it counts."""
         firsts: dict[str, Hit] = {}
-        for scan, at in self.found.get(spec.key_id, ()):
+        for scan, at in self.found.of(spec):
             if scan.field in firsts or scan.field not in spec.fields:
                 continue
             hit = scan.place(spec, at)

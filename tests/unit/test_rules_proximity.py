@@ -179,3 +179,27 @@ SENTENCES = [
 def test_sentence_splitter(text: str, expected: list[str]) -> None:
     starts = sentence_starts(text)
     assert [text[a:b] for a, b in zip(starts, [*starts[1:], len(text)], strict=True)] == expected
+
+
+def test_condition_terms_are_looked_up_not_scanned() -> None:
+    """A term only in `near`/`all`/`none`/`same_sentence` is in no automaton (a story full of
+    it costs nothing for rules whose watch terms are absent), yet decides as before: in
+    English and in a language stemmed its own way, overlapping occurrences included."""
+    rules = [
+        rule("near", "Renault", near={"terms": ["usine"], "within": 2}),
+        rule("all", "Musk", all=["merger"]),
+        rule("none", "Tesla", none=["recall"]),
+        rule("both", "recall"),  # a watch term of one rule, a `none` term of another
+    ]
+    compiled = compile_rules(rules)
+
+    def scanned(key: str) -> bool:
+        return any(automaton.exists(key) for automaton in compiled.automata.values())
+
+    assert not scanned(" usin ") and not scanned(" merger ") and scanned(" recal ")
+    assert sorted(compiled.conditions.values()) == [" merger ", " usin "]
+    french = story("Renault ferme deux usines du nord").model_copy(update={"language": "fr"})
+    assert [m.rule.id for m in match_story(french, compiled)] == ["near"]
+    assert fired(story("Musk plans mergers"), rules) == ["all"]
+    assert fired(story("Tesla recalls cars"), rules) == ["both"]
+    assert fired(story("Tesla sells cars"), rules) == ["none"]

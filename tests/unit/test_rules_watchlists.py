@@ -4,6 +4,7 @@ not keep the old automata, and alert series bounded whatever the number of rules
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from rules_stories import story
 
 from pipeline.config import Rule, RulesSettings, load_rules
 from pipeline.config.rules import CHUNK
+from pipeline.config.schema import FREEZE_AT
 from pipeline.errors import ConfigError
 from pipeline.metrics import OTHER_RULES, Metrics
 from pipeline.rules import engine as engine_module
@@ -176,3 +178,18 @@ def test_a_reload_frees_the_series_of_removed_rules(tmp_path: Path) -> None:
     assert engine.reload_if_due()
     assert alerts_of(registry, "r0") is None
     assert alerts_of(registry, "r1") == 0.0 and alerts_of(registry, "r9") == 0.0
+
+
+def test_only_large_builds_are_frozen_out_of_the_collector() -> None:
+    """The console compiles a rule or two per request: that must not freeze the process's
+    objects (a garbage cycle pending then would never be collected); 10,000 rules do."""
+    gc.unfreeze()
+    try:
+        compile_rules([Rule.model_validate({"id": "r", "terms": ["Tesla"]})])
+        assert gc.get_freeze_count() == 0
+        compile_rules(
+            [Rule.model_validate({"id": f"r{n}", "terms": [f"name{n}"]}) for n in range(FREEZE_AT)]
+        )
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
