@@ -5,7 +5,8 @@ run time, never copied), each story a distinct variant: paragraphs of sentences 
 from the corpus's other articles are inserted after the page's longest paragraph, about
 40 % of its article's length, so two stories from the same page share well under the
 0.8 Jaccard the rules treat as "the same story" and near-duplicate suppression eats no
-alert. Pages whose inserted paragraphs do not survive extraction are not used. Every
+alert (the article's length counted in the rules' own words: with whitespace words, the
+Japanese page got three inserted sentences and its stories were near-duplicates). Pages whose inserted paragraphs do not survive extraction are not used. Every
 story's feed title carries the watch term, so each story raises exactly one alert.
 
 The feed releases stories at a paced rate: it lists the newest released stories, a few
@@ -38,6 +39,7 @@ from typing import Any
 from pipeline.errors import ExtractionRejected
 from pipeline.extractor.text import extract_article
 from pipeline.extractor.text_decode import decode_html
+from pipeline.rules.tokens import words
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT.parent / "shared" / "corpora" / "article-extraction"
@@ -60,6 +62,8 @@ class BasePage:
     head: str
     tail: str
     article_words: int
+    """Words as the rules stage counts them (`pipeline.rules.tokens.words`: each Chinese or
+    Japanese character is one), so the inserted share holds for pages without spaces."""
     language: str | None
 
 
@@ -119,7 +123,7 @@ def validated(name: str, raw: bytes, url: str, sentences: Sequence[str]) -> Base
         return None
     if not all(f"{MARKER}{n}" in article.text for n in range(2)):
         return None
-    return BasePage(name, head, tail, len(plain.text.split()), plain.language)
+    return BasePage(name, head, tail, len(words(plain.text)), plain.language)
 
 
 def load_corpus() -> Corpus:
