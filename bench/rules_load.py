@@ -35,30 +35,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from rules_match import made_up_name  # noqa: E402  (the same made-up names)
+
 CORPUS = ROOT.parent / "shared" / "corpora" / "article-extraction" / "ground-truth.json"
-SYLLABLES = [
-    "ka",
-    "lo",
-    "mi",
-    "ran",
-    "tes",
-    "vor",
-    "qui",
-    "zel",
-    "bra",
-    "dun",
-    "fe",
-    "gor",
-    "hal",
-    "ix",
-    "jun",
-    "nor",
-    "pel",
-    "sto",
-    "tra",
-    "ver",
-    "wyn",
-]
 LIMIT_SECONDS = 3.0
 LIMIT_MB = 200.0
 
@@ -95,13 +74,6 @@ out["reload_mb"] = peak_mb()
 out["rules"] = len(engine.compiled.rules)
 print(json.dumps(out))
 """
-
-
-def made_up_name(rng: random.Random) -> str:
-    return " ".join(
-        "".join(rng.choice(SYLLABLES) for _ in range(rng.randint(2, 3))).capitalize()
-        for _ in range(rng.randint(1, 3))
-    )
 
 
 def write_rules(path: Path, count: int, rng: random.Random) -> None:
