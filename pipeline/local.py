@@ -197,11 +197,11 @@ class LocalPipeline:
         print_alert(alert, self.out)
 
     def _idle(self) -> None:
-        """Until a chunk finishes or a poll brings stories (at most IDLE_SECONDS)."""
-        if self.extractor.in_hand():
-            self.extractor.wait_for_flights(IDLE_SECONDS)
-        else:
-            self.queue.arrived.wait(IDLE_SECONDS)
+        """Until a record is queued or a chunk in flight finishes, whichever comes first
+        (at most IDLE_SECONDS): the queue's `arrived` event is set by both, so a story
+        the poller queues while the pool is busy is handed over at once, not when a
+        chunk lands."""
+        self.queue.arrived.wait(IDLE_SECONDS)
         self.queue.arrived.clear()
 
     def _drained(self) -> bool:

@@ -120,6 +120,7 @@ class Runner:
         chunk_size: int = 1,
         stuck_after: float = 600.0,
         hooks: Hooks | None = None,
+        landed: threading.Event | None = None,
     ) -> None:
         self.stage, self.chunked = stage, as_chunked(stage, chunk_size)
         self.transport, self.policy = transport, policy
@@ -129,6 +130,9 @@ class Runner:
         """A chunk running longer than this counts as hung: `on_round` is no longer
         called, so a liveness probe that watches the rounds sees it."""
         self.hooks = hooks or Hooks()
+        self.landed = landed
+        """Set whenever a chunk in flight finishes: a host that waits for several kinds of
+        work on one event (`newsmon run`: records queued, chunks done) wakes for both."""
         self._waiting: list[Message] = []
         self._flights: list[_Flight] = []
 
@@ -201,11 +205,14 @@ class Runner:
 
     def _submit(self, chunk: list[Message]) -> Future[Sequence[Result]]:
         try:
-            return self.chunked.submit(chunk)
+            future = self.chunked.submit(chunk)
         except Exception as exc:  # settled like a chunk that failed in the pool
-            failed: Future[Sequence[Result]] = Future()
-            failed.set_exception(exc)
-            return failed
+            future = Future()
+            future.set_exception(exc)
+        if self.landed is not None:
+            landed = self.landed
+            future.add_done_callback(lambda _: landed.set())
+        return future
 
     def _land(self, *, drain: bool = False) -> int:
         """Settle every finished chunk (every chunk, waiting for them, if `drain`)."""

@@ -116,4 +116,5 @@ class QueueRunner(Runner):
         super().__init__(
             stage, transport, policy, poll_timeout=0.0, chunk_size=chunk_size,
             stuck_after=settings.max_poll_interval_seconds, hooks=Hooks(on_published=on_published),
+            landed=transport.queue.arrived,
         )  # fmt: skip
