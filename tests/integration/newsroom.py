@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import html
 import threading
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "tests" / "testdata" / "pages" / "seed-template.html"
@@ -55,22 +56,52 @@ def plain_page(title: str, text: str) -> str:
     )
 
 
+class Story(NamedTuple):
+    """A page of the site and its feed entry."""
+
+    title: str
+    page: str
+    summary: str | None = None  # the feed's <description>; the title when None
+
+
+def seed_stories(shared: Path) -> dict[str, Story]:
+    """The seed story, its syndicated copy, the inventor story and the unrelated one."""
+    return {
+        "/world/musk-qin": Story("Elon Musk meets Chinese foreign minister", seed_page(shared)),
+        "/partners/musk-qin-syndicated": Story(
+            "Musk meets China's foreign minister (syndicated)", seed_page(shared)
+        ),
+        "/culture/tesla-museum": Story(
+            "Belgrade museum honours Nikola Tesla",
+            plain_page("Belgrade museum honours Nikola Tesla", INVENTOR),
+        ),
+        "/business/rotterdam": Story(
+            "Rotterdam dock strike ends", plain_page("Rotterdam dock strike ends", HARBOUR)
+        ),
+    }
+
+
 class Newsroom:
     """Serves /feed.xml and the pages it links to, on a free port of 127.0.0.1."""
 
-    def __init__(self, shared: Path, *, listed: set[str] | None = None) -> None:
-        self.pages = {
-            "/world/musk-qin": seed_page(shared),
-            "/partners/musk-qin-syndicated": seed_page(shared),
-            "/culture/tesla-museum": plain_page("Belgrade museum honours Nikola Tesla", INVENTOR),
-            "/business/rotterdam": plain_page("Rotterdam dock strike ends", HARBOUR),
+    def __init__(
+        self,
+        shared: Path | None = None,
+        *,
+        listed: set[str] | None = None,
+        stories: Mapping[str, Story] | None = None,
+    ) -> None:
+        """The seed site (from `shared`), or the given `stories` (path -> Story) instead."""
+        if stories is None:
+            if shared is None:
+                raise ValueError("Newsroom needs the shared folder (the seed site) or stories")
+            stories = seed_stories(shared)
+        self.pages = {path: story.page for path, story in stories.items()}
+        self.titles = {path: story.title for path, story in stories.items()}
+        self.summaries = {
+            path: story.summary for path, story in stories.items() if story.summary is not None
         }
-        self.titles = {
-            "/world/musk-qin": "Elon Musk meets Chinese foreign minister",
-            "/partners/musk-qin-syndicated": "Musk meets China's foreign minister (syndicated)",
-            "/culture/tesla-museum": "Belgrade museum honours Nikola Tesla",
-            "/business/rotterdam": "Rotterdam dock strike ends",
-        }
+        """A story's feed <description>; its title where it has none."""
         self.listed = set(self.titles) if listed is None else listed
         """Paths the feed lists now; `release` adds one (a story published later)."""
         newsroom = self
@@ -112,7 +143,8 @@ class Newsroom:
         published = format_datetime(datetime(2023, 5, 30, 10, 0, tzinfo=UTC))
         items = "".join(
             f"<item><title>{html.escape(title)}</title><link>{self.base}{path}</link>"
-            f"<pubDate>{published}</pubDate><description>{html.escape(title)}</description></item>"
+            f"<pubDate>{published}</pubDate>"
+            f"<description>{html.escape(self.summaries.get(path, title))}</description></item>"
             for path, title in self.titles.items()
             if path in self.listed
         )

@@ -62,10 +62,15 @@ def metrics_port(log: Path, timeout: float = 60.0) -> int:
         time.sleep(0.2)
 
 
-def worker_command(name: str, feeds: Path, state: Path, hook: str) -> list[str]:
+def worker_command(
+    name: str, feeds: Path, state: Path, hook: str, *, rules: Path | None = None
+) -> list[str]:
+    """The `newsmon <name>` command line; `rules`: the rules worker's file (else its default)."""
     command = [sys.executable, "-m", "pipeline.cli", name, "--feeds", str(feeds)]
     if name != "extractor":
         command += ["--state-dir", str(state / name)]
+    if name == "rules" and rules is not None:
+        command += ["--rules", str(rules)]
     if name == "notifier":
         command += ["--webhook", hook, "--webhook-secret", SECRET]
     return command
