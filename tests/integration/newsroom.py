@@ -17,8 +17,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from seed import seed_page
+
 ROOT = Path(__file__).resolve().parents[2]
-TEMPLATE = ROOT / "tests" / "testdata" / "pages" / "seed-template.html"
 SEED_RULES = {"tesla", "qin-gang", "unbundling"}
 
 INVENTOR = """The Nikola Tesla Museum in Belgrade opened a new hall this week about the inventor's
@@ -31,18 +32,6 @@ HARBOUR = """Dock workers at the port of Rotterdam returned to work on Friday af
 accepted a new pay agreement, ending a four-day strike that left container ships waiting at anchor.
 The deal raises wages by six percent over two years and limits night shifts, the union said.
 Port operators said it would take several days to clear the backlog of containers on the quays."""
-
-
-def seed_page(shared: Path) -> str:
-    lines = (shared / "corpora" / "seed-story.txt").read_text(encoding="utf-8").splitlines()
-    blocks = [line.strip() for line in lines if line.strip()][:-2]  # minus the comment form
-    body = "\n".join(f"<p>{html.escape(p, quote=False)}</p>" for p in blocks[2:])
-    return (
-        TEMPLATE.read_text(encoding="utf-8")
-        .replace("{{title}}", html.escape(blocks[0]))
-        .replace("{{standfirst}}", html.escape(blocks[1], quote=False))
-        .replace("{{paragraphs}}", body)
-    )
 
 
 def plain_page(title: str, text: str) -> str:

@@ -12,7 +12,6 @@ show per language.
 from __future__ import annotations
 
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +21,7 @@ from languages import RULES_FILE, page, stories
 from newsroom import Newsroom, Story
 from notifier_receiver import Receiver
 from test_pipeline_kafka import WORKERS, worker_command, worker_env
-from test_run_local import SECRET, child_env, verified_alerts
+from test_run_local import child_env, newsmon_run, verified_alerts
 
 from pipeline.config import KafkaSettings
 
@@ -72,12 +71,8 @@ def test_newsmon_run_alerts_on_chinese_russian_and_french_stories(
     world_press: Newsroom, tmp_path: Path
 ) -> None:
     receiver = Receiver()
-    command = [
-        sys.executable, "-m", "pipeline.cli", "run", "--once", "--allow-private-networks",
-        "--config", str(ROOT / "configs" / "newsmon.yaml"), "--rules", str(RULES_FILE),
-        "--feeds", str(world_press.write_feeds_file(tmp_path)), "--state-dir", str(tmp_path / "state"),
-        "--webhook", receiver.url(), "--webhook-secret", SECRET,
-    ]  # fmt: skip
+    feeds = world_press.write_feeds_file(tmp_path)
+    command = newsmon_run(feeds, tmp_path / "state", receiver.url(), "--once", rules=RULES_FILE)
     done = subprocess.run(
         command, env=child_env(), capture_output=True, text=True, timeout=300, cwd=ROOT
     )

@@ -14,7 +14,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -90,13 +89,6 @@ def total(
 ) -> float:
     wanted = set(labels.items())
     return sum(v for (n, ls), v in samples.items() if n == name and wanted <= set(ls))
-
-
-@pytest.fixture
-def newsroom(shared_dir: Path) -> Iterator[Newsroom]:
-    site = Newsroom(shared_dir)
-    yield site
-    site.close()
 
 
 def test_four_workers_deliver_exactly_the_three_seed_alerts(

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import subprocess
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from newsroom import Newsroom
 from notifier_receiver import Receiver
 from proximity_scenario import check_alerts, write_rules
-from test_run_local import SECRET, child_env
+from test_run_local import child_env, newsmon_run
 
 from pipeline.models import Alert, decode
 
@@ -20,22 +18,11 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture
-def newsroom(shared_dir: Path) -> Iterator[Newsroom]:
-    site = Newsroom(shared_dir)
-    yield site
-    site.close()
-
-
 def test_proximity_rules_fire_through_newsmon_run(newsroom: Newsroom, tmp_path: Path) -> None:
     receiver = Receiver()
     rules = write_rules(tmp_path)
-    command = [
-        sys.executable, "-m", "pipeline.cli", "run", "--once", "--allow-private-networks",
-        "--config", str(ROOT / "configs" / "newsmon.yaml"), "--rules", str(rules),
-        "--feeds", str(newsroom.write_feeds_file(tmp_path)), "--state-dir", str(tmp_path / "state"),
-        "--webhook", receiver.url(), "--webhook-secret", SECRET,
-    ]  # fmt: skip
+    feeds = newsroom.write_feeds_file(tmp_path)
+    command = newsmon_run(feeds, tmp_path / "state", receiver.url(), "--once", rules=rules)
 
     done = subprocess.run(
         command, env=child_env(), capture_output=True, text=True, timeout=300, cwd=ROOT

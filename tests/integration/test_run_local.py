@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,17 +22,13 @@ ROOT = Path(__file__).resolve().parents[2]
 SECRET = "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
 
-@pytest.fixture
-def newsroom(shared_dir: Path) -> Iterator[Newsroom]:
-    site = Newsroom(shared_dir)
-    yield site
-    site.close()
-
-
-def newsmon_run(feeds: Path, state: Path, hook: str, *extra: str) -> list[str]:
+def newsmon_run(
+    feeds: Path, state: Path, hook: str, *extra: str, rules: Path = ROOT / "configs" / "rules.yaml"
+) -> list[str]:
+    """`newsmon run` on loopback feeds, delivering to `hook` signed with SECRET."""
     return [
         sys.executable, "-m", "pipeline.cli", "run", "--allow-private-networks",
-        "--config", str(ROOT / "configs" / "newsmon.yaml"), "--rules", str(ROOT / "configs" / "rules.yaml"),
+        "--config", str(ROOT / "configs" / "newsmon.yaml"), "--rules", str(rules),
         "--feeds", str(feeds), "--state-dir", str(state),
         "--webhook", hook, "--webhook-secret", SECRET, *extra,
     ]  # fmt: skip
@@ -167,7 +162,7 @@ def test_sighup_rereads_the_rules_and_the_run_goes_on(tmp_path: Path) -> None:
     rules = tmp_path / "rules.yaml"
     rules.write_text((ROOT / "configs" / "rules.yaml").read_text())
     log = tmp_path / "run.log"
-    command = newsmon_run(feeds, tmp_path / "state", receiver.url(), "--rules", str(rules))
+    command = newsmon_run(feeds, tmp_path / "state", receiver.url(), rules=rules)
     with log.open("wb") as err:
         worker = subprocess.Popen(
             command, env=child_env(), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err
