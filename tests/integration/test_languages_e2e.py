@@ -20,7 +20,7 @@ import pytest
 from languages import RULES_FILE, page, stories
 from newsroom import Newsroom, Story
 from notifier_receiver import Receiver
-from test_pipeline_kafka import WORKERS, worker_command, worker_env
+from test_pipeline_kafka import WORKERS, running_workers, worker_command, worker_env
 from test_run_local import child_env, newsmon_run, verified_alerts
 
 from pipeline.config import KafkaSettings
@@ -68,9 +68,8 @@ def delivered(receiver: Receiver, base: str) -> set[tuple[str, str]]:
 
 
 def test_newsmon_run_alerts_on_chinese_russian_and_french_stories(
-    world_press: Newsroom, tmp_path: Path
+    world_press: Newsroom, receiver: Receiver, tmp_path: Path
 ) -> None:
-    receiver = Receiver()
     feeds = world_press.write_feeds_file(tmp_path)
     command = newsmon_run(feeds, tmp_path / "state", receiver.url(), "--once", rules=RULES_FILE)
     done = subprocess.run(
@@ -84,24 +83,14 @@ def test_newsmon_run_alerts_on_chinese_russian_and_french_stories(
 
 
 def test_kafka_workers_alert_on_chinese_russian_and_french_stories(
-    kafka_settings: KafkaSettings, world_press: Newsroom, tmp_path: Path
+    kafka_settings: KafkaSettings, world_press: Newsroom, receiver: Receiver, tmp_path: Path
 ) -> None:
-    receiver = Receiver()
     feeds = world_press.write_feeds_file(tmp_path)
     env = worker_env(kafka_settings)
     env["NEWSMON_EXTRACTION__WORKERS"] = "1"
-    logs = {name: (tmp_path / f"{name}.log").open("w") for name in WORKERS}
-    processes = {
-        name: subprocess.Popen(
-            worker_command(name, feeds, tmp_path / "state", receiver.url(), rules=RULES_FILE),
-            env=env,
-            cwd=ROOT,
-            stdout=logs[name],
-            stderr=subprocess.STDOUT,
-        )
-        for name in WORKERS
-    }
-    try:
+    state, hook = tmp_path / "state", receiver.url()
+    commands = {n: worker_command(n, feeds, state, hook, rules=RULES_FILE) for n in WORKERS}
+    with running_workers(commands, env, tmp_path) as processes:
         deadline = time.monotonic() + 240
         while len(receiver.requests) < len(EXPECTED) and time.monotonic() < deadline:
             assert all(p.poll() is None for p in processes.values()), "a worker died"
@@ -109,11 +98,3 @@ def test_kafka_workers_alert_on_chinese_russian_and_french_stories(
         time.sleep(5)  # a duplicate or a false alarm would arrive by now
         assert delivered(receiver, world_press.base) == EXPECTED
         assert len(receiver.requests) == len(EXPECTED)
-    finally:
-        for process in processes.values():
-            process.terminate()
-        for process in processes.values():
-            process.wait(timeout=60)
-        for log in logs.values():
-            log.close()
-        receiver.close()

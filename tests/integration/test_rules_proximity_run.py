@@ -18,8 +18,9 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_proximity_rules_fire_through_newsmon_run(newsroom: Newsroom, tmp_path: Path) -> None:
-    receiver = Receiver()
+def test_proximity_rules_fire_through_newsmon_run(
+    newsroom: Newsroom, receiver: Receiver, tmp_path: Path
+) -> None:
     rules = write_rules(tmp_path)
     feeds = newsroom.write_feeds_file(tmp_path)
     command = newsmon_run(feeds, tmp_path / "state", receiver.url(), "--once", rules=rules)
