@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 from proximity_scenario import EXPECTED, PROXIMITY_RULES, check_alerts, write_rules
 from seed import enriched_seed_story
-from test_backtest_kafka import child_env
+from test_backtest_kafka import child_env, rules_worker
 
 from pipeline.config import KafkaSettings
 from pipeline.console.rule_edit import save_rules
@@ -37,9 +36,7 @@ def test_proximity_rules_fire_through_the_kafka_worker(
     log = tmp_path / "worker.log"
     with log.open("wb") as err:
         worker = subprocess.Popen(
-            [sys.executable, "-m", "pipeline.cli", "rules",
-             "--config", str(ROOT / "configs" / "newsmon.yaml"), "--rules", str(rules),
-             "--state-dir", str(tmp_path / "state")],
+            rules_worker(rules, tmp_path / "state"),
             env=child_env(kafka_settings, NEWSMON_RULES__RELOAD_CHECK_SECONDS="0.5"), cwd=ROOT,
             stdout=subprocess.DEVNULL, stderr=err,
         )  # fmt: skip
