@@ -9,15 +9,15 @@ exactly three alerts (tesla, qin-gang, unbundling) must come out of it.
 from __future__ import annotations
 
 import html
-import threading
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from email.utils import format_datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from seed import seed_page
+
+from pipeline.demo.server import serve_on_loopback
 
 ROOT = Path(__file__).resolve().parents[2]
 SEED_RULES = {"tesla", "qin-gang", "unbundling"}
@@ -93,32 +93,14 @@ class Newsroom:
         """A story's feed <description>; its title where it has none."""
         self.listed = set(self.titles) if listed is None else listed
         """Paths the feed lists now; `release` adds one (a story published later)."""
-        newsroom = self
+        self.server = serve_on_loopback(self.route, "newsroom")
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                path = self.path.split("?")[0]
-                if path == "/feed.xml":
-                    self._send(200, "application/rss+xml", newsroom.feed())
-                elif path in newsroom.pages:
-                    self._send(200, "text/html; charset=utf-8", newsroom.pages[path])
-                else:
-                    self._send(404, "text/plain", "not found")
-
-            def _send(self, status: int, content_type: str, body: str) -> None:
-                data = body.encode("utf-8")
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+    def route(self, path: str) -> tuple[int, str, str]:
+        if path == "/feed.xml":
+            return 200, "application/rss+xml", self.feed()
+        if path in self.pages:
+            return 200, "text/html; charset=utf-8", self.pages[path]
+        return 404, "text/plain", "not found"
 
     @property
     def base(self) -> str:
