@@ -11,6 +11,7 @@ config error naming the field). Any other exception fails the test.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -138,6 +139,17 @@ RULE_KEYS = st.sampled_from(
 )
 
 
+def loads_or_names_the_file(load: Callable[[Path], object], path: Path, content: bytes) -> None:
+    """`load` reads `content` from `path`, or raises a ConfigError whose every problem names
+    the file (what the user is shown at start-up)."""
+    path.write_bytes(content)
+    try:
+        load(path)
+    except ConfigError as exc:
+        assert exc.problems
+        assert all(path.name in problem for problem in exc.problems)
+
+
 @st.composite
 def near_rules_files(draw: st.DrawFn) -> bytes:
     rules = draw(st.lists(st.dictionaries(RULE_KEYS, JSON_VALUES, max_size=6), max_size=3))
@@ -147,24 +159,13 @@ def near_rules_files(draw: st.DrawFn) -> bytes:
 @PROPERTY
 @given(content=st.binary(max_size=300) | near_rules_files())
 def test_rules_loader_raises_config_errors_naming_the_file(tmp_path: Path, content: bytes) -> None:
-    path = tmp_path / "rules.yaml"
-    path.write_bytes(content)
-    try:
-        load_rules(path)
-    except ConfigError as exc:
-        assert exc.problems
-        assert all("rules.yaml" in problem for problem in exc.problems)
+    loads_or_names_the_file(load_rules, tmp_path / "rules.yaml", content)
 
 
 @PROPERTY
 @given(content=st.binary(max_size=300))
 def test_feeds_loader_raises_config_errors_naming_the_file(tmp_path: Path, content: bytes) -> None:
-    path = tmp_path / "feeds.yaml"
-    path.write_bytes(content)
-    try:
-        load_feeds(path)
-    except ConfigError as exc:
-        assert all("feeds.yaml" in problem for problem in exc.problems)
+    loads_or_names_the_file(load_feeds, tmp_path / "feeds.yaml", content)
 
 
 def test_a_rules_path_that_is_a_directory_is_a_config_error(tmp_path: Path) -> None:
