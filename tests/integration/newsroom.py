@@ -9,15 +9,17 @@ exactly three alerts (tesla, qin-gang, unbundling) must come out of it.
 from __future__ import annotations
 
 import html
-import threading
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from email.utils import format_datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import NamedTuple
+
+from seed import seed_page
+
+from pipeline.demo.server import serve_on_loopback
 
 ROOT = Path(__file__).resolve().parents[2]
-TEMPLATE = ROOT / "tests" / "testdata" / "pages" / "seed-template.html"
 SEED_RULES = {"tesla", "qin-gang", "unbundling"}
 
 INVENTOR = """The Nikola Tesla Museum in Belgrade opened a new hall this week about the inventor's
@@ -32,18 +34,6 @@ The deal raises wages by six percent over two years and limits night shifts, the
 Port operators said it would take several days to clear the backlog of containers on the quays."""
 
 
-def seed_page(shared: Path) -> str:
-    lines = (shared / "corpora" / "seed-story.txt").read_text(encoding="utf-8").splitlines()
-    blocks = [line.strip() for line in lines if line.strip()][:-2]  # minus the comment form
-    body = "\n".join(f"<p>{html.escape(p, quote=False)}</p>" for p in blocks[2:])
-    return (
-        TEMPLATE.read_text(encoding="utf-8")
-        .replace("{{title}}", html.escape(blocks[0]))
-        .replace("{{standfirst}}", html.escape(blocks[1], quote=False))
-        .replace("{{paragraphs}}", body)
-    )
-
-
 def plain_page(title: str, text: str) -> str:
     paragraphs = "".join(f"<p>{html.escape(p)}</p>" for p in text.split("\n") if p)
     return (
@@ -55,50 +45,62 @@ def plain_page(title: str, text: str) -> str:
     )
 
 
+class Story(NamedTuple):
+    """A page of the site and its feed entry."""
+
+    title: str
+    page: str
+    summary: str | None = None  # the feed's <description>; the title when None
+
+
+def seed_stories(shared: Path) -> dict[str, Story]:
+    """The seed story, its syndicated copy, the inventor story and the unrelated one."""
+    return {
+        "/world/musk-qin": Story("Elon Musk meets Chinese foreign minister", seed_page(shared)),
+        "/partners/musk-qin-syndicated": Story(
+            "Musk meets China's foreign minister (syndicated)", seed_page(shared)
+        ),
+        "/culture/tesla-museum": Story(
+            "Belgrade museum honours Nikola Tesla",
+            plain_page("Belgrade museum honours Nikola Tesla", INVENTOR),
+        ),
+        "/business/rotterdam": Story(
+            "Rotterdam dock strike ends", plain_page("Rotterdam dock strike ends", HARBOUR)
+        ),
+    }
+
+
 class Newsroom:
     """Serves /feed.xml and the pages it links to, on a free port of 127.0.0.1."""
 
-    def __init__(self, shared: Path, *, listed: set[str] | None = None) -> None:
-        self.pages = {
-            "/world/musk-qin": seed_page(shared),
-            "/partners/musk-qin-syndicated": seed_page(shared),
-            "/culture/tesla-museum": plain_page("Belgrade museum honours Nikola Tesla", INVENTOR),
-            "/business/rotterdam": plain_page("Rotterdam dock strike ends", HARBOUR),
+    def __init__(
+        self,
+        shared: Path | None = None,
+        *,
+        listed: set[str] | None = None,
+        stories: Mapping[str, Story] | None = None,
+    ) -> None:
+        """The seed site (from `shared`), or the given `stories` (path -> Story) instead."""
+        if stories is None:
+            if shared is None:
+                raise ValueError("Newsroom needs the shared folder (the seed site) or stories")
+            stories = seed_stories(shared)
+        self.pages = {path: story.page for path, story in stories.items()}
+        self.titles = {path: story.title for path, story in stories.items()}
+        self.summaries = {
+            path: story.summary for path, story in stories.items() if story.summary is not None
         }
-        self.titles = {
-            "/world/musk-qin": "Elon Musk meets Chinese foreign minister",
-            "/partners/musk-qin-syndicated": "Musk meets China's foreign minister (syndicated)",
-            "/culture/tesla-museum": "Belgrade museum honours Nikola Tesla",
-            "/business/rotterdam": "Rotterdam dock strike ends",
-        }
+        """A story's feed <description>; its title where it has none."""
         self.listed = set(self.titles) if listed is None else listed
         """Paths the feed lists now; `release` adds one (a story published later)."""
-        newsroom = self
+        self.server = serve_on_loopback(self.route, "newsroom")
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                path = self.path.split("?")[0]
-                if path == "/feed.xml":
-                    self._send(200, "application/rss+xml", newsroom.feed())
-                elif path in newsroom.pages:
-                    self._send(200, "text/html; charset=utf-8", newsroom.pages[path])
-                else:
-                    self._send(404, "text/plain", "not found")
-
-            def _send(self, status: int, content_type: str, body: str) -> None:
-                data = body.encode("utf-8")
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+    def route(self, path: str) -> tuple[int, str, str]:
+        if path == "/feed.xml":
+            return 200, "application/rss+xml", self.feed()
+        if path in self.pages:
+            return 200, "text/html; charset=utf-8", self.pages[path]
+        return 404, "text/plain", "not found"
 
     @property
     def base(self) -> str:
@@ -112,7 +114,8 @@ class Newsroom:
         published = format_datetime(datetime(2023, 5, 30, 10, 0, tzinfo=UTC))
         items = "".join(
             f"<item><title>{html.escape(title)}</title><link>{self.base}{path}</link>"
-            f"<pubDate>{published}</pubDate><description>{html.escape(title)}</description></item>"
+            f"<pubDate>{published}</pubDate>"
+            f"<description>{html.escape(self.summaries.get(path, title))}</description></item>"
             for path, title in self.titles.items()
             if path in self.listed
         )

@@ -73,6 +73,15 @@ def child_env(settings: KafkaSettings, **extra: str) -> dict[str, str]:
     return env
 
 
+def rules_worker(rules: Path, state: Path) -> list[str]:
+    """`newsmon rules` with the shipped config and the given rules file."""
+    return [
+        sys.executable, "-m", "pipeline.cli", "rules",
+        "--config", str(ROOT / "configs" / "newsmon.yaml"), "--rules", str(rules),
+        "--state-dir", str(state),
+    ]  # fmt: skip
+
+
 def backtest(settings: KafkaSettings, rules: Path, *flags: str) -> subprocess.CompletedProcess[str]:
     command = [
         sys.executable, "-m", "pipeline.cli", "backtest", "--source", "kafka",
@@ -176,9 +185,7 @@ def test_a_reload_that_would_flood_is_logged_and_counted_by_the_rules_worker(
     log = tmp_path / "worker.log"
     with log.open("wb") as err:
         worker = subprocess.Popen(
-            [sys.executable, "-m", "pipeline.cli", "rules",
-             "--config", str(ROOT / "configs" / "newsmon.yaml"), "--rules", str(rules),
-             "--state-dir", str(tmp_path / "state")],
+            rules_worker(rules, tmp_path / "state"),
             env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err,
         )  # fmt: skip
         try:

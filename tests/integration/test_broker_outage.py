@@ -31,7 +31,9 @@ from test_pipeline_kafka import (
     ROOT,
     SECRET,
     metrics_port,
+    running_workers,
     scrape,
+    tails,
     total,
     worker_command,
     worker_env,
@@ -153,82 +155,67 @@ def wait_until(
 
 
 def test_workers_ride_out_a_broker_killed_and_restarted(
-    lone_broker: LoneBroker, shared_dir: Path, tmp_path: Path
+    lone_broker: LoneBroker, shared_dir: Path, receiver: Receiver, tmp_path: Path
 ) -> None:
     settings = broker_settings(lone_broker)
     newsroom = Newsroom(shared_dir, listed={"/culture/tesla-museum", "/business/rotterdam"})
-    receiver = Receiver()
     feeds = newsroom.write_feeds_file(tmp_path, interval=1)
-    logs = {name: (tmp_path / f"{name}.log").open("w") for name in WORKERS}
-    processes = {
-        name: subprocess.Popen(
-            worker_command(name, feeds, tmp_path / "state", receiver.url()),
-            env=outage_env(settings, exit_after=300),
-            cwd=ROOT,
-            stdout=logs[name],
-            stderr=subprocess.STDOUT,
-        )
-        for name in WORKERS
-    }
-
-    def all_alive() -> None:
-        dead = {n: p.returncode for n, p in processes.items() if p.poll() is not None}
-        assert not dead, f"workers exited: {dead}\n{_tails(tmp_path)}"
-
+    commands = {n: worker_command(n, feeds, tmp_path / "state", receiver.url()) for n in WORKERS}
+    env = outage_env(settings, exit_after=300)
     try:
-        ports = {name: metrics_port(tmp_path / f"{name}.log", timeout=120) for name in WORKERS}
+        with running_workers(commands, env, tmp_path) as processes:
 
-        def ready() -> bool:
-            return all(probe(p, "/readyz")[0] == 200 for p in ports.values())
+            def all_alive() -> None:
+                dead = {n: p.returncode for n, p in processes.items() if p.poll() is not None}
+                assert not dead, f"workers exited: {dead}\n{tails(tmp_path, lines=25)}"
 
-        def not_ready() -> bool:
-            return all(probe(p, "/readyz")[0] == 503 for p in ports.values())
+            ports = {name: metrics_port(tmp_path / f"{name}.log", timeout=120) for name in WORKERS}
 
-        def matched() -> bool:
-            return total(scrape(ports["rules"]), "newsmon_stories_matched_total") == 2
+            def ready() -> bool:
+                return all(probe(p, "/readyz")[0] == 200 for p in ports.values())
 
-        wait_until(ready, 180, "every worker is ready", all_alive)
-        wait_until(matched, 180, "the two stories without alerts went through", all_alive)
+            def not_ready() -> bool:
+                return all(probe(p, "/readyz")[0] == 503 for p in ports.values())
 
-        lone_broker.kill()
-        down_at = time.monotonic()
-        newsroom.release("/world/musk-qin", "/partners/musk-qin-syndicated")
-        wait_until(not_ready, OUTAGE_SECONDS, "every worker reports not ready", all_alive)
-        for name, port in ports.items():
-            status, body = probe(port, "/readyz")
-            assert status == 503 and "Kafka" in body, (name, status, body)
-            assert probe(port, "/healthz")[0] == 200, f"{name} is not live while it waits"
-        while time.monotonic() - down_at < OUTAGE_SECONDS:
+            def matched() -> bool:
+                return total(scrape(ports["rules"]), "newsmon_stories_matched_total") == 2
+
+            wait_until(ready, 180, "every worker is ready", all_alive)
+            wait_until(matched, 180, "the two stories without alerts went through", all_alive)
+
+            lone_broker.kill()
+            down_at = time.monotonic()
+            newsroom.release("/world/musk-qin", "/partners/musk-qin-syndicated")
+            wait_until(not_ready, OUTAGE_SECONDS, "every worker reports not ready", all_alive)
+            for name, port in ports.items():
+                status, body = probe(port, "/readyz")
+                assert status == 503 and "Kafka" in body, (name, status, body)
+                assert probe(port, "/healthz")[0] == 200, f"{name} is not live while it waits"
+            while time.monotonic() - down_at < OUTAGE_SECONDS:
+                all_alive()
+                time.sleep(0.5)
+
+            lone_broker.start()
+            wait_until(ready, 180, "every worker is ready again", all_alive)
+            wait_until(lambda: len(receiver.accepted()) >= 3, 180, "all alerts came", all_alive)
+            time.sleep(8)  # a repeat would arrive by now
             all_alive()
-            time.sleep(0.5)
 
-        lone_broker.start()
-        wait_until(ready, 180, "every worker is ready again", all_alive)
-        wait_until(lambda: len(receiver.accepted()) >= 3, 180, "all alerts came", all_alive)
-        time.sleep(8)  # a repeat would arrive by now
-        all_alive()
-
-        webhook = standardwebhooks.Webhook(SECRET)
-        for request in receiver.accepted():
-            webhook.verify(request.body, request.headers)
-        ids = [r.headers["webhook-id"] for r in receiver.accepted()]
-        assert len(ids) == len(set(ids)) == 3, ids
-        rules = sorted(r.json()["rule_id"] for r in receiver.accepted())
-        assert rules == sorted(SEED_RULES), _tails(tmp_path)
-        for name, port in ports.items():
-            samples = scrape(port)
-            assert total(samples, "newsmon_kafka_outages_total") >= 1, name
-            assert total(samples, "newsmon_kafka_unavailable_seconds_total") >= 5, name
+            webhook = standardwebhooks.Webhook(SECRET)
+            for request in receiver.accepted():
+                webhook.verify(request.body, request.headers)
+            ids = [r.headers["webhook-id"] for r in receiver.accepted()]
+            assert len(ids) == len(set(ids)) == 3, ids
+            rules = sorted(r.json()["rule_id"] for r in receiver.accepted())
+            assert rules == sorted(SEED_RULES), tails(tmp_path, lines=25)
+            for name, port in ports.items():
+                samples = scrape(port)
+                assert total(samples, "newsmon_kafka_outages_total") >= 1, name
+                assert total(samples, "newsmon_kafka_unavailable_seconds_total") >= 5, name
     finally:
-        for process in processes.values():
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        codes = {name: p.wait(timeout=90) for name, p in processes.items()}
-        for log in logs.values():
-            log.close()
-        receiver.close()
         newsroom.close()
-    assert codes == dict.fromkeys(WORKERS, 0), _tails(tmp_path)
+    codes = {name: process.returncode for name, process in processes.items()}
+    assert codes == dict.fromkeys(WORKERS, 0), tails(tmp_path, lines=25)
 
 
 def test_a_worker_exits_once_the_broker_is_away_longer_than_the_deadline(
@@ -261,11 +248,3 @@ def test_a_worker_exits_once_the_broker_is_away_longer_than_the_deadline(
     assert code == 1, text[-3000:]
     assert EXIT_LINE in text, text[-3000:]
     assert waited >= 10, waited
-
-
-def _tails(folder: Path) -> str:
-    return "\n".join(
-        f"--- {name}\n" + "\n".join((folder / f"{name}.log").read_text().splitlines()[-25:])
-        for name in WORKERS
-        if (folder / f"{name}.log").exists()
-    )

@@ -118,13 +118,6 @@ class ConsoleProcess:
 
 
 @pytest.fixture
-def newsroom(shared_dir: Path) -> Iterator[Newsroom]:
-    site = Newsroom(shared_dir)
-    yield site
-    site.close()
-
-
-@pytest.fixture
 def browser() -> Iterator[object]:
     if not CHROMIUM.exists():
         pytest.fail(f"{CHROMIUM} is missing: scripts/setup-system.sh installs it (make test)")

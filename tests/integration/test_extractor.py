@@ -8,7 +8,6 @@ goes to the dead-letter topic while the rest of its partition goes on.
 from __future__ import annotations
 
 import contextlib
-import html
 import json
 import subprocess
 import sys
@@ -21,6 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from seed import seed_page
 from shipped import TAXONOMY
 
 from pipeline.config import (
@@ -43,24 +43,10 @@ from pipeline.models import EnrichedStory, RawStory, decode, story_id_for
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
-TEMPLATE = ROOT / "tests" / "testdata" / "pages" / "seed-template.html"
 SLOW_SECONDS = 6.0
 TIMEOUT_SECONDS = 2.0  # generous: the test machine's cores are shared
 HUGE_BYTES = 50 * 1024 * 1024
 NOW = datetime(2023, 5, 30, 12, 0, tzinfo=UTC)
-
-
-def seed_page(shared_dir: Path) -> bytes:
-    lines = (shared_dir / "corpora" / "seed-story.txt").read_text(encoding="utf-8").splitlines()
-    blocks = [line.strip() for line in lines if line.strip()][:-2]  # minus the comment-form tail
-    body = "\n".join(f"<p>{html.escape(p, quote=False)}</p>" for p in blocks[2:])
-    page = (
-        TEMPLATE.read_text(encoding="utf-8")
-        .replace("{{title}}", html.escape(blocks[0]))
-        .replace("{{standfirst}}", html.escape(blocks[1], quote=False))
-        .replace("{{paragraphs}}", body)
-    )
-    return page.encode("utf-8")
 
 
 @dataclass(frozen=True)
@@ -103,8 +89,8 @@ class PageHandler(BaseHTTPRequestHandler):
 def site(shared_dir: Path) -> Iterator[str]:
     chunk = b"<p>" + b"filler text " * 5000 + b"</p>\n"
     pages = {
-        "/seed": Page(seed_page(shared_dir)),
-        "/slow": Page(seed_page(shared_dir), delay=SLOW_SECONDS),
+        "/seed": Page(seed_page(shared_dir).encode()),
+        "/slow": Page(seed_page(shared_dir).encode(), delay=SLOW_SECONDS),
         "/huge": Page(chunk, declare_length=False, repeat=HUGE_BYTES // len(chunk) + 1),
         "/huge-declared": Page(chunk, repeat=HUGE_BYTES // len(chunk) + 1),
         "/report.pdf": Page(
@@ -261,7 +247,7 @@ def test_raw_stories_in_enriched_stories_out(site: str, kafka_settings: KafkaSet
 
 def test_newsmon_enrich_reads_json_lines(shared_dir: Path) -> None:
     lines = [
-        json.dumps({"url": "https://ledger.example/a", "html": seed_page(shared_dir).decode()}),
+        json.dumps({"url": "https://ledger.example/a", "html": seed_page(shared_dir)}),
         "not json",
         json.dumps({"url": "https://ledger.example/b", "html": "", "title": "Qin Gang speaks"}),
     ]

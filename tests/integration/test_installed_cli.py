@@ -8,7 +8,6 @@ import shutil
 import subprocess
 import sys
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,13 +17,6 @@ pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 NEWSMON = Path(sys.executable).with_name("newsmon")  # the console script pip installed
-
-
-@pytest.fixture
-def newsroom(shared_dir: Path) -> Iterator[Newsroom]:
-    site = Newsroom(shared_dir)
-    yield site
-    site.close()
 
 
 @pytest.fixture

@@ -22,13 +22,6 @@ pytestmark = pytest.mark.integration
 SECRET = as_whsec(b"a secret of thirty-two bytes!!!!")
 
 
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    server = Receiver()
-    yield server
-    server.close()
-
-
 def adapter_for(destination: Destination, timeout: float = 2.0) -> Iterator[Adapter]:
     adapters, client = build_adapters([destination], timeout, "newsmon-test/1", time.time)
     try:

@@ -26,7 +26,7 @@ from pipeline.corridor.kafka.clients import Producer, read_to_end
 from pipeline.corridor.records import Message, Output
 from pipeline.metrics import Metrics
 from pipeline.models import Alert
-from pipeline.notifier.delivered import open_ledger
+from pipeline.notifier.delivered import DeliveredLedger, open_ledger
 from pipeline.notifier.dispatch import Dispatcher
 from pipeline.notifier.records import H_DESTINATION
 from pipeline.notifier.worker import NotifierWorker
@@ -77,10 +77,9 @@ def publish_alerts(kafka: KafkaSettings, alerts: list[Alert], extra: list[bytes]
 
 
 @contextmanager
-def running(settings: Settings, state_dir: Path | None = None) -> Iterator[Metrics]:
-    """A notifier worker in this process; with `state_dir`, with its delivery ledger."""
+def running(settings: Settings, ledger: DeliveredLedger | None = None) -> Iterator[Metrics]:
+    """A notifier worker in this process; with `ledger`, remembering what it delivered."""
     stop, metrics = threading.Event(), Metrics()
-    ledger = open_ledger(state_dir, settings.notifier) if state_dir is not None else None
     dispatcher = Dispatcher(
         settings.notifier.destinations, settings.notifier, metrics, sleep=stop.wait, ledger=ledger
     )
@@ -270,11 +269,11 @@ def test_an_alert_read_again_is_not_delivered_again(
     settings = settings_for(kafka_settings, [webhook("steady", steady)])
     alerts = [make_alert(n) for n in range(5)]
     publish_alerts(kafka_settings, alerts)
-    with running(settings, tmp_path):
+    with running(settings, open_ledger(tmp_path, settings.notifier)):
         assert steady.wait_for(5, timeout=30)
     forget_commits(kafka_settings, f"{kafka_settings.group_prefix}-notifier")
     publish_alerts(kafka_settings, [*alerts[:2], make_alert(5)])
-    with running(settings, tmp_path) as metrics:
+    with running(settings, open_ledger(tmp_path, settings.notifier)) as metrics:
         assert steady.wait_for(6, timeout=30)
         deadline = time.monotonic() + 30
         while (

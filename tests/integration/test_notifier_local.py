@@ -6,6 +6,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -35,20 +36,23 @@ def receivers() -> Iterator[tuple[Receiver, Receiver]]:
     steady.close()
 
 
-def destinations(flaky: Receiver, steady: Receiver) -> list[Destination]:
+@contextmanager
+def delivering(
+    receivers: tuple[Receiver, Receiver], state: Path
+) -> Iterator[tuple[LocalDelivery, Dispatcher]]:
+    """One-process delivery to both receivers (not started), closed on the way out."""
     fast = {"rate_per_second": 100.0, "burst": 10}
-    return [
-        Destination(id="flaky", type="webhook", url=flaky.url(), secret=SECRET, **fast),
-        Destination(id="steady", type="webhook", url=steady.url(), secret=SECRET, **fast),
+    dests = [
+        Destination(id=name, type="webhook", url=receiver.url(), secret=SECRET, **fast)
+        for name, receiver in zip(("flaky", "steady"), receivers, strict=True)
     ]
-
-
-def delivery(
-    dests: list[Destination], state: Path, settings: NotifierSettings = FAST_RETRIES
-) -> tuple[LocalDelivery, Dispatcher]:
-    stop = threading.Event()
-    dispatcher = Dispatcher(dests, settings, Metrics(), sleep=stop.wait)
-    return LocalDelivery(dispatcher, state, dispatcher.metrics), dispatcher
+    dispatcher = Dispatcher(dests, FAST_RETRIES, Metrics(), sleep=threading.Event().wait)
+    local = LocalDelivery(dispatcher, state, dispatcher.metrics)
+    try:
+        yield local, dispatcher
+    finally:
+        local.close()
+        dispatcher.close()
 
 
 def test_outage_delays_only_its_destination_and_survives_a_restart(
@@ -56,9 +60,8 @@ def test_outage_delays_only_its_destination_and_survives_a_restart(
 ) -> None:
     flaky, steady = receivers
     flaky.always(503)
-    first, dispatcher = delivery(destinations(flaky, steady), tmp_path)
-    first.start()
-    try:
+    with delivering(receivers, tmp_path) as (first, _):
+        first.start()
         for n in range(5):
             assert first.submit(make_alert(n)) == 2
         # flaky's copy is pending, so it is never queued twice; steady's copy may
@@ -67,19 +70,14 @@ def test_outage_delays_only_its_destination_and_survives_a_restart(
         assert requeued in (0, 1)
         assert steady.wait_for(5 + requeued, timeout=10)  # the healthy one is not held up
         assert first.pending() == 5
-    finally:
-        first.close()
-        dispatcher.close()
     journal = DeliveryJournal(tmp_path / "notifier" / "pending.jsonl")
     assert sorted(t.key for t in journal.open()) == [f"alert-{n:04d}/flaky" for n in range(5)]
     journal.close()
 
     flaky.always(200)
-    second, dispatcher = delivery(destinations(flaky, steady), tmp_path)
-    assert second.start() == 5
-    assert second.wait_idle(timeout=15)
-    second.close()
-    dispatcher.close()
+    with delivering(receivers, tmp_path) as (second, _):
+        assert second.start() == 5
+        assert second.wait_idle(timeout=15)
     ids = sorted(r.headers["webhook-id"] for r in flaky.accepted())
     assert ids == [f"alert-{n:04d}" for n in range(5)]  # each exactly once
     for request in flaky.accepted():
@@ -90,14 +88,12 @@ def test_outage_delays_only_its_destination_and_survives_a_restart(
 def test_permanent_failures_go_to_the_dead_letter_file(
     receivers: tuple[Receiver, Receiver], tmp_path: Path
 ) -> None:
-    flaky, steady = receivers
+    flaky, _ = receivers
     flaky.always(404)
-    local, dispatcher = delivery(destinations(flaky, steady), tmp_path)
-    local.start()
-    local.submit(make_alert(1))
-    assert local.wait_idle(timeout=10)
-    local.close()
-    dispatcher.close()
+    with delivering(receivers, tmp_path) as (local, dispatcher):
+        local.start()
+        local.submit(make_alert(1))
+        assert local.wait_idle(timeout=10)
     (line,) = (tmp_path / "notifier" / "dead-letters.jsonl").read_text().splitlines()
     entry = json.loads(line)
     assert entry["destination"] == "flaky"
@@ -114,14 +110,12 @@ def test_permanent_failures_go_to_the_dead_letter_file(
 def test_close_is_prompt_while_a_destination_is_down(
     receivers: tuple[Receiver, Receiver], tmp_path: Path
 ) -> None:
-    flaky, steady = receivers
+    flaky, _ = receivers
     flaky.always(503)
-    local, dispatcher = delivery(destinations(flaky, steady), tmp_path)
-    local.start()
-    for n in range(20):
-        local.submit(make_alert(n))
-    time.sleep(0.5)
-    started = time.monotonic()
-    local.close()
-    dispatcher.close()
+    with delivering(receivers, tmp_path) as (local, _):
+        local.start()
+        for n in range(20):
+            local.submit(make_alert(n))
+        time.sleep(0.5)
+        started = time.monotonic()
     assert time.monotonic() - started < 3.0

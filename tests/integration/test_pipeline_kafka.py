@@ -14,7 +14,8 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -62,13 +63,52 @@ def metrics_port(log: Path, timeout: float = 60.0) -> int:
         time.sleep(0.2)
 
 
-def worker_command(name: str, feeds: Path, state: Path, hook: str) -> list[str]:
+def worker_command(
+    name: str, feeds: Path, state: Path, hook: str, *, rules: Path | None = None
+) -> list[str]:
+    """The `newsmon <name>` command line; `rules`: the rules worker's file (else its default)."""
     command = [sys.executable, "-m", "pipeline.cli", name, "--feeds", str(feeds)]
     if name != "extractor":
         command += ["--state-dir", str(state / name)]
+    if name == "rules" and rules is not None:
+        command += ["--rules", str(rules)]
     if name == "notifier":
         command += ["--webhook", hook, "--webhook-secret", SECRET]
     return command
+
+
+@contextmanager
+def running_workers(
+    commands: Mapping[str, list[str]], env: Mapping[str, str], folder: Path
+) -> Iterator[dict[str, subprocess.Popen[bytes]]]:
+    """Each command as a process logging to <folder>/<name>.log; on the way out, those still
+    running get SIGTERM and every one is waited for (its exit code in `returncode`)."""
+    logs = {name: (folder / f"{name}.log").open("w") for name in commands}
+    processes = {
+        name: subprocess.Popen(
+            command, env=env, cwd=ROOT, stdout=logs[name], stderr=subprocess.STDOUT
+        )
+        for name, command in commands.items()
+    }
+    try:
+        yield processes
+    finally:
+        for process in processes.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in processes.values():
+            process.wait(timeout=90)
+        for log in logs.values():
+            log.close()
+
+
+def tails(folder: Path, names: Iterable[str] = WORKERS, lines: int = 15) -> str:
+    """The last lines of each worker's log, for an assertion message."""
+    return "\n".join(
+        f"--- {name}\n" + "\n".join((folder / f"{name}.log").read_text().splitlines()[-lines:])
+        for name in names
+        if (folder / f"{name}.log").exists()
+    )
 
 
 def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -87,30 +127,12 @@ def total(
     return sum(v for (n, ls), v in samples.items() if n == name and wanted <= set(ls))
 
 
-@pytest.fixture
-def newsroom(shared_dir: Path) -> Iterator[Newsroom]:
-    site = Newsroom(shared_dir)
-    yield site
-    site.close()
-
-
 def test_four_workers_deliver_exactly_the_three_seed_alerts(
-    kafka_settings: KafkaSettings, newsroom: Newsroom, tmp_path: Path
+    kafka_settings: KafkaSettings, newsroom: Newsroom, receiver: Receiver, tmp_path: Path
 ) -> None:
-    receiver = Receiver()
     feeds = newsroom.write_feeds_file(tmp_path)
-    logs = {name: (tmp_path / f"{name}.log").open("w") for name in WORKERS}
-    processes = {
-        name: subprocess.Popen(
-            worker_command(name, feeds, tmp_path / "state", receiver.url()),
-            env=worker_env(kafka_settings),
-            cwd=ROOT,
-            stdout=logs[name],
-            stderr=subprocess.STDOUT,
-        )
-        for name in WORKERS
-    }
-    try:
+    commands = {n: worker_command(n, feeds, tmp_path / "state", receiver.url()) for n in WORKERS}
+    with running_workers(commands, worker_env(kafka_settings), tmp_path) as processes:
         deadline = time.monotonic() + 180
         while len(receiver.requests) < 3 and time.monotonic() < deadline:
             assert all(p.poll() is None for p in processes.values()), "a worker died"
@@ -122,7 +144,7 @@ def test_four_workers_deliver_exactly_the_three_seed_alerts(
         for request in receiver.requests:
             webhook.verify(request.body, request.headers)
         alerts = [r.json() for r in receiver.requests]
-        assert sorted(a["rule_id"] for a in alerts) == sorted(SEED_RULES), _tails(tmp_path)
+        assert sorted(a["rule_id"] for a in alerts) == sorted(SEED_RULES), tails(tmp_path)
         assert len({r.headers["webhook-id"] for r in receiver.requests}) == 3
 
         poller, extractor = scrape(ports["poller"]), scrape(ports["extractor"])
@@ -139,17 +161,5 @@ def test_four_workers_deliver_exactly_the_three_seed_alerts(
         for name, port in ports.items():
             health = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5)
             assert health.status_code == 200, name
-    finally:
-        for process in processes.values():
-            process.send_signal(signal.SIGTERM)
-        codes = {name: p.wait(timeout=60) for name, p in processes.items()}
-        for log in logs.values():
-            log.close()
-    assert codes == dict.fromkeys(WORKERS, 0), _tails(tmp_path)
-
-
-def _tails(folder: Path) -> str:
-    return "\n".join(
-        f"--- {name}\n" + "\n".join((folder / f"{name}.log").read_text().splitlines()[-15:])
-        for name in WORKERS
-    )
+    codes = {name: process.returncode for name, process in processes.items()}
+    assert codes == dict.fromkeys(WORKERS, 0), tails(tmp_path)

@@ -21,7 +21,7 @@ import pytest
 import standardwebhooks
 from newsroom import SEED_RULES, Newsroom, plain_page
 from notifier_receiver import Receiver
-from test_pipeline_kafka import ROOT, SECRET, worker_command, worker_env
+from test_pipeline_kafka import SECRET, running_workers, tails, worker_command, worker_env
 
 from pipeline.config import KafkaSettings
 
@@ -113,29 +113,27 @@ def newsroom(shared_dir: Path) -> Iterator[ReleasingNewsroom]:
 
 
 def test_three_rules_and_two_notifier_replicas_survive_kill_9_without_repeats(
-    kafka_settings: KafkaSettings, newsroom: ReleasingNewsroom, tmp_path: Path
+    kafka_settings: KafkaSettings,
+    newsroom: ReleasingNewsroom,
+    receiver: Receiver,
+    tmp_path: Path,
 ) -> None:
-    receiver = Receiver()
     feeds = tmp_path / "feeds.yaml"
     feeds.write_text(f"feeds:\n  - url: {newsroom.feed_url}\n    name: newsroom\n    interval: 2\n")
     env = worker_env(kafka_settings) | {"NEWSMON_POLLER__MIN_INTERVAL_SECONDS": "1"}
     names = ["poller", "extractor", "rules-0", "rules-1", "rules-2", "notifier-0", "notifier-1"]
-    logs = {name: (tmp_path / f"{name}.log").open("w") for name in names}
 
-    def start(name: str) -> subprocess.Popen[bytes]:
+    def command(name: str) -> list[str]:
         command = worker_command(
             name.split("-", maxsplit=1)[0], feeds, tmp_path / "state", receiver.url()
         )
         if "-" in name:  # a state dir of its own, as on another host
             at = command.index("--state-dir") + 1
             command[at] = str(tmp_path / "state" / name)
-        return subprocess.Popen(
-            command, env=env, cwd=ROOT, stdout=logs[name], stderr=subprocess.STDOUT
-        )
+        return command
 
-    processes = {name: start(name) for name in names}
     expected = 3 + BATCHES * PER_BATCH
-    try:
+    with running_workers({n: command(n) for n in names}, env, tmp_path) as processes:
         wait_delivered(receiver, 3, processes, tmp_path, timeout=300)
         for batch in range(BATCHES):
             newsroom.release_districts(batch * PER_BATCH, PER_BATCH)
@@ -159,15 +157,6 @@ def test_three_rules_and_two_notifier_replicas_survive_kill_9_without_repeats(
         ids = Counter(r.headers["webhook-id"] for r in receiver.requests)
         assert len(ids) == expected
         assert max(ids.values()) == 1, f"delivered twice: {[i for i, n in ids.items() if n > 1]}"
-    finally:
-        for process in processes.values():
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process in processes.values():
-            process.wait(timeout=60)
-        for log in logs.values():
-            log.close()
-        receiver.close()
 
 
 def wait_delivered(
@@ -185,10 +174,3 @@ def wait_delivered(
             folder, list(processes)
         )
         time.sleep(0.5)
-
-
-def tails(folder: Path, names: list[str]) -> str:
-    return "\n".join(
-        f"--- {name}\n" + "\n".join((folder / f"{name}.log").read_text().splitlines()[-12:])
-        for name in names
-    )

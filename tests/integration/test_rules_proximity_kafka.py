@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
+from proximity_scenario import EXPECTED, PROXIMITY_RULES, check_alerts, write_rules
 from seed import enriched_seed_story
+from test_backtest_kafka import child_env, rules_worker
 
 from pipeline.config import KafkaSettings
 from pipeline.console.rule_edit import save_rules
@@ -21,40 +21,12 @@ from pipeline.models import Alert, decode
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
-# "... win-win cooperation," Qin Gang told Musk, according to a ministry statement.
-PROXIMITY_RULES = """\
-rules:
-  - id: qin-tells-musk
-    terms: [Qin Gang]
-    near: {terms: [Musk], within: 3}
-  - id: qin-near-ukraine
-    terms: [Qin Gang]
-    near: {terms: [Ukraine], within: 3}
-  - id: musk-mutual-respect
-    terms: [{term: Elon Musk, in: [text]}]
-    same_sentence: [mutual respect]
-"""
-EXPECTED = ["musk-mutual-respect", "qin-tells-musk"]
-
-
-def worker_env(settings: KafkaSettings) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSMON_")}
-    env |= {
-        "NEWSMON_KAFKA__BOOTSTRAP_SERVERS": settings.bootstrap_servers,
-        "NEWSMON_KAFKA__GROUP_PREFIX": settings.group_prefix,
-        "NEWSMON_METRICS__PORT": "0",
-        "NEWSMON_RULES__RELOAD_CHECK_SECONDS": "0.5",
-    }
-    for name, topic in settings.topics.model_dump().items():
-        env[f"NEWSMON_KAFKA__TOPICS__{name.upper()}"] = topic
-    return env
 
 
 def test_proximity_rules_fire_through_the_kafka_worker(
     kafka_settings: KafkaSettings, tmp_path: Path
 ) -> None:
-    rules = tmp_path / "rules.yaml"
-    rules.write_text(PROXIMITY_RULES, encoding="utf-8")
+    rules = write_rules(tmp_path)
     story = enriched_seed_story()
     producer = Producer(kafka_settings)
     try:
@@ -64,10 +36,8 @@ def test_proximity_rules_fire_through_the_kafka_worker(
     log = tmp_path / "worker.log"
     with log.open("wb") as err:
         worker = subprocess.Popen(
-            [sys.executable, "-m", "pipeline.cli", "rules",
-             "--config", str(ROOT / "configs" / "newsmon.yaml"), "--rules", str(rules),
-             "--state-dir", str(tmp_path / "state")],
-            env=worker_env(kafka_settings), cwd=ROOT,
+            rules_worker(rules, tmp_path / "state"),
+            env=child_env(kafka_settings, NEWSMON_RULES__RELOAD_CHECK_SECONDS="0.5"), cwd=ROOT,
             stdout=subprocess.DEVNULL, stderr=err,
         )  # fmt: skip
         try:
@@ -89,6 +59,4 @@ def test_proximity_rules_fire_through_the_kafka_worker(
         finally:
             worker.send_signal(signal.SIGTERM)
             worker.wait(timeout=60)
-    assert sorted(a.rule_id for a in alerts) == EXPECTED
-    [qin] = [a for a in alerts if a.rule_id == "qin-tells-musk"]
-    assert "**Qin Gang** told Musk" in qin.matches[0].snippet
+    check_alerts(alerts)

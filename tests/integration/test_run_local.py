@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,17 +22,13 @@ ROOT = Path(__file__).resolve().parents[2]
 SECRET = "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
 
-@pytest.fixture
-def newsroom(shared_dir: Path) -> Iterator[Newsroom]:
-    site = Newsroom(shared_dir)
-    yield site
-    site.close()
-
-
-def newsmon_run(feeds: Path, state: Path, hook: str, *extra: str) -> list[str]:
+def newsmon_run(
+    feeds: Path, state: Path, hook: str, *extra: str, rules: Path = ROOT / "configs" / "rules.yaml"
+) -> list[str]:
+    """`newsmon run` on loopback feeds, delivering to `hook` signed with SECRET."""
     return [
         sys.executable, "-m", "pipeline.cli", "run", "--allow-private-networks",
-        "--config", str(ROOT / "configs" / "newsmon.yaml"), "--rules", str(ROOT / "configs" / "rules.yaml"),
+        "--config", str(ROOT / "configs" / "newsmon.yaml"), "--rules", str(rules),
         "--feeds", str(feeds), "--state-dir", str(state),
         "--webhook", hook, "--webhook-secret", SECRET, *extra,
     ]  # fmt: skip
@@ -58,9 +53,8 @@ def verified_alerts(receiver: Receiver) -> list[dict[str, object]]:
 
 
 def test_run_once_delivers_exactly_the_three_seed_alerts_signed(
-    newsroom: Newsroom, tmp_path: Path
+    newsroom: Newsroom, receiver: Receiver, tmp_path: Path
 ) -> None:
-    receiver = Receiver()
     feeds = newsroom.write_feeds_file(tmp_path)
     command = newsmon_run(feeds, tmp_path / "state", receiver.url(), "--once")
 
@@ -86,9 +80,8 @@ def test_run_once_delivers_exactly_the_three_seed_alerts_signed(
 
 
 def test_kill_9_mid_run_then_restart_loses_no_alert_and_repeats_none(
-    newsroom: Newsroom, tmp_path: Path
+    newsroom: Newsroom, receiver: Receiver, tmp_path: Path
 ) -> None:
-    receiver = Receiver()
     receiver.answer = lambda path, headers: (503, {"Retry-After": "1"})
     feeds = newsroom.write_feeds_file(tmp_path)
     state = tmp_path / "state"
@@ -127,11 +120,10 @@ def test_demo_shows_the_seed_alerts_without_internet(tmp_path: Path) -> None:
 
 
 def test_ctrl_c_stops_the_run_with_one_summary_line_and_no_traceback(
-    newsroom: Newsroom, tmp_path: Path
+    newsroom: Newsroom, receiver: Receiver, tmp_path: Path
 ) -> None:
     """A terminal's Ctrl-C reaches the whole process group, pool processes included:
     the parent alone owns the shutdown and says what it finished."""
-    receiver = Receiver()
     feeds = newsroom.write_feeds_file(tmp_path)
     env = child_env()
     env["NEWSMON_EXTRACTION__WORKERS"] = "2"  # a real process pool
@@ -158,16 +150,15 @@ def test_ctrl_c_stops_the_run_with_one_summary_line_and_no_traceback(
     assert "new stories" in summary[0] and "alerts" in summary[0]
 
 
-def test_sighup_rereads_the_rules_and_the_run_goes_on(tmp_path: Path) -> None:
+def test_sighup_rereads_the_rules_and_the_run_goes_on(receiver: Receiver, tmp_path: Path) -> None:
     """`kill -HUP` re-reads the rules, as it does for `newsmon rules`; it used to end the run
     (SIGHUP's default action), and a quiet run never logged the reload."""
-    receiver = Receiver()
     feeds = tmp_path / "feeds.yaml"
     feeds.write_text("feeds:\n  - url: http://127.0.0.1:9/feed.xml\n    name: closed\n")
     rules = tmp_path / "rules.yaml"
     rules.write_text((ROOT / "configs" / "rules.yaml").read_text())
     log = tmp_path / "run.log"
-    command = newsmon_run(feeds, tmp_path / "state", receiver.url(), "--rules", str(rules))
+    command = newsmon_run(feeds, tmp_path / "state", receiver.url(), rules=rules)
     with log.open("wb") as err:
         worker = subprocess.Popen(
             command, env=child_env(), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err

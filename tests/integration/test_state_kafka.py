@@ -13,13 +13,13 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 import pytest
 from notifier_receiver import Receiver, make_alert
 from prometheus_client import CollectorRegistry
-from test_notifier_kafka import forget_commits, sample, settings_for, steady, webhook
+from test_notifier_kafka import forget_commits, running, sample, settings_for, steady, webhook
 from test_rules_kafka import (
     RULES,
     SEED_RULES,
@@ -38,8 +38,6 @@ from pipeline.corridor.state import PartitionTables, Table
 from pipeline.metrics import Metrics
 from pipeline.models import Alert, EnrichedStory, story_id_for
 from pipeline.notifier.commands import kafka_ledger
-from pipeline.notifier.dispatch import Dispatcher
-from pipeline.notifier.worker import NotifierWorker
 from pipeline.rules.engine import STORE_FILE, RulesEngine
 from pipeline.rules.store import AlertStore
 from pipeline.rules.worker import RulesWorker
@@ -235,22 +233,9 @@ def test_two_copies_on_two_partitions_at_once_raise_one_alert_per_rule(
     assert Counter(a.rule_id for a in alerts) == dict.fromkeys(SEED_RULES, 1)
 
 
-@contextmanager
-def notifier_replica(settings: Settings, state_dir: Path) -> Iterator[Metrics]:
+def notifier_replica(settings: Settings, state_dir: Path) -> AbstractContextManager[Metrics]:
     """`newsmon notifier` as it runs on Kafka: its ledger a cache of the changelog."""
-    stop, metrics = threading.Event(), Metrics(CollectorRegistry())
-    dispatcher = Dispatcher(
-        settings.notifier.destinations, settings.notifier, metrics, sleep=stop.wait,
-        ledger=kafka_ledger(state_dir, settings),
-    )  # fmt: skip
-    worker = NotifierWorker(settings, metrics, stop, dispatcher)
-    worker.start()
-    try:
-        yield metrics
-    finally:
-        stop.set()
-        worker.join()
-        dispatcher.close()
+    return running(settings, kafka_ledger(state_dir, settings))
 
 
 def test_a_notifier_replica_taking_over_does_not_deliver_again(

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import html
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from extraction_score import match_page
+from seed import seed_page, seed_parts
 from shipped import TAXONOMY
 
 from pipeline.config import ExtractionSettings, NlpSettings
@@ -25,31 +25,11 @@ from pipeline.metrics import Metrics
 from pipeline.models import EnrichedStory, RawStory, story_id_for
 
 ROOT = Path(__file__).resolve().parents[2]
-TEMPLATE = ROOT / "tests" / "testdata" / "pages" / "seed-template.html"
 PAGE_FURNITURE = (
     "Please enter", "Leave a Reply", "Trending", "Bezos", "Sunak", "Taylor Swift", "Haaland",
     "Buffett", "Sign up", "Post Comment", "All rights reserved", "Home",
 )  # fmt: skip
 NOW = datetime(2023, 5, 30, 12, 0, tzinfo=UTC)
-
-
-def seed_parts(shared_dir: Path) -> tuple[str, str, list[str]]:
-    """Title, standfirst and paragraphs of the seed story, without its comment-form tail."""
-    lines = (shared_dir / "corpora" / "seed-story.txt").read_text(encoding="utf-8").splitlines()
-    blocks = [line.strip() for line in lines if line.strip()]
-    assert blocks[-2:] == ["Please enter your comment!", "Please enter your name here"]
-    return blocks[0], blocks[1], blocks[2:-2]
-
-
-def seed_page(shared_dir: Path) -> str:
-    title, standfirst, paragraphs = seed_parts(shared_dir)
-    body = "\n".join(f"          <p>{html.escape(p, quote=False)}</p>" for p in paragraphs)
-    return (
-        TEMPLATE.read_text(encoding="utf-8")
-        .replace("{{title}}", html.escape(title))
-        .replace("{{standfirst}}", html.escape(standfirst, quote=False))
-        .replace("{{paragraphs}}", body)
-    )
 
 
 def raw_story(

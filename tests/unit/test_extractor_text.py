@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 import json
 import time
 from pathlib import Path
@@ -22,6 +21,7 @@ from extraction_score import (
     pooled,
     score,
 )
+from seed import seed_page, seed_parts
 
 from pipeline.errors import ExtractionRejected
 from pipeline.extractor import text as text_module
@@ -74,28 +74,9 @@ FURNITURE = (
 )
 
 
-def seed_story(shared_dir: Path) -> tuple[str, str, list[str]]:
-    """Title, standfirst and paragraphs of the seed story, without its scraped comment form."""
-    text = (shared_dir / "corpora" / "seed-story.txt").read_text(encoding="utf-8")
-    blocks = [line.strip() for line in text.splitlines() if line.strip()]
-    assert blocks[-2:] == ["Please enter your comment!", "Please enter your name here"]
-    return blocks[0], blocks[1], blocks[2:-2]
-
-
-def seed_page(shared_dir: Path) -> str:
-    title, standfirst, paragraphs = seed_story(shared_dir)
-    body = "\n".join(f"          <p>{html.escape(p, quote=False)}</p>" for p in paragraphs)
-    return (
-        SEED_TEMPLATE.read_text(encoding="utf-8")
-        .replace("{{title}}", html.escape(title))
-        .replace("{{standfirst}}", html.escape(standfirst, quote=False))
-        .replace("{{paragraphs}}", body)
-    )
-
-
 @pytest.fixture(scope="module")
 def seed_article(shared_dir: Path) -> Article:
-    return extract_article(seed_page(shared_dir), URL)
+    return extract_article(seed_page(shared_dir, SEED_TEMPLATE), URL)
 
 
 # --- the seed page -----------------------------------------------------------------------
@@ -114,19 +95,19 @@ def test_page_furniture_stays_out_of_the_text(seed_article: Article, furniture: 
 def test_the_seed_text_is_the_story_and_only_the_story(
     seed_article: Article, shared_dir: Path
 ) -> None:
-    _, standfirst, paragraphs = seed_story(shared_dir)
+    _, standfirst, paragraphs = seed_parts(shared_dir)
     counts = match_page("\n".join([standfirst, *paragraphs]), seed_article.text)
     assert (counts.precision, counts.recall) == (1.0, 1.0), counts
     assert seed_article.text.split("\n")[1:] == paragraphs, "one paragraph per line"
 
 
 def test_the_seed_metadata_is_read(seed_article: Article, shared_dir: Path) -> None:
-    title, _, _ = seed_story(shared_dir)
+    title, _, _ = seed_parts(shared_dir)
     assert seed_article == Article(seed_article.text, title, "Wei Chen", "2023-05-30", "en")
 
 
 def test_bytes_are_decoded_by_the_declared_charset(shared_dir: Path) -> None:
-    page = seed_page(shared_dir).replace('charset="utf-8"', 'charset="windows-1252"')
+    page = seed_page(shared_dir, SEED_TEMPLATE).replace('charset="utf-8"', 'charset="windows-1252"')
     article = extract_article(page.encode("cp1252", errors="replace"), URL)
     assert "China\u2019s foreign minister met with Tesla CEO" in article.text  # curly apostrophe
 

@@ -15,6 +15,13 @@ def task(n: int, destination: str = "ops", attempts: int = 0) -> DeliveryTask:
     return DeliveryTask(alert, alert.to_bytes(), destination, 100.0 + n, attempts, 200.0 + n, "")
 
 
+def delivered(journal: DeliveryJournal, count: int) -> None:
+    """Tasks 0..count-1 journalled, then done: 2 * count lines, none of them pending."""
+    for n in range(count):
+        journal.put(task(n))
+        journal.done(task(n).key)
+
+
 def test_pending_deliveries_survive_without_close(tmp_path: Path) -> None:
     path = tmp_path / "notifier" / "pending.jsonl"
     first = DeliveryJournal(path)
@@ -36,9 +43,7 @@ def test_open_compacts_to_the_pending_ones(tmp_path: Path) -> None:
     path = tmp_path / "pending.jsonl"
     journal = DeliveryJournal(path)
     journal.open()
-    for n in range(10):
-        journal.put(task(n))
-        journal.done(task(n).key)
+    delivered(journal, 10)
     journal.put(task(99))
     journal.close()
     assert len(path.read_text().splitlines()) == 21
@@ -54,9 +59,7 @@ def test_growing_journal_compacts_itself(tmp_path: Path, monkeypatch) -> None:  
     path = tmp_path / "pending.jsonl"
     journal = DeliveryJournal(path)
     journal.open()
-    for n in range(30):
-        journal.put(task(n))
-        journal.done(task(n).key)
+    delivered(journal, 30)
     journal.close()
     assert len(path.read_text().splitlines()) <= 11
 

@@ -11,6 +11,7 @@ config error naming the field). Any other exception fails the test.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -73,6 +74,15 @@ def test_wire_decoders_raise_only_decode_errors(
         assert str(exc)  # the reason travels in the dead letter's headers
 
 
+def any_bytes_or_pieces(
+    pieces: st.SearchStrategy[str], *, max_bytes: int, piece_chars: int, max_pieces: int
+) -> st.SearchStrategy[bytes]:
+    """Any bytes, or the format's own pieces (tags, charsets, entities) strung together with
+    any text: noise finds the crashes of a decoder, almost-valid documents those of a parser."""
+    soup = st.lists(pieces | st.text(max_size=piece_chars), max_size=max_pieces)
+    return st.binary(max_size=max_bytes) | soup.map(lambda p: "".join(p).encode())
+
+
 FEED_TAGS = st.sampled_from(
     ["<rss>", "<channel>", "<item>", "<title>", "<link>", "</item>", "<feed>", "<entry>",
      "<?xml version='1.0' encoding='utf-8'?>", "<![CDATA[", "]]>", "&amp;", "&#0;", "xml:base='/x'",
@@ -81,10 +91,7 @@ FEED_TAGS = st.sampled_from(
 
 
 @PROPERTY
-@given(
-    body=st.binary(max_size=600)
-    | st.lists(FEED_TAGS | st.text(max_size=12), max_size=30).map(lambda p: "".join(p).encode())
-)
+@given(body=any_bytes_or_pieces(FEED_TAGS, max_bytes=600, piece_chars=12, max_pieces=30))
 def test_feed_parsing_gives_a_document_or_a_feed_error(body: bytes) -> None:
     try:
         document = parse_feed(body, url="https://feeds.example.org/rss")
@@ -102,10 +109,7 @@ PAGE_PARTS = st.sampled_from(
 
 
 @PROPERTY
-@given(
-    page=st.binary(max_size=2000)
-    | st.lists(PAGE_PARTS | st.text(max_size=30), max_size=40).map(lambda p: "".join(p).encode())
-)
+@given(page=any_bytes_or_pieces(PAGE_PARTS, max_bytes=2000, piece_chars=30, max_pieces=40))
 def test_page_decoding_gives_an_article_or_a_rejection(page: bytes) -> None:
     try:
         article = extract_article(page, "https://news.example.org/a", min_chars=50)
@@ -135,6 +139,17 @@ RULE_KEYS = st.sampled_from(
 )
 
 
+def loads_or_names_the_file(load: Callable[[Path], object], path: Path, content: bytes) -> None:
+    """`load` reads `content` from `path`, or raises a ConfigError whose every problem names
+    the file (what the user is shown at start-up)."""
+    path.write_bytes(content)
+    try:
+        load(path)
+    except ConfigError as exc:
+        assert exc.problems
+        assert all(path.name in problem for problem in exc.problems)
+
+
 @st.composite
 def near_rules_files(draw: st.DrawFn) -> bytes:
     rules = draw(st.lists(st.dictionaries(RULE_KEYS, JSON_VALUES, max_size=6), max_size=3))
@@ -144,24 +159,13 @@ def near_rules_files(draw: st.DrawFn) -> bytes:
 @PROPERTY
 @given(content=st.binary(max_size=300) | near_rules_files())
 def test_rules_loader_raises_config_errors_naming_the_file(tmp_path: Path, content: bytes) -> None:
-    path = tmp_path / "rules.yaml"
-    path.write_bytes(content)
-    try:
-        load_rules(path)
-    except ConfigError as exc:
-        assert exc.problems
-        assert all("rules.yaml" in problem for problem in exc.problems)
+    loads_or_names_the_file(load_rules, tmp_path / "rules.yaml", content)
 
 
 @PROPERTY
 @given(content=st.binary(max_size=300))
 def test_feeds_loader_raises_config_errors_naming_the_file(tmp_path: Path, content: bytes) -> None:
-    path = tmp_path / "feeds.yaml"
-    path.write_bytes(content)
-    try:
-        load_feeds(path)
-    except ConfigError as exc:
-        assert all("feeds.yaml" in problem for problem in exc.problems)
+    loads_or_names_the_file(load_feeds, tmp_path / "feeds.yaml", content)
 
 
 def test_a_rules_path_that_is_a_directory_is_a_config_error(tmp_path: Path) -> None:

@@ -154,15 +154,20 @@ def distinct_story(number: int) -> EnrichedStory:
     return story(f"Tesla news number {number}: {words}", url=f"https://e.example/{number}")
 
 
-def test_throttled_rule_sends_the_rest_as_one_digest(tmp_path: Path) -> None:
-    clock = Clock()
-    engine = engine_at(
+def busy_rule_engine(tmp_path: Path, clock: Clock, *, max_alerts: int, window: int) -> RulesEngine:
+    """One rule, "busy" (Tesla), throttled to `max_alerts` a `window` of seconds."""
+    return engine_at(
         tmp_path / "rules.sqlite3",
         [rule("busy", "Tesla")],
         clock,
-        throttle_max_alerts=2,
-        throttle_window_seconds=60,
+        throttle_max_alerts=max_alerts,
+        throttle_window_seconds=window,
     )
+
+
+def test_throttled_rule_sends_the_rest_as_one_digest(tmp_path: Path) -> None:
+    clock = Clock()
+    engine = busy_rule_engine(tmp_path, clock, max_alerts=2, window=60)
     raised = [handed_on(engine, distinct_story(n)) for n in range(5)]
     assert raised == [["busy"], ["busy"], [], [], []]
     assert suppressed(engine, "throttled") == 3
@@ -181,13 +186,7 @@ def test_throttled_rule_sends_the_rest_as_one_digest(tmp_path: Path) -> None:
 
 def test_a_failed_digest_publish_is_retried_with_the_same_id(tmp_path: Path) -> None:
     clock = Clock()
-    engine = engine_at(
-        tmp_path / "rules.sqlite3",
-        [rule("busy", "Tesla")],
-        clock,
-        throttle_max_alerts=1,
-        throttle_window_seconds=10,
-    )
+    engine = busy_rule_engine(tmp_path, clock, max_alerts=1, window=10)
     for n in range(3):
         handed_on(engine, distinct_story(n))
     clock.now += 11
@@ -205,13 +204,7 @@ def test_a_failed_digest_publish_is_retried_with_the_same_id(tmp_path: Path) -> 
 
 def test_a_new_window_after_the_digest_alerts_again(tmp_path: Path) -> None:
     clock = Clock()
-    engine = engine_at(
-        tmp_path / "rules.sqlite3",
-        [rule("busy", "Tesla")],
-        clock,
-        throttle_max_alerts=1,
-        throttle_window_seconds=10,
-    )
+    engine = busy_rule_engine(tmp_path, clock, max_alerts=1, window=10)
     assert [handed_on(engine, distinct_story(n)) for n in range(2)] == [["busy"], []]
     clock.now += 11
     assert handed_on(engine, distinct_story(7)) == ["busy"]

@@ -16,6 +16,13 @@ from pipeline.rules.tokens import sentence_starts
 
 NEAR_3: dict[str, Any] = {"near": {"terms": ["Twitter"], "within": 3}}
 IN_TITLE = {"term": "Tesla", "in": ["title"]}
+MUSK_NEAR_TWITTER = rule("r", "Musk", **NEAR_3)
+MUSK_NEAR_TWEETS = rule("r", "Musk", near={"terms": ["Tweet*"], "within": 1})
+MUSK_NEAR_ITSELF = rule("r", "Musk", near={"terms": ["Musk"], "within": 5})
+MUSK_NEAR_TWITTER_AND_SALE = rule(
+    "r", "Musk", near=[{"terms": ["Twitter"], "within": 2}, {"terms": ["sale"], "within": 2}]
+)
+TESLA_RECALL = rule("r", "Tesla", same_sentence=["recall"])
 
 
 def fired(subject: EnrichedStory, rules: list[Rule]) -> list[str]:
@@ -24,110 +31,42 @@ def fired(subject: EnrichedStory, rules: list[Rule]) -> list[str]:
 
 CASES = [
     # (case, rule, story, fires)
-    ("near, adjacent", rule("r", "Musk", **NEAR_3), story("Musk Twitter deal"), True),
-    ("near, 3 between", rule("r", "Musk", **NEAR_3), story("Musk will buy out Twitter"), True),
-    ("near, 4 between", rule("r", "Musk", **NEAR_3), story("Musk will buy all of Twitter"), False),
-    ("near, before", rule("r", "Musk", **NEAR_3), story("Twitter, says Musk"), True),
-    ("near, absent", rule("r", "Musk", **NEAR_3), story("Musk spoke."), False),
-    (
-        "near, other field",
-        rule("r", "Musk", **NEAR_3),
-        story("Musk spoke.", title="Twitter"),
-        False,
-    ),
-    ("near, across sentences", rule("r", "Musk", **NEAR_3), story("Ask Musk. Twitter fell"), True),
+    ("near, adjacent", MUSK_NEAR_TWITTER, story("Musk Twitter deal"), True),
+    ("near, 3 between", MUSK_NEAR_TWITTER, story("Musk will buy out Twitter"), True),
+    ("near, 4 between", MUSK_NEAR_TWITTER, story("Musk will buy all of Twitter"), False),
+    ("near, before", MUSK_NEAR_TWITTER, story("Twitter, says Musk"), True),
+    ("near, absent", MUSK_NEAR_TWITTER, story("Musk spoke."), False),
+    ("near, other field", MUSK_NEAR_TWITTER, story("Musk spoke.", title="Twitter"), False),
+    ("near, across sentences", MUSK_NEAR_TWITTER, story("Ask Musk. Twitter fell"), True),
     (
         "near, inflected",
         rule("r", "acquire", near={"terms": ["merger"], "within": 2}),
         story("acquired in a mergers wave"),
         True,
     ),
-    (
-        "near, wildcard",
-        rule("r", "Musk", near={"terms": ["Tweet*"], "within": 1}),
-        story("Musk tweeted"),
-        True,
-    ),
-    (
-        "near, wildcard elsewhere",
-        rule("r", "Musk", near={"terms": ["Tweet*"], "within": 1}),
-        story("Musk said he never tweeted"),
-        False,
-    ),
+    ("near, wildcard", MUSK_NEAR_TWEETS, story("Musk tweeted"), True),
+    ("near, wildcard elsewhere", MUSK_NEAR_TWEETS, story("Musk said he never tweeted"), False),
     (
         "near, phrase",
         rule("r", "Elon Musk", near={"terms": ["X Corp"], "within": 0}),
         story("Elon Musk X Corp"),
         True,
     ),
-    (
-        "near, itself",
-        rule("r", "Musk", near={"terms": ["Musk"], "within": 5}),
-        story("Musk"),
-        False,
-    ),
-    (
-        "near, itself twice",
-        rule("r", "Musk", near={"terms": ["Musk"], "within": 5}),
-        story("Musk and Musk"),
-        True,
-    ),
-    (
-        "near, two conditions",
-        rule(
-            "r",
-            "Musk",
-            near=[{"terms": ["Twitter"], "within": 2}, {"terms": ["sale"], "within": 2}],
-        ),
-        story("Twitter sale by Musk"),
-        True,
-    ),
-    (
-        "near, one of two",
-        rule(
-            "r",
-            "Musk",
-            near=[{"terms": ["Twitter"], "within": 2}, {"terms": ["sale"], "within": 2}],
-        ),
-        story("Twitter by Musk"),
-        False,
-    ),
-    (
-        "sentence, same",
-        rule("r", "Tesla", same_sentence=["recall"]),
-        story("Tesla said on Monday it would recall cars."),
-        True,
-    ),
-    (
-        "sentence, next",
-        rule("r", "Tesla", same_sentence=["recall"]),
-        story("Tesla said on Monday. A recall is due."),
-        False,
-    ),
-    (
-        "sentence, Mr. abbreviation",
-        rule("r", "Tesla", same_sentence=["recall"]),
-        story("Tesla told Mr. Smith of a recall."),
-        True,
-    ),
+    ("near, itself", MUSK_NEAR_ITSELF, story("Musk"), False),
+    ("near, itself twice", MUSK_NEAR_ITSELF, story("Musk and Musk"), True),
+    ("near, two conditions", MUSK_NEAR_TWITTER_AND_SALE, story("Twitter sale by Musk"), True),
+    ("near, one of two", MUSK_NEAR_TWITTER_AND_SALE, story("Twitter by Musk"), False),
+    ("sentence, same", TESLA_RECALL, story("Tesla said on Monday it would recall cars."), True),
+    ("sentence, next", TESLA_RECALL, story("Tesla said on Monday. A recall is due."), False),
+    ("sentence, Mr. abbreviation", TESLA_RECALL, story("Tesla told Mr. Smith of a recall."), True),
     (
         "sentence, Inc.",
         rule("r", "recall", same_sentence=["Musk"]),
         story("Tesla Inc. Chief Musk announced the recall."),
         True,
     ),
-    (
-        "sentence, paragraph",
-        rule("r", "Tesla", same_sentence=["recall"]),
-        story("Tesla news\n\nrecall of cars"),
-        False,
-    ),
-    (
-        "sentence, inflected",
-        rule("r", "Tesla", same_sentence=["recall"]),
-        story("Tesla recalls cars"),
-        True,
-    ),
+    ("sentence, paragraph", TESLA_RECALL, story("Tesla news\n\nrecall of cars"), False),
+    ("sentence, inflected", TESLA_RECALL, story("Tesla recalls cars"), True),
     ("scoped, in title", rule("r", IN_TITLE), story("nothing", title="Tesla cuts prices"), True),
     ("scoped, only in text", rule("r", IN_TITLE), story("Tesla cuts prices", title="Cars"), False),
     ("scoped, overrides fields", rule("r", IN_TITLE, fields=["text"]), story(title="Tesla"), True),
@@ -155,13 +94,13 @@ def test_proximity_and_scoping(
 
 def test_an_alert_shows_the_hit_that_stood_near() -> None:
     subject = story("Musk spoke on Monday about cars and rockets. Later Musk bought Twitter.")
-    [match] = match_story(subject, compile_rules([rule("r", "Musk", **NEAR_3)]))
+    [match] = match_story(subject, compile_rules([MUSK_NEAR_TWITTER]))
     [shown] = matched_terms(match, subject, 60)
     assert "**Musk** bought Twitter" in shown.snippet
 
 
 def test_proximity_terms_do_not_make_a_rule_fire_alone() -> None:
-    assert fired(story("Twitter and recall"), [rule("r", "Musk", **NEAR_3)]) == []
+    assert fired(story("Twitter and recall"), [MUSK_NEAR_TWITTER]) == []
 
 
 SENTENCES = [
