@@ -127,15 +127,16 @@ class _FieldScan:
         """The hit whose key starts at stream offset `at`, if its words are separated as the
         term's are (so "Qin. Gang" is not "Qin Gang", but "US-China" is "US China") and it
         keeps to the word edges of its script (`tokens.script_bounded`)."""
-        starts, ends = self.words.spans()
+        starts, ends = self.words.edges()
         first = self._words_before(spec.stream, at)
         last = first + spec.length - 1
         for k, want in enumerate(spec.gaps, start=first):
-            if gap_kind(self.text[ends[k] : starts[k + 1]]) != want:
+            if gap_kind(self.text[ends.item(k) : starts.item(k + 1)]) != want:
                 return None
-        if self.words.special and not script_bounded(self.text, starts[first], ends[last]):
+        start, end = starts.item(first), ends.item(last)
+        if self.words.special and not script_bounded(self.text, start, end):
             return None
-        return Hit(spec, self.field, starts[first], ends[last], first, last)
+        return Hit(spec, self.field, start, end, first, last)
 
 
 # Where a key was found: the field, and the offset of the key in its stream.
