@@ -286,8 +286,8 @@ def _acceptance(
     if rule.same_sentence:
         specs = [s for s in terms if s.kind == "sentence"]
         checks.append(_sentence_check(placed, specs, story))
-    if not checks:
-        return None
+    if len(checks) < 2:  # most such rules have one condition: no wrapper around it
+        return checks[0] if checks else None
     return lambda hit: all(check(hit) for check in checks)
 
 
