@@ -114,28 +114,28 @@ class _FieldScan:
         counted once per stream: a large watch list places many hits in one field."""
         if at == 0:
             return 0
-        if kind not in self._word_counts:
-            stream = self.stream(kind)
-            if stream.isascii():
-                codes = np.frombuffer(stream.encode("ascii"), dtype=np.uint8)
-            else:
-                codes = np.frombuffer(stream.encode("utf-32-le"), dtype=np.uint32)
-            self._word_counts[kind] = np.cumsum(codes == _SPACE)
-        return int(self._word_counts[kind][at - 1])
+        counts = self._word_counts.get(kind)
+        if counts is None:
+            # one byte a character: a space is itself, any other non-ASCII one a "?"
+            codes = np.frombuffer(self.stream(kind).encode("ascii", "replace"), dtype=np.uint8)
+            counts = self._word_counts[kind] = np.cumsum(codes == _SPACE)
+        found: int = counts.item(at - 1)
+        return found
 
     def place(self, spec: TermSpec, at: int) -> Hit | None:
         """The hit whose key starts at stream offset `at`, if its words are separated as the
         term's are (so "Qin. Gang" is not "Qin Gang", but "US-China" is "US China") and it
         keeps to the word edges of its script (`tokens.script_bounded`)."""
-        starts, ends = self.words.spans()
+        starts, ends = self.words.edges()
         first = self._words_before(spec.stream, at)
         last = first + spec.length - 1
         for k, want in enumerate(spec.gaps, start=first):
-            if gap_kind(self.text[ends[k] : starts[k + 1]]) != want:
+            if gap_kind(self.text[ends.item(k) : starts.item(k + 1)]) != want:
                 return None
-        if self.words.special and not script_bounded(self.text, starts[first], ends[last]):
+        start, end = starts.item(first), ends.item(last)
+        if self.words.special and not script_bounded(self.text, start, end):
             return None
-        return Hit(spec, self.field, starts[first], ends[last], first, last)
+        return Hit(spec, self.field, start, end, first, last)
 
 
 # Where a key was found: the field, and the offset of the key in its stream.
@@ -236,9 +236,7 @@ def _rule_hits(
     notes: MatchNotes | None = None,
 ) -> list[Hit]:
     """The watch-term hits that make the rule fire, or none when a filter or condition says no."""
-    if not (source_allowed(rule, story) and topic_allowed(rule, story)):
-        return []
-    if rule.languages and not language_allowed(rule, story):
+    if (rule.sources or rule.topics or rule.languages) and not _story_allowed(rule, story):
         return []
     if rule.entity_types and entities.unread:
         if notes is not None:
@@ -250,11 +248,20 @@ def _rule_hits(
         return []
     if rule.all_terms and not all(placed.occurs(spec) for spec in terms if spec.kind == "all"):
         return []
-    accept = _acceptance(rule, terms, placed, story, entities)
+    accept = None
+    if rule.entity_types or rule.near or rule.same_sentence:
+        accept = _acceptance(rule, terms, placed, story, entities)
     hits = [hit for spec in terms if spec.kind == "any" for hit in placed.firsts(spec, accept)]
     if len(hits) < 2:  # most hits of a large watch list: one term, one field
         return hits
     return sorted(hits, key=_story_order)
+
+
+def _story_allowed(rule: Rule, story: EnrichedStory) -> bool:
+    """The rule's story filters (sources, topics, languages) let the story through."""
+    return (
+        source_allowed(rule, story) and topic_allowed(rule, story) and language_allowed(rule, story)
+    )
 
 
 def _story_order(hit: Hit) -> tuple[int, int, int]:
@@ -279,8 +286,8 @@ def _acceptance(
     if rule.same_sentence:
         specs = [s for s in terms if s.kind == "sentence"]
         checks.append(_sentence_check(placed, specs, story))
-    if not checks:
-        return None
+    if len(checks) < 2:  # most such rules have one condition: no wrapper around it
+        return checks[0] if checks else None
     return lambda hit: all(check(hit) for check in checks)
 
 
@@ -353,12 +360,14 @@ class _Placer:
         """The first accepted occurrence of the term in each field: all that an alert shows,
         so a term repeated through a long text is placed only until it counts."""
         firsts: dict[str, Hit] = {}
+        fields = spec.fields
         for scan, at in self.found.of(spec):
-            if scan.field in firsts or scan.field not in spec.fields:
+            field = scan.field
+            if field in firsts or field not in fields:
                 continue
             hit = scan.place(spec, at)
             if hit is not None and (accept is None or accept(hit)):
-                firsts[scan.field] = hit
+                firsts[field] = hit
         return list(firsts.values())
 
 

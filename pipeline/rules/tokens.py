@@ -34,6 +34,7 @@ import unicodedata
 from functools import lru_cache
 
 import numpy as np
+import numpy.typing as npt
 import Stemmer
 
 # Where the characters that are each a word live: Hangul jamo, CJK radicals to the end of
@@ -166,16 +167,22 @@ def stem_stream(surface: str, stemming: str = DEFAULT_STEMMING) -> str:
     return " ".join(map(memo.__getitem__, surface.split(" ")))
 
 
+# A field's word edges: the char offsets where its words start, and where they end.
+WordEdges = tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]
+
+
 class FieldWords:
     """A field's words as streams for the automata, and where each word is in the field."""
 
     def __init__(self, text: str) -> None:
         self.text = text
         self.special = False  # has CJK characters or combining marks
-        self._spans: tuple[list[int], list[int]] | None = None
+        self._edges: WordEdges | None = None
         found = _PLAIN_WORD.findall(text)
         joined = " ".join(found)
-        if joined.isascii():  # most English text: as cheap as it ever was
+        # every word character is ASCII (the rest, if any, typographic quotes and dashes)
+        self.ascii_words = joined.isascii()
+        if self.ascii_words:  # most English text: as cheap as it ever was
             self.surface = joined.lower()
             return
         high = _high_chars(text)
@@ -190,10 +197,17 @@ class FieldWords:
         return stem_stream(self.surface, stemming)
 
     def spans(self) -> tuple[list[int], list[int]]:
-        """(starts, ends) of the words, computed on first use (only fields with hits need it)."""
-        if self._spans is None:
-            self._spans = _spans(self.text, special=self.special)
-        return self._spans
+        """(starts, ends) of the words, as lists."""
+        starts, ends = self.edges()
+        return starts.tolist(), ends.tolist()
+
+    def edges(self) -> WordEdges:
+        """(starts, ends) of the words as arrays, computed on first use (only fields with
+        hits need them) and read an item at a time: a hit needs two or three of the field's
+        thousand words, and making Python ints of all of them cost more than finding them."""
+        if self._edges is None:
+            self._edges = _edges(self.text, special=self.special, ascii_words=self.ascii_words)
+        return self._edges
 
 
 def _fold_joined(joined: str, count: int, *, same_letters: bool = True) -> str:
@@ -241,18 +255,21 @@ def _is_cjk_char(code: int) -> bool:
     return _CJK_CHAR.match(chr(code)) is not None
 
 
-def _spans(text: str, *, special: bool = True) -> tuple[list[int], list[int]]:
+def _edges(text: str, *, special: bool = True, ascii_words: bool = False) -> WordEdges:
     """Word edges found with numpy, ~9x faster than walking `finditer` in Python; the same
     words as `WORD` (a CJK character is a word of its own), or as `\\w+` when the text
     has neither CJK nor combining marks (`special=False`, how `FieldWords` cut it).
     Placing a rule's hits needs them once per field with a hit, so a large watch list,
     whose rules fire on most stories, pays this on most fields: ASCII text is read as
-    bytes, and the few distinct other characters are classed once each."""
-    if text.isascii():
+    bytes, and so is text whose words are all ASCII (`ascii_words`: English with
+    typographic quotes and dashes, where every other character is a non-word one and
+    reads as the "?" it encodes to); otherwise the few distinct other characters are
+    classed once each."""
+    if text.isascii() or (ascii_words and not special):
         is_word = np.zeros(len(text) + 2, dtype=bool)
-        is_word[1:-1] = _ASCII_WORD_CHARS[np.frombuffer(text.encode("ascii"), dtype=np.uint8)]
-        edges = np.flatnonzero(is_word[1:] != is_word[:-1]).tolist()
-        return edges[0::2], edges[1::2]
+        as_bytes = text.encode("ascii", "replace")  # one byte a character, "?" for the others
+        is_word[1:-1] = _ASCII_WORD_CHARS[np.frombuffer(as_bytes, dtype=np.uint8)]
+        return _starts_ends(is_word)
     codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
     is_word = np.zeros(len(codes) + 2, dtype=bool)
     low = codes < 128
@@ -265,15 +282,21 @@ def _spans(text: str, *, special: bool = True) -> tuple[list[int], list[int]]:
     is_word[1:-1][high] = letters[inverse]
     cjk = np.array([word_char(c) and _is_cjk_char(c) for c in classes], dtype=bool)
     if not cjk.any():
-        edges = np.flatnonzero(is_word[1:] != is_word[:-1]).tolist()
-        return edges[0::2], edges[1::2]
+        return _starts_ends(is_word)
     is_cjk = np.zeros(len(codes) + 2, dtype=bool)
     is_cjk[1:-1][high] = cjk[inverse]
     word, before, after = is_word[1:-1], is_word[:-2], is_word[2:]
     own, cjk_before, cjk_after = is_cjk[1:-1], is_cjk[:-2], is_cjk[2:]
-    starts: list[int] = np.flatnonzero(word & (~before | own | cjk_before)).tolist()
-    ends: list[int] = (np.flatnonzero(word & (~after | own | cjk_after)) + 1).tolist()
+    starts = np.flatnonzero(word & (~before | own | cjk_before))
+    ends = np.flatnonzero(word & (~after | own | cjk_after)) + 1
     return starts, ends
+
+
+def _starts_ends(is_word: npt.NDArray[np.bool_]) -> WordEdges:
+    """Where runs of word characters start and end, from a mask framed by one non-word
+    position on each side (so offsets come out as offsets into the text)."""
+    edges = np.flatnonzero(is_word[1:] != is_word[:-1])
+    return edges[0::2], edges[1::2]
 
 
 def _is_katakana(char: str) -> bool:

@@ -80,6 +80,38 @@ CASES = [
         story("Musk Tesla"),
         False,
     ),
+    # words past typographic quotes and accented letters (offsets read from bytes, one a
+    # character: `tokens._edges`, `match._FieldScan._words_before`)
+    (
+        "near, past quotes",
+        rule("r", "Musk", **NEAR_3),
+        story("\u201cMusk\u201d told \u2018Twitter\u2019"),
+        True,
+    ),
+    (
+        "near, accents, 4 between",
+        rule("r", "Musk", **NEAR_3),
+        story("Musk a dit: \u00ab caf\u00e9 r\u00e9sum\u00e9 \u00bb Twitter"),
+        False,
+    ),
+    (
+        "near, accents, 3 between",
+        rule("r", "Musk", **NEAR_3),
+        story("\u00c0 Z\u00fcrich Musk dit \u00ab caf\u00e9 \u00bb \u00e0 Twitter"),
+        True,
+    ),
+    (
+        "sentence, accents, apart",
+        rule("r", "Musk", same_sentence=["Twitter"]),
+        story("Caf\u00e9. Musk \u00e0 Z\u00fcrich. Twitter"),
+        False,
+    ),
+    (
+        "sentence, accents, together",
+        rule("r", "Musk", same_sentence=["Twitter"]),
+        story("Caf\u00e9. Musk \u00e0 Z\u00fcrich et Twitter."),
+        True,
+    ),
 ]
 
 
@@ -95,6 +127,22 @@ def test_proximity_and_scoping(
 def test_an_alert_shows_the_hit_that_stood_near() -> None:
     subject = story("Musk spoke on Monday about cars and rockets. Later Musk bought Twitter.")
     [match] = match_story(subject, compile_rules([MUSK_NEAR_TWITTER]))
+    [shown] = matched_terms(match, subject, 60)
+    assert "**Musk** bought Twitter" in shown.snippet
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "\u00ab Caf\u00e9 \u00bb \u2014 \u201cZ\u00fcrich\u201d rivals: Musk bought Twitter.",
+        "\u201cRivals\u201d \u2014 they\u2019re wary: Musk bought Twitter.",
+    ],
+)
+def test_a_hit_past_quotes_and_accents_is_shown_where_it_is(text: str) -> None:
+    subject = story(text)
+    [match] = match_story(subject, compile_rules([rule("r", "Musk", **NEAR_3)]))
+    [hit] = match.hits
+    assert text[hit.start : hit.end] == "Musk"
     [shown] = matched_terms(match, subject, 60)
     assert "**Musk** bought Twitter" in shown.snippet
 

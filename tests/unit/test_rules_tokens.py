@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.rules.tokens import WORD, FieldWords, gap_kind, stem_stream, words
+from pipeline.rules.tokens import (
+    _PLAIN_WORD,
+    WORD,
+    FieldWords,
+    _edges,
+    gap_kind,
+    stem_stream,
+    words,
+)
 
 TEXTS = [
     "",
@@ -23,6 +31,27 @@ TEXTS = [
 def test_spans_are_the_regex_words(text: str) -> None:
     starts, ends = FieldWords(text).spans()
     assert list(zip(starts, ends, strict=True)) == [m.span() for m in WORD.finditer(text)]
+
+
+# English as feeds write it: ASCII words between typographic quotes, dashes, no-break
+# spaces, ellipses and emoji (one outside the BMP), which the word edges read as bytes.
+ASCII_WORDS = [
+    "\u201cTesla\u2019s\u201d factory \u2014 2019\u2026",
+    "Model\u00a0Y recalled \U0001f697 again \u2013 \u2018quietly\u2019; \u00abno\u00bb comment",
+    "\u2022 one\u2003two\u2009three \u20ac5 \u2122",
+]
+
+
+@pytest.mark.parametrize("text", ASCII_WORDS)
+def test_ascii_words_read_as_bytes_sit_where_the_regex_puts_them(text: str) -> None:
+    field = FieldWords(text)
+    assert field.ascii_words and not field.special and not text.isascii()
+    expected = [m.span() for m in _PLAIN_WORD.finditer(text)]
+    starts, ends = _edges(text, special=False, ascii_words=True)
+    assert list(zip(starts.tolist(), ends.tolist(), strict=True)) == expected
+    general = _edges(text, special=False)  # the path for text with non-ASCII letters
+    assert [a.tolist() for a in general] == [starts.tolist(), ends.tolist()]
+    assert list(zip(*field.spans(), strict=True)) == expected
 
 
 @pytest.mark.parametrize("text", TEXTS)
