@@ -207,7 +207,8 @@ class Weights:
 # stay. When the cue lists change, take the fit if its cross-validated line is better.
 DEFAULT_WEIGHTS = Weights(
     model=1.0, full_name=3.0, designator=4.0, title=3.0, adjacent=1.5, possessive=3.0,
-    near=1.0, sentence=0.5, pronoun=1.0, neighbour=1.5, surname=2.0, next_sentence=1.0,
+    near=1.0, sentence=0.5, pronoun=1.0, neighbour=1.5, surname=2.0, next_sentence=1.5,
+    given_name=1.0, age=3.0, near_pronoun=1.0, article=1.0,
 )  # fmt: skip
 
 
