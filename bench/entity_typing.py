@@ -80,7 +80,10 @@ from pipeline.rules.compile import CompiledRules  # noqa: E402
 SPLITS = (
     ("held_out", "held_out split (kept out of tuning, written with the cues)"),
     ("held_out_new", "held_out_new split (written after the reader, never tuned on)"),
-    ("held_out_3", "held_out_3 split (written by another hand, scored once; since read: development)"),
+    (
+        "held_out_3",
+        "held_out_3 split (written by another hand, scored once; since read: development)",
+    ),
 )
 PASSAGES = ROOT / "tests" / "testdata" / "entity_readings.jsonl"
 CORPUS = ROOT.parent / "shared" / "corpora" / "article-extraction" / "ground-truth.json"

@@ -158,9 +158,11 @@ RELATIVE_PERSON = frozenset({"who", "whom", "whose"})  # "Morgan, who joined ...
 RELATIVE_THING = frozenset({"which"})
 # Words that do not count as distance between a name and a cue word.
 _FUNCTION_WORDS = frozenset(
-    "a an the it its to of and or will would could should may might can has have had is was "
-    "are were be been being that this as by on at for with about than more".split()
-)
+    {"a", "an", "the", "it", "its", "to", "of", "and", "or", "will", "would", "could",
+     "should", "may", "might", "can", "has", "have", "had", "is", "was", "are", "were", "be",
+     "been", "being", "that", "this", "as", "by", "on", "at", "for", "with", "about", "than",
+     "more"}
+)  # fmt: skip
 _SUBJECT_REACH = 4
 _SUBJECT_NOUN_REACH = 4  # words after "the" at a sentence's start that may name its subject
 _NEAR = 4  # words either side of a name that count as near it
@@ -336,7 +338,7 @@ def context_votes(votes: Votes, at: Occurrence, weights: Weights) -> None:
         votes.add(PERSON, weights.age)
     if not at.short:
         return
-    _vote_given_name(votes, text[start:end], own, text[:start], weights, title_case(text))
+    _vote_given_name(votes, text[start:end], own, text[:start], weights, headline=title_case(text))
     _vote_next_to(votes, before, after, possessive is not None, weights)
     # Near means near in content words: "said it would add 400 hotels" has "hotels" close.
     close_before = [w for w in before[:-1] if w not in _FUNCTION_WORDS]
@@ -419,6 +421,7 @@ def _vote_given_name(
     own: tuple[str, ...],
     before: str,
     weights: Weights,
+    *,
     headline: bool = False,
 ) -> None:
     """A given name heads a person's full name ("Paris Hilton", "Nikola Tesla's", which the
@@ -430,12 +433,7 @@ def _vote_given_name(
         if headline and len(own) > 2 and not DESIGNATORS.intersection(own):
             own, written = own[:2], " ".join(written.split()[:2])  # the name before the verb
         capitalised = all(word[:1].isupper() for word in written.split())
-        if (
-            own[0] in given_names()
-            and is_person_shaped(own)
-            and capitalised
-            and "," not in written
-        ):
+        if own[0] in given_names() and is_person_shaped(own) and capitalised and "," not in written:
             votes.add(PERSON, weights.given_name)
         return
     previous = _GIVEN_BEFORE.search(before)
@@ -507,8 +505,8 @@ def _vote_pronouns(votes: Votes, words: set[str], following: set[str], weights: 
 
 
 def _vote_article(votes: Votes, before: list[str], own: tuple[str, ...], weights: Weights) -> None:
-    """"The" right before a one-word name: "the Amazon", "the Hilton", "the Ford plant"; a
-    person is not "the Morgan" (a title between them is: "the inventor Tesla")."""
+    """Ahead of a one-word name, "the" is no person's: "the Amazon", "the Hilton", "the Ford
+    plant"; a person is not "the Morgan" (a title between them is: "the inventor Tesla")."""
     if len(own) == 1 and before and before[-1] == "the":
         votes.add(ORG, weights.article / 2)
         votes.add(PLACE, weights.article / 2)
