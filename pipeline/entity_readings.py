@@ -399,8 +399,9 @@ def _subject_kind(words: Sequence[str]) -> str | None:
 def given_names() -> frozenset[str]:
     """First names of many countries, lower case: Faker's person providers (MIT; the lists
     ship in its wheel, so nothing is fetched), one list per country or language (85 of
-    them, about 22,000 names) read in 0.2 s, once per process. A name a country also gives its daughters or sons ("Paris", "Jordan") is in
-    them too: the evidence is one vote, weighed against the rest."""
+    them, about 22,000 names) read in 0.2 s, once per process. Names of places and firms
+    that are also given names ("Paris", "Jordan", "Mercedes") are in them too: the
+    evidence is one vote, weighed against the rest."""
     import faker.providers.person as people
 
     names: set[str] = set()
