@@ -33,7 +33,14 @@ import numpy as np
 
 from pipeline import entity_readings
 from pipeline.config import Rule
-from pipeline.entity_readings import READINGS, Weights, name_words, reading_of, tally
+from pipeline.entity_readings import (
+    READINGS,
+    Weights,
+    is_part_of,
+    name_words,
+    reading_of,
+    tally,
+)
 from pipeline.extractor import entities as entities_module
 from pipeline.extractor.enrich import Enricher, PageFailed, StoryText, ner_fields
 from pipeline.extractor.entities import Found, fold_entities, read_story, recognise
@@ -278,8 +285,8 @@ def decisions(
     items: Sequence[Recognised], rules: CompiledRules, weights: Weights
 ) -> list[Decision]:
     """Every reading the stages make on the passages with `weights`, as examples: the
-    passage's name (or a longer name it heads) should get its true reading, the other
-    names the model's label."""
+    passage's name (or a longer name it is part of: "Paris Hilton" in a passage on the
+    person Hilton) should get its true reading, the other names the model's label."""
     out = []
     for item in items:
         calls: list[tuple[tuple[str, ...], tuple[Any, ...], dict[str, Any]]] = []
@@ -289,7 +296,7 @@ def decisions(
         for words, args, kwargs in calls:
             features, label = _features(args, kwargs)
             preferred = reading_of(label)
-            if tuple(words[: len(target)]) == target:
+            if tuple(words[: len(target)]) == target or is_part_of(target, words):
                 out.append(Decision(features, preferred, item.passage.reading, 1.0))
             elif preferred is not None:
                 out.append(Decision(features, preferred, preferred, OTHER_NAME_WEIGHT))
@@ -352,4 +359,48 @@ def cross_validate(items: Sequence[Recognised], rules: CompiledRules, folds: int
         train_items = [item for i, item in enumerate(items) if i % folds != k]
         test = [item for i, item in enumerate(items) if i % folds == k]
         total += score_read(test, rules, train(train_items, rules))
+    return total
+
+
+# The values coordinate descent tries for each weight.
+GRID = (0.0, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0)
+
+
+def descend(
+    items: Sequence[Recognised],
+    rules: CompiledRules,
+    start: Weights | None = None,
+    sweeps: int = 3,
+) -> Weights:
+    """Coordinate descent on the errors of the stage (`Counts.errors`: wrong rules fired or
+    missed, other names relabelled): each weight in turn set to the value of `GRID` with
+    the fewest errors, the others held, until a sweep changes nothing. A tie keeps the
+    current value, so the result depends on `start` (`Weights()`, the hand-set values, by
+    default); `fit` is the start-free alternative."""
+    weights = start or Weights()
+    best = score_read(items, rules, weights).errors
+    for _ in range(sweeps):
+        changed = False
+        for kind in KINDS:
+            for value in GRID:
+                if value == getattr(weights, kind):
+                    continue
+                trial = dataclasses.replace(weights, **{kind: value})
+                errors = score_read(items, rules, trial).errors
+                if errors < best:
+                    weights, best, changed = trial, errors, True
+        if not changed:
+            break
+    return weights
+
+
+def cross_validate_descent(
+    items: Sequence[Recognised], rules: CompiledRules, folds: int, start: Weights | None = None
+) -> Counts:
+    """`descend` on k-1 folds, scored on the held-out fold; the folds' counts added up."""
+    total = Counts()
+    for k in range(folds):
+        train_items = [item for i, item in enumerate(items) if i % folds != k]
+        test = [item for i, item in enumerate(items) if i % folds == k]
+        total += score_read(test, rules, descend(train_items, rules, start))
     return total

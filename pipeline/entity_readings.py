@@ -7,8 +7,11 @@ decides from the story: the full name it saw earlier ("Henry Ford" makes a later
 "Ford" the man), a word next to the name ("Ford Motor", "Ford's shares", "the
 inventor Tesla", "the state of Georgia"), the words of its sentence (shares, profit,
 carmaker; born, his wife; border, governor), the entities it is listed with ("Ford
-and GM") and its pronouns (his, her; its). Each kind of evidence votes for a reading
-with a weight; the model's own label is one vote among them.
+and GM"), its pronouns (his, her; its), a given name before it ("Paris Hilton",
+"Chevy Chase": a first name of any country, from Faker's lists), an age after it
+("Jordan, 54,") and what the next sentence calls it ("The carmaker said", "The
+comedian"). Each kind of evidence votes for a reading with a weight; the model's own
+label is one vote among them.
 
 The cue lists are short and generic (no name is in them): words that go with any
 company, any person, any place in English news. The weights were tuned on part of
@@ -20,6 +23,8 @@ stage reads unlabelled names in short texts with the same code.
 from __future__ import annotations
 
 import bisect
+import importlib
+import pkgutil
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -57,14 +62,19 @@ SENTENCE_CUES = {
         "workers layoffs jobs factory plant stores products vehicles recall prices "
         "launched executive ceo chairman board lawsuit antitrust regulators billion "
         "unit merge merger sell sold buy bought headquarters offices branches hotel rooms "
-        "servers app outage rates growth corporate"
+        "servers app outage rates growth corporate margin margins backlog orders shipments "
+        "demand suppliers brands stake investment invest ipo listing lineup models output "
+        "production loans mortgages fined fine penalty watchdog settlement settle consumers"
     ),
     PERSON: _stems(
         "born died death funeral wife husband married son daughter father mother brother "
         "sister family career childhood grew retired aged memoir biography fans scored "
         "season coach game points played career singer actor actress album song film "
         "starred novel wrote speech statue legacy inventor invented founder himself herself "
-        "young life told studied pledged donated interview married honoured actor"
+        "young life told studied pledged donated interview married honoured actor comedian "
+        "broadcaster presenter host heiress winner champion podcast testified testifies "
+        "testify historians biopic documentary portrait autobiography retirement candidate "
+        "presidential nominee"
     ),
     PLACE: _stems(
         "state country nation city capital border government governor mayor king queen "
@@ -72,7 +82,10 @@ SENTENCE_CUES = {
         "snow troops refugees embassy tourism tourists visitors coast river region province "
         "population minister ministry north south east west northern southern "
         "legislature neighbours neighbors kingdom republic premier council police airport "
-        "cathedral emergency fire wildfires drought forest rainforest deforestation land"
+        "cathedral emergency fire wildfires drought forest rainforest deforestation land "
+        "crossing crossings rail transit tram metro housing rents rentals homes zoning "
+        "downtown suburbs streets roads traffic budget taxes historic centre center "
+        "municipal locals authorities lockdown curfew earthquake heatwave"
     ),
 }
 # What "the ..." calls a company or a place when a sentence goes on about it.
@@ -83,6 +96,14 @@ KINDS = {
     ),
     PLACE: _stems("state country city kingdom republic region province town island capital"),
 }
+# What "the ..." calls a person when the next sentence goes on about one ("The comedian
+# said", "The Oscar winner will star").
+PERSON_KINDS = _stems(
+    "actor actress singer comedian broadcaster presenter star player heiress winner "
+    "champion author writer inventor billionaire entrepreneur politician senator president "
+    "rapper musician director designer coach striker forward captain veteran former late "
+    "businessman businesswoman tycoon mogul"
+)
 # A word right after the name, or ending it, that makes it a company ("Ford Motor",
 # "Tesla Inc.", "Hilton Worldwide"); matched as written, not stemmed ("holds" is no
 # "holdings").
@@ -133,12 +154,24 @@ PERSON_PRONOUNS = frozenset({"his", "him", "himself", "her", "hers", "herself"})
 THING_PRONOUNS = frozenset({"its", "itself"})
 PERSON_SUBJECTS = frozenset({"he", "she"})
 THING_SUBJECTS = frozenset({"it"})
+RELATIVE_PERSON = frozenset({"who", "whom", "whose"})  # "Morgan, who joined ..."
+RELATIVE_THING = frozenset({"which"})
+# Words that do not count as distance between a name and a cue word.
+_FUNCTION_WORDS = frozenset(
+    {"a", "an", "the", "it", "its", "to", "of", "and", "or", "will", "would", "could",
+     "should", "may", "might", "can", "has", "have", "had", "is", "was", "are", "were", "be",
+     "been", "being", "that", "this", "as", "by", "on", "at", "for", "with", "about", "than",
+     "more"}
+)  # fmt: skip
 _SUBJECT_REACH = 4
+_SUBJECT_NOUN_REACH = 4  # words after "the" at a sentence's start that may name its subject
 _NEAR = 4  # words either side of a name that count as near it
 _SKIPPED_BEFORE = frozenset({"the", "a", "an", "of"})
 
 _WORD = re.compile(r"\w+(?:[-&]\w+)*")
 _POSSESSIVE_AFTER = re.compile(r"^['\u2019]s?\b")
+_AGE_AFTER = re.compile(r"^(?:,\s*|\s*\()(?:aged\s+)?(\d{2,3})(?:\)|,)")
+_GIVEN_BEFORE = re.compile(r"(?:^|[\s\"'\u201c(])([A-Z][\w'\u2019-]*)\s$")
 _COORDINATION = re.compile(r"^\s*(?:,|and|or|&|,\s*and|vs\.?|versus|and\s+rival)\s*$", re.I)
 _SENTENCE_END = re.compile(r"[.!?][\"'\u201d\u2019)]*\s+|\n+")
 _ABBREVIATIONS = frozenset(
@@ -164,6 +197,10 @@ class Weights:
     neighbour: float = 1.5  # an entity listed with this one ("Ford and GM")
     surname: float = 2.0  # "Henry Ford" ... "Ford": the surname of a short name
     next_sentence: float = 1.0  # the next sentence opens "He ...", "The company ..."
+    given_name: float = 2.0  # a given name heads the name or stands before it: "Paris Hilton"
+    age: float = 3.0  # an age right after the name: "Jordan, 54,", "Ford (61)"
+    near_pronoun: float = 1.0  # a pronoun in the few words after: "Morgan, who", "it said"
+    article: float = 1.0  # "the" right before a one-word name: not a person
 
 
 # Tuned by coordinate descent on the `tune` split of tests/testdata/entity_readings.jsonl
@@ -172,7 +209,8 @@ class Weights:
 # stay. When the cue lists change, take the fit if its cross-validated line is better.
 DEFAULT_WEIGHTS = Weights(
     model=1.0, full_name=3.0, designator=4.0, title=3.0, adjacent=1.5, possessive=3.0,
-    near=1.0, sentence=0.5, pronoun=1.0, neighbour=1.5, surname=2.0, next_sentence=1.0,
+    near=1.0, sentence=0.5, pronoun=1.0, neighbour=1.5, surname=2.0, next_sentence=1.5,
+    given_name=1.0, age=3.0, near_pronoun=1.0, article=1.0,
 )  # fmt: skip
 
 
@@ -275,6 +313,7 @@ class Occurrence:
     label: str | None
     neighbours: Sequence[Labelled] = ()
     short: bool = True  # a title or a summary: its sentence, pronouns and neighbours count
+    following: str = ""  # the story's text after this one (a title's summary): its opening
 
 
 def context_votes(votes: Votes, at: Occurrence, weights: Weights) -> None:
@@ -284,7 +323,7 @@ def context_votes(votes: Votes, at: Occurrence, weights: Weights) -> None:
     text, start, end = at.text, at.start, at.end
     index = _sentences(text)
     first, last = index.sentence(start, end)
-    before = [w for w in index.between(first, start)]
+    before = index.between(first, start)
     after_text = text[end:last]
     possessive = _POSSESSIVE_AFTER.match(after_text)
     after = index.between(end + (possessive.end() if possessive else 0), last)
@@ -292,18 +331,47 @@ def context_votes(votes: Votes, at: Occurrence, weights: Weights) -> None:
     _vote_name_shape(votes, own, before, after, possessive=possessive is not None, weights=weights)
     if not at.short:
         return
+    _vote_age(votes, own, after_text, weights)
+    _vote_given_name(votes, text[start:end], own, text[:start], weights, headline=title_case(text))
     _vote_next_to(votes, before, after, possessive is not None, weights)
-    for word in before[-_NEAR:-1] + after[1:_NEAR]:
+    # Near means near in content words: "said it would add 400 hotels" has "hotels" close,
+    # and figures are no words ("cut about 2,000 jobs").
+    close_before = [w for w in before[:-1] if w not in _FUNCTION_WORDS and not w.isdigit()]
+    close_after = [w for w in after[1:] if w not in _FUNCTION_WORDS and not w.isdigit()]
+    reach = _NEAR - 1
+    for word in close_before[-reach:] + close_after[:reach]:
         _vote_sentence_word(votes, word, weights.near)
-    for word in before[:-_NEAR] + after[_NEAR:]:
+    for word in close_before[:-reach] + close_after[reach:]:
         _vote_sentence_word(votes, word, weights.sentence)
     _vote_pronouns(votes, set(before) | set(after), set(after[:_SUBJECT_REACH]), weights)
+    _vote_article(votes, before, own, weights)
     _vote_neighbours(votes, at, weights)
-    _vote_next_sentence(votes, index.between(last, index.sentence(last, last)[1])[:2], weights)
+    _vote_next_sentence(votes, _next_opening(index, last, at.following), weights)
+
+
+def _vote_age(votes: Votes, own: tuple[str, ...], after: str, weights: Weights) -> None:
+    """An age right after a person's name ("Ford, 82,", "Jordan (34)"). Only in short texts
+    and for a one-word or person-shaped name: in articles a number after a name is as
+    often a footnote, a score or a street number ("the United States (1)", "corso
+    Monforte, 15,")."""
+    age = _AGE_AFTER.match(after)
+    if age and 10 <= int(age.group(1)) <= 110 and (len(own) == 1 or is_person_shaped(own)):
+        votes.add(PERSON, weights.age)
+
+
+def _next_opening(index: _Sentences, last: int, following: str) -> list[str]:
+    """The first words of the sentence after the name's: in its own text, or where that
+    text ends (a title), in the text that follows it (the summary)."""
+    opening = index.between(last, index.sentence(last, last)[1])
+    if opening or not following:
+        return opening[: _SUBJECT_NOUN_REACH + 1]
+    then = _sentences(following)
+    return then.between(0, then.sentence(0, 0)[1])[: _SUBJECT_NOUN_REACH + 1]
 
 
 def _vote_next_sentence(votes: Votes, opening: list[str], weights: Weights) -> None:
-    """The next sentence often goes on about the name: "He said", "The company said"."""
+    """The next sentence often goes on about the name: "He said", "The company said", "The
+    sports-car maker blamed", "The Oscar winner will star": its subject says what it is."""
     if not opening:
         return
     if opening[0] in PERSON_SUBJECTS:
@@ -311,10 +379,75 @@ def _vote_next_sentence(votes: Votes, opening: list[str], weights: Weights) -> N
     elif opening[0] in THING_SUBJECTS:
         votes.add(ORG, weights.next_sentence / 2)
         votes.add(PLACE, weights.next_sentence / 2)
-    elif opening[0] == "the" and len(opening) == 2:
-        for reading in (ORG, PLACE):
-            if _stem(opening[1]) in KINDS[reading]:
-                votes.add(reading, weights.next_sentence)
+    elif opening[0] == "the":
+        reading = _subject_kind(opening[1:])
+        if reading is not None:
+            votes.add(reading, weights.next_sentence)
+
+
+def _subject_kind(words: Sequence[str]) -> str | None:
+    """The reading of the first kind word in "the ..." ("the vacuum cleaner maker")."""
+    for word in words[:_SUBJECT_NOUN_REACH]:
+        stem = _stem(word)
+        for reading, kinds in ((ORG, KINDS[ORG]), (PLACE, KINDS[PLACE]), (PERSON, PERSON_KINDS)):
+            if stem in kinds:
+                return reading
+    return None
+
+
+@lru_cache(maxsize=1)
+def given_names() -> frozenset[str]:
+    """First names of many countries, lower case: Faker's person providers (MIT; the lists
+    ship in its wheel, so nothing is fetched), one list per country or language (85 of
+    them, about 22,000 names) read in 0.2 s, once per process. Names of places and firms
+    that are also given names ("Paris", "Jordan", "Mercedes") are in them too: the
+    evidence is one vote, weighed against the rest."""
+    import faker.providers.person as people
+
+    names: set[str] = set()
+    for module in pkgutil.iter_modules(people.__path__):
+        if module.name == "en":
+            continue  # a bare "en" list that mixes in words and surnames: King, North, Porsche
+        provider = importlib.import_module(f"{people.__name__}.{module.name}").Provider
+        for kind in ("first_names", "first_names_male", "first_names_female"):
+            listed = vars(provider).get(kind, ())
+            if isinstance(listed, (list, tuple, dict, set, frozenset)):
+                names.update(n.lower() for n in listed if isinstance(n, str) and n.isalpha())
+    return frozenset(names)
+
+
+def title_case(text: str) -> bool:
+    """A headline written with capitals on most words, where NER often runs a name on into
+    the verb after it ("Chelsea Clinton Joins", "Mercedes Ruehl to Return")."""
+    words = [w for w in text.split() if w[:1].isalpha() and len(w) > 3]
+    return len(words) >= 3 and sum(w[0].isupper() for w in words) >= 0.8 * len(words)
+
+
+def _vote_given_name(
+    votes: Votes,
+    written: str,
+    own: tuple[str, ...],
+    before: str,
+    weights: Weights,
+    *,
+    headline: bool = False,
+) -> None:
+    """A given name heads a person's full name ("Paris Hilton", "Nikola Tesla's", which the
+    small model often calls ORG) or stands right before a bare name NER did not join to it
+    ("Piers Morgan" with no entity): strong evidence of a person, in any language. A
+    person's name is written with capitals and no comma: not "Lincoln council" or a span
+    run on into "Wells, England's"."""
+    if len(own) > 1:
+        if headline and len(own) > 2 and not DESIGNATORS.intersection(own):
+            own, written = own[:2], " ".join(written.split()[:2])  # the name before the verb
+        capitalised = all(word[:1].isupper() for word in written.split())
+        shaped = is_person_shaped(own) and own[-1:] not in PLACE_ENDINGS
+        if own[0] in given_names() and shaped and capitalised and "," not in written:
+            votes.add(PERSON, weights.given_name)
+        return
+    previous = _GIVEN_BEFORE.search(before)
+    if previous and previous.group(1).lower() in given_names():
+        votes.add(PERSON, weights.given_name)
 
 
 def _vote_name_shape(
@@ -365,11 +498,27 @@ def _vote_sentence_word(votes: Votes, word: str, weight: float) -> None:
 
 
 def _vote_pronouns(votes: Votes, words: set[str], following: set[str], weights: Weights) -> None:
+    """His/her or its anywhere in the sentence; and, counted again as nearer evidence, a
+    pronoun in the few words after the name ("Tesla sketched his designs", "Morgan, who
+    joined", "Dyson said it would")."""
     if words & PERSON_PRONOUNS or following & PERSON_SUBJECTS:
         votes.add(PERSON, weights.pronoun)
     if words & THING_PRONOUNS or following & THING_SUBJECTS:
         votes.add(ORG, weights.pronoun / 2)
         votes.add(PLACE, weights.pronoun / 2)
+    if following & (PERSON_PRONOUNS | PERSON_SUBJECTS | RELATIVE_PERSON):
+        votes.add(PERSON, weights.near_pronoun)
+    if following & (THING_PRONOUNS | THING_SUBJECTS | RELATIVE_THING):
+        votes.add(ORG, weights.near_pronoun / 2)
+        votes.add(PLACE, weights.near_pronoun / 2)
+
+
+def _vote_article(votes: Votes, before: list[str], own: tuple[str, ...], weights: Weights) -> None:
+    """Ahead of a one-word name, "the" is no person's: "the Amazon", "the Hilton", "the Ford
+    plant"; a person is not "the Morgan" (a title between them is: "the inventor Tesla")."""
+    if len(own) == 1 and before and before[-1] == "the":
+        votes.add(ORG, weights.article / 2)
+        votes.add(PLACE, weights.article / 2)
 
 
 def _vote_neighbours(votes: Votes, at: Occurrence, weights: Weights) -> None:

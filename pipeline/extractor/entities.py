@@ -256,7 +256,7 @@ def _settle(
     weights: Weights,
 ) -> str:
     """Read one name over all its occurrences and give every one of them that label."""
-    occurrences = [_occurrence(fields[f], i) for f, i in places]
+    occurrences = [_occurrence(fields[f], i, _following(fields, f)) for f, i in places]
     first = fields[places[0][0]][2][places[0][1]]
     label = read_name(occurrences, names.items(), surname=surname, weights=weights) or first.label
     for f, i in places:
@@ -268,14 +268,25 @@ def _settle(
     return label
 
 
-def _occurrence(field: tuple[TextField, str, list[Found]], i: int) -> Occurrence:
+def _following(fields: _Fields, f: int) -> str:
+    """The text read after a title (the summary or the article): its first sentence often
+    says what the title's name is ("The carmaker said ...")."""
+    if fields[f][0] != "title" or f + 1 >= len(fields):
+        return ""
+    return fields[f + 1][1]
+
+
+def _occurrence(
+    field: tuple[TextField, str, list[Found]], i: int, following: str = ""
+) -> Occurrence:
     """The span at `i` of its field's spans (in text order), with the spans on either side:
     the only ones it can be listed with."""
     name, text, spans = field
     beside = [spans[j] for j in (i - 1, i + 1) if 0 <= j < len(spans)]
     neighbours = [Labelled(s.start, s.end, s.label) for s in beside]
     span = spans[i]
-    return Occurrence(text, span.start, span.end, span.label, neighbours, is_short(name, text))
+    short = is_short(name, text)
+    return Occurrence(text, span.start, span.end, span.label, neighbours, short, following)
 
 
 def _readable(span: Found, names: Mapping[tuple[str, ...], str]) -> bool:

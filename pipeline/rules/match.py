@@ -498,16 +498,27 @@ class _EntitySpans:
             if name_words(entity.text) == words:
                 return entity.label.upper()
         pattern = re.compile(r"\b" + r"\W+".join(map(re.escape, words)) + r"\b", re.IGNORECASE)
+        fields = self._short_fields()
         occurrences = [
-            Occurrence(text, m.start(), m.end(), None, neighbours, is_short(short_as, text))
-            for field in self._short_fields()
+            Occurrence(
+                text, m.start(), m.end(), None, neighbours, is_short(short_as, text), following
+            )
+            for n, field in enumerate(fields)
             for text, neighbours in [self._field_spans(field)]
             for short_as in ["title" if field == "title" else "summary"]
+            for following in [self._following(fields, n)]
             for m in pattern.finditer(text)
             if text[m.start()].isupper()
         ]
         names = [(name_words(e.text), e.label.upper()) for e in self._story.entities]
         return read_name(occurrences, names, weights=weights) if occurrences else None
+
+    def _following(self, fields: Sequence[TextField], n: int) -> str:
+        """The text read after a title (on a fallback, the summary), as the extractor's
+        reader sees it: its opening sentence may say what the title's name is."""
+        if fields[n] != "title" or n + 1 >= len(fields):
+            return ""
+        return str(getattr(self._story, fields[n + 1]))
 
     def _field_spans(self, field: TextField) -> tuple[str, list[Labelled]]:
         spans = self._index().get(field, [])
