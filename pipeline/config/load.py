@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from pipeline.config.feeds import Feed, FeedsFile
-from pipeline.config.rules import Rule, RulesFile, validate_rules
+from pipeline.config.rules import Rule, RulesFile, read_rules
 from pipeline.config.schema import collect_before_reading, describe, read_yaml
 from pipeline.config.settings import (
     DEFAULTS_DIR,
@@ -158,14 +158,13 @@ def _describe_settings(path: Path, exc: ValidationError) -> list[str]:
 def _load_list(
     path: Path, model: type[FeedsFile] | type[RulesFile], key: str, problems: list[str]
 ) -> list[Any]:
-    before = len(problems)
     if model is RulesFile:
         collect_before_reading(path)
-    data = read_yaml(path, problems, large=model is RulesFile)
+        return read_rules(path, problems)
+    before = len(problems)
+    data = read_yaml(path, problems)
     if len(problems) > before:
         return []
-    if model is RulesFile:
-        return validate_rules(path, data, problems)
     try:
         return list(getattr(model.model_validate(data), key))
     except ValidationError as exc:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -28,6 +29,7 @@ from pydantic import (
 )
 
 from pipeline.config.feeds import parse_duration
+from pipeline.config.rules_stream import NotPlain, item_starts, rule_pieces
 from pipeline.config.schema import (
     FREEZE_AT,
     ID_PATTERN,
@@ -39,6 +41,8 @@ from pipeline.config.schema import (
     entry_name,
     known_entity_label,
     message,
+    parse_yaml,
+    read_text,
     reject_duplicates,
 )
 from pipeline.models import Severity, TextField
@@ -217,6 +221,32 @@ _RULE_LIST = TypeAdapter(list[Rule])
 CHUNK = 5_000
 
 
+def read_rules(path: Path, problems: list[str]) -> list[Rule]:
+    """The validated rules of a rules file (none if it has problems, added to `problems`).
+
+    A file of the plain shape is parsed and validated a piece of `CHUNK` rules at a time
+    (`rules_stream.py`), so that a watch list of 100,000 rules never holds its parsed YAML
+    whole; any other is parsed whole. Both give the same rules and the same error lines.
+    """
+    text = read_text(path, problems)
+    if text is None:
+        return []
+    starts = item_starts(text)
+    if starts:
+        found: list[str] = []
+        try:
+            rules = _validate_pieces(path, rule_pieces(text, starts, CHUNK), len(starts), found)
+        except NotPlain:
+            pass
+        else:
+            problems.extend(found)
+            return rules
+    before = len(problems)
+    data = parse_yaml(path, text, problems, large=True)
+    del text
+    return validate_rules(path, data, problems) if len(problems) == before else []
+
+
 def validate_rules(path: Path, data: dict[str, Any], problems: list[str]) -> list[Rule]:
     """The rules of a parsed rules file, validated a chunk at a time.
 
@@ -232,15 +262,31 @@ def validate_rules(path: Path, data: dict[str, Any], problems: list[str]) -> lis
         problems.extend(describe(path, exc, entries=raw))
     if not isinstance(raw, list):
         return []
+    rules = _validate_pieces(path, _chunks_of(raw), len(raw), problems)
+    return rules if len(problems) == before else []
+
+
+def _chunks_of(raw: list[Any]) -> Iterator[tuple[int, list[Any]]]:
+    """`raw` a chunk at a time, each dropped from it once handed out."""
+    for start in range(0, len(raw), CHUNK):
+        chunk = raw[start : start + CHUNK]
+        raw[start : start + CHUNK] = [None] * len(chunk)
+        yield start, chunk
+
+
+def _validate_pieces(
+    path: Path, pieces: Iterable[tuple[int, list[Any]]], count: int, problems: list[str]
+) -> list[Rule]:
+    """The rules of (index of the first, raw entries) pieces; none if one is invalid."""
+    before = len(problems)
     rules: list[Rule] = []
-    with bulk_objects(freeze=len(raw) >= FREEZE_AT):
-        for start in range(0, len(raw), CHUNK):
-            chunk = raw[start : start + CHUNK]
+    with bulk_objects(freeze=count >= FREEZE_AT):
+        for start, chunk in pieces:
             try:
                 rules.extend(map(_share_fields_set, _RULE_LIST.validate_python(chunk)))
             except ValidationError as exc:
                 problems.extend(_describe_chunk(path, exc, chunk, start))
-            raw[start : start + CHUNK] = [None] * len(chunk)
+            del chunk
     try:
         reject_duplicates((r.id for r in rules), "rule id")
     except ValueError as exc:

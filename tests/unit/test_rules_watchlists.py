@@ -8,12 +8,14 @@ import gc
 from pathlib import Path
 
 import pytest
+import yaml_rs
 from prometheus_client import CollectorRegistry
 from rules_stories import story
 
 from pipeline.config import Rule, RulesSettings, load_rules
-from pipeline.config.rules import CHUNK
-from pipeline.config.schema import FREEZE_AT
+from pipeline.config import rules as rules_module
+from pipeline.config.rules import CHUNK, validate_rules
+from pipeline.config.schema import FREEZE_AT, parse_yaml
 from pipeline.errors import ConfigError
 from pipeline.metrics import OTHER_RULES, Metrics
 from pipeline.rules import engine as engine_module
@@ -193,3 +195,99 @@ def test_only_large_builds_are_frozen_out_of_the_collector() -> None:
         assert gc.get_freeze_count() > 0
     finally:
         gc.unfreeze()
+
+
+# Rules files read a piece at a time must mean what they mean read whole: tricky shapes
+# (block scalars, multi-line and quoted strings, anchors, comments, CRLF, flow lists),
+# across piece boundaries (pieces of 2 rules here).
+SHAPES = {
+    "plain": "rules:\n  - id: a\n    terms: [x]\n  - id: b\n    terms: [y]\n  - id: c\n    terms: [z]\n",
+    "compact": "# watch list\n---\nrules:   # all of them\n- id: a\n  terms: [x]\n\n# b\n- id: b\n"
+    "  terms:\n  - y\n  - {term: Y, in: [title]}\n- id: c\n  terms: [z]\n",
+    "block scalar": "rules:\n  - id: a\n    name: |\n      first\n\n      # not a comment\n      - x\n"
+    "    terms: [x]\n  - id: b\n    terms: [y]\n  - id: c\n    terms: [z]\n",
+    "folded": "rules:\n  - id: a\n    name: one\n      two\n    terms: ['x',\n      'w']\n"
+    "  - id: b\n    name: \"y\n      z\"\n    terms: [y]\n  - id: c\n    terms: [z]\n",
+    "anchor in piece": "rules:\n  - id: a\n    terms: &t [x]\n  - id: b\n    terms: *t\n"
+    "  - id: c\n    terms: [z]\n",
+    "anchor across pieces": "rules:\n  - id: a\n    terms: &t [x]\n  - id: b\n    terms: [y]\n"
+    "  - id: c\n    terms: *t\n",
+    "crlf": "rules:\r\n  - id: a\r\n    terms: [x]\r\n\r\n  - id: b\r\n    terms: [y]\r\n"
+    "  - id: c\r\n    terms: [z]\r\n",
+    "yaml 1.2 words": "rules:\n  - id: a\n    terms: [no, on]\n    exact: yes\n  - id: b\n"
+    "    terms: [y]\n    enabled: false\n  - id: c\n    terms: ['007']\n",
+    "wildcard": "rules:\n  - id: a\n    terms: ['unbund*']\n  - id: b\n    terms: [y]\n"
+    "  - id: c\n    terms: [z]\n",
+}  # fmt: skip
+
+
+def whole(path: Path) -> list[Rule] | list[str]:
+    """What the loader gives for a file parsed whole (the reading before pieces)."""
+    problems: list[str] = []
+    data = parse_yaml(path, path.read_text(encoding="utf-8"), problems, large=True)
+    rules = validate_rules(path, data, problems) if not problems else []
+    return problems or rules
+
+
+def loaded(path: Path) -> list[Rule] | list[str]:
+    try:
+        return load_rules(path)
+    except ConfigError as exc:
+        return exc.problems
+
+
+@pytest.mark.parametrize("text", SHAPES.values(), ids=list(SHAPES))
+def test_a_rules_file_read_in_pieces_means_what_it_means_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str
+) -> None:
+    monkeypatch.setattr(rules_module, "CHUNK", 2)
+    path = tmp_path / "rules.yaml"
+    path.write_bytes(text.encode())
+    assert loaded(path) == whole(path)
+    assert [r.id for r in load_rules(path)] == ["a", "b", "c"]
+
+
+BROKEN = {
+    "bad yaml in a later piece": "rules:\n  - id: a\n    terms: [x]\n  - id: b\n    terms: [y]\n"
+    "  - id: c\n    terms: [z\n",
+    "an item not at the items' indentation": "rules:\n  - id: a\n    terms: [x]\n  - id: b\n"
+    "    terms: [y]\n - id: c\n    terms: [z]\n",
+    "a key after the list": "rules:\n  - id: a\n    terms: [x]\n  - id: b\n    terms: [y]\n"
+    "other: 1\n",
+    "an invalid rule": "rules:\n  - id: a\n    terms: [x]\n  - id: b\n    terms: [y]\n"
+    "  - id: c\n    terms: []\n",
+    "an unknown anchor": "rules:\n  - id: a\n    terms: [x]\n  - id: b\n    terms: [y]\n"
+    "  - id: c\n    terms: *nowhere\n",
+    "a duplicate key": "rules:\n  - id: a\n    terms: [x]\n    terms: [y]\n",
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("text", BROKEN.values(), ids=list(BROKEN))
+def test_a_broken_rules_file_gets_the_errors_of_the_whole_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str
+) -> None:
+    monkeypatch.setattr(rules_module, "CHUNK", 2)
+    path = tmp_path / "rules.yaml"
+    path.write_text(text, encoding="utf-8")
+    problems = loaded(path)
+    assert problems == whole(path)
+    assert problems and all(isinstance(p, str) for p in problems)
+
+
+def test_a_plain_rules_file_is_never_parsed_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(rules_module, "CHUNK", 3)
+    path = tmp_path / "rules.yaml"
+    many_rules(path, 10)
+    parsed: list[int] = []
+    real = yaml_rs.loads
+
+    def counting(text: str) -> object:
+        items = real(text)
+        parsed.append(len(items) if isinstance(items, list) else -1)
+        return items
+
+    monkeypatch.setattr(yaml_rs, "loads", counting)
+    assert len(load_rules(path)) == 10
+    assert parsed == [3, 3, 3, 1]
