@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -221,13 +221,16 @@ _RULE_LIST = TypeAdapter(list[Rule])
 CHUNK = 5_000
 
 
-def read_rules(path: Path, problems: list[str]) -> list[Rule]:
+def read_rules(path: Path, problems: list[str], previous: Sequence[Rule] = ()) -> list[Rule]:
     """The validated rules of a rules file (none if it has problems, added to `problems`).
 
     A file of the plain shape is parsed and validated a piece of `CHUNK` rules at a time
     (`rules_stream.py`), so that a watch list of 100,000 rules never holds its parsed YAML
     whole; any other is parsed whole. Both give the same rules and the same error lines.
+    A rule equal to its version in `previous` (a reload's rules in force) is that object,
+    so that a reload does not hold two copies of the rules it did not change.
     """
+    lean = _Lean(previous)
     text = read_text(path, problems)
     if text is None:
         return []
@@ -235,7 +238,8 @@ def read_rules(path: Path, problems: list[str]) -> list[Rule]:
     if starts:
         found: list[str] = []
         try:
-            rules = _validate_pieces(path, rule_pieces(text, starts, CHUNK), len(starts), found)
+            pieces = rule_pieces(text, starts, CHUNK)
+            rules = _validate_pieces(path, pieces, len(starts), found, lean)
         except NotPlain:
             pass
         else:
@@ -244,10 +248,66 @@ def read_rules(path: Path, problems: list[str]) -> list[Rule]:
     before = len(problems)
     data = parse_yaml(path, text, problems, large=True)
     del text
-    return validate_rules(path, data, problems) if len(problems) == before else []
+    return validate_rules(path, data, problems, lean) if len(problems) == before else []
 
 
-def validate_rules(path: Path, data: dict[str, Any], problems: list[str]) -> list[Rule]:
+class _Lean:
+    """Makes each new rule as small as it can be, and an unchanged one the rule in force.
+
+    A one-term rule is about 800 bytes, most of them its field values' dict (464 bytes for
+    17 fields). Rules get a dict that shares its keys with every other rule's (a "split"
+    dict, as instances of a plain class have: 300 bytes), the record of which fields were
+    given, equal tuples of names (`notify`, `sources`, ...) and a name that is its only
+    term's text are shared too. Rules are frozen, so sharing cannot leak a change. A rule
+    equal to its version in `previous` (the rules a reload replaces) is that object.
+    """
+
+    def __init__(self, previous: Sequence[Rule]) -> None:
+        self.by_id = {rule.id: rule for rule in previous}
+        self.tuples: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+
+    def __call__(self, rule: Rule) -> Rule:
+        given = rule.model_fields_set
+        old = self.by_id.get(rule.id)
+        if old is not None and old.model_fields_set == given and old == rule:
+            return old
+        values = _SPLIT_DICT.copy()
+        values.update(rule.__dict__)
+        for name in _SHARED_TUPLES:
+            if values[name]:
+                values[name] = self.tuples.setdefault(values[name], values[name])
+        terms = values["terms"]
+        if len(terms) == 1 and terms[0] == values["name"]:
+            values["name"] = terms[0]
+        object.__setattr__(rule, "__dict__", values)
+        shared = _FIELDS_SETS.setdefault(frozenset(given), set(given))
+        object.__setattr__(rule, "__pydantic_fields_set__", shared)
+        return rule
+
+
+def _split_dict(names: Iterable[str]) -> dict[str, Any]:
+    """An empty-valued dict of these keys whose copies share one table of keys."""
+
+    class Values:
+        pass
+
+    holder = Values()
+    for name in names:
+        setattr(holder, name, None)
+    return holder.__dict__
+
+
+_SPLIT_DICT = _split_dict(Rule.model_fields)
+_SHARED_TUPLES = ("entity_types", "fields", "sources", "topics", "languages", "notify")
+_FIELDS_SETS: dict[frozenset[str], set[str]] = {}
+
+
+def validate_rules(
+    path: Path,
+    data: dict[str, Any],
+    problems: list[str],
+    lean: Callable[[Rule], Rule] | None = None,
+) -> list[Rule]:
     """The rules of a parsed rules file, validated a chunk at a time.
 
     Each chunk's raw mappings are dropped as soon as it is validated, so a watch list of
@@ -262,7 +322,7 @@ def validate_rules(path: Path, data: dict[str, Any], problems: list[str]) -> lis
         problems.extend(describe(path, exc, entries=raw))
     if not isinstance(raw, list):
         return []
-    rules = _validate_pieces(path, _chunks_of(raw), len(raw), problems)
+    rules = _validate_pieces(path, _chunks_of(raw), len(raw), problems, lean or _Lean(()))
     return rules if len(problems) == before else []
 
 
@@ -275,7 +335,11 @@ def _chunks_of(raw: list[Any]) -> Iterator[tuple[int, list[Any]]]:
 
 
 def _validate_pieces(
-    path: Path, pieces: Iterable[tuple[int, list[Any]]], count: int, problems: list[str]
+    path: Path,
+    pieces: Iterable[tuple[int, list[Any]]],
+    count: int,
+    problems: list[str],
+    lean: Callable[[Rule], Rule],
 ) -> list[Rule]:
     """The rules of (index of the first, raw entries) pieces; none if one is invalid."""
     before = len(problems)
@@ -283,7 +347,8 @@ def _validate_pieces(
     with bulk_objects(freeze=count >= FREEZE_AT):
         for start, chunk in pieces:
             try:
-                rules.extend(map(_share_fields_set, _RULE_LIST.validate_python(chunk)))
+                valid = _RULE_LIST.validate_python(chunk)
+                rules.extend(map(lean, valid))
             except ValidationError as exc:
                 problems.extend(_describe_chunk(path, exc, chunk, start))
             del chunk
@@ -292,19 +357,6 @@ def _validate_pieces(
     except ValueError as exc:
         problems.append(f"{path}: field 'rules': {exc}")
     return rules if len(problems) == before else []
-
-
-_FIELDS_SETS: dict[frozenset[str], set[str]] = {}
-
-
-def _share_fields_set(rule: Rule) -> Rule:
-    """Rules written alike share one record of which fields were given (pydantic keeps a
-    set per model, 216 bytes: a quarter of a one-term rule). Rules are frozen, and
-    `model_copy` copies the set before it changes it, so sharing it is safe."""
-    given = rule.model_fields_set
-    shared = _FIELDS_SETS.setdefault(frozenset(given), set(given))
-    object.__setattr__(rule, "__pydantic_fields_set__", shared)
-    return rule
 
 
 def _describe_chunk(path: Path, exc: ValidationError, chunk: list[Any], start: int) -> list[str]:

@@ -5,6 +5,7 @@ not keep the old automata, and alert series bounded whatever the number of rules
 from __future__ import annotations
 
 import gc
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -104,9 +105,9 @@ def test_a_reload_reads_the_new_file_without_the_old_automata(
     engine = engine_on(path, CollectorRegistry())
     held_while_reading: list[int] = []
 
-    def reading(rules_path: Path) -> list[Rule]:
+    def reading(rules_path: Path, previous: Sequence[Rule] = ()) -> list[Rule]:
         held_while_reading.append(len(engine.compiled.automata) + len(engine.compiled.terms))
-        return load_rules(rules_path)
+        return load_rules(rules_path, previous)
 
     monkeypatch.setattr(engine_module, "load_rules", reading)
     path.write_text("rules:\n" + GOOD.replace("Tesla", "Rivian"), encoding="utf-8")
@@ -291,3 +292,37 @@ def test_a_plain_rules_file_is_never_parsed_whole(
     monkeypatch.setattr(yaml_rs, "loads", counting)
     assert len(load_rules(path)) == 10
     assert parsed == [3, 3, 3, 1]
+
+
+def test_a_reload_keeps_one_copy_of_the_rules_it_did_not_change(tmp_path: Path) -> None:
+    path = tmp_path / "rules.yaml"
+    many_rules(path, 5)
+    engine = engine_on(path, CollectorRegistry())
+    before = list(engine.compiled.rules)
+    changes: list[tuple[list[str], list[str]]] = []
+    engine.on_reload = lambda old, new: changes.append(([r.id for r in old], [r.id for r in new]))
+    path.write_text(path.read_text().replace("word3]", "word3, other]"), encoding="utf-8")
+    engine.request_reload()
+    assert engine.reload_if_due()
+    after = engine.compiled.rules
+    assert [a is b for a, b in zip(before, after, strict=True)] == [True] * 3 + [False, True]
+    assert after[3].terms == ("word3", "other") and before[3].terms == ("word3",)
+    assert changes == [([f"r{n}" for n in range(5)], [f"r{n}" for n in range(5)])]
+    assert [a.rule_id for a in engine.process(story("word3 and other news"))] == ["r3"]
+
+
+def test_shared_values_leave_each_rule_as_written(tmp_path: Path) -> None:
+    path = tmp_path / "rules.yaml"
+    path.write_text(
+        "rules:\n  - id: a\n    terms: [Acme]\n    notify: [chat]\n    entity_types: [org]\n"
+        "  - id: b\n    name: Acme\n    terms: [Acme]\n    notify: [chat]\n"
+        "  - id: c\n    terms: [Beta]\n    notify: [mail]\n    entity_types: [ORG]\n",
+        encoding="utf-8",
+    )
+    a, b, c = load_rules(path)
+    assert (a.name, b.name, c.name) == ("a", "Acme", "c")
+    assert a.notify is b.notify and a.notify == ("chat",) and c.notify == ("mail",)
+    assert a.entity_types == c.entity_types == ("ORG",)
+    assert a.model_fields_set == {"id", "terms", "notify", "entity_types"}
+    assert b.model_copy(update={"name": "x"}).name == "x" and b.name == "Acme"
+    assert b.model_dump()["name"] == "Acme" and a == whole(path)[0]
