@@ -267,21 +267,26 @@ class _Lean:
         self.tuples: dict[tuple[Any, ...], tuple[Any, ...]] = {}
 
     def __call__(self, rule: Rule) -> Rule:
-        given = rule.model_fields_set
-        old = self.by_id.get(rule.id)
-        if old is not None and old.model_fields_set == given and old == rule:
-            return old
+        given = rule.__pydantic_fields_set__
+        if self.by_id:
+            old = self.by_id.get(rule.id)
+            if old is not None and old.__pydantic_fields_set__ == given and old == rule:
+                return old
         values = _SPLIT_DICT.copy()
         values.update(rule.__dict__)
-        for name in _SHARED_TUPLES:
-            if values[name]:
-                values[name] = self.tuples.setdefault(values[name], values[name])
+        tuples = self.tuples
+        for name, default in _SHARED_TUPLES:
+            value = values[name]
+            if value and value is not default:
+                values[name] = tuples.setdefault(value, value)
         terms = values["terms"]
         if len(terms) == 1 and terms[0] == values["name"]:
             values["name"] = terms[0]
-        object.__setattr__(rule, "__dict__", values)
-        shared = _FIELDS_SETS.setdefault(frozenset(given), set(given))
-        object.__setattr__(rule, "__pydantic_fields_set__", shared)
+        _set(rule, "__dict__", values)
+        shared = _FIELDS_SETS.get(given_key := frozenset(given))
+        if shared is None:
+            shared = _FIELDS_SETS[given_key] = set(given)
+        _set(rule, "__pydantic_fields_set__", shared)
         return rule
 
 
@@ -298,7 +303,11 @@ def _split_dict(names: Iterable[str]) -> dict[str, Any]:
 
 
 _SPLIT_DICT = _split_dict(Rule.model_fields)
-_SHARED_TUPLES = ("entity_types", "fields", "sources", "topics", "languages", "notify")
+_SHARED_TUPLES = [
+    (name, Rule.model_fields[name].default)
+    for name in ("entity_types", "fields", "sources", "topics", "languages", "notify")
+]
+_set = object.__setattr__
 _FIELDS_SETS: dict[frozenset[str], set[str]] = {}
 
 

@@ -46,17 +46,14 @@ def item_starts(text: str) -> list[int] | None:
     if head is None or first is None:
         return None
     indent = len(first.group(1))
-    # every line indented no deeper than the items is an item, a comment or blank
-    shallow = re.compile(rf"^ {{0,{indent}}}([^ \n].*)$", re.M)
-    starts: list[int] = []
-    for line in shallow.finditer(text, head.end()):
-        rest = line.group(1)
-        if rest.startswith("#") or not rest.strip():
-            continue
-        if len(line.group(0)) - len(rest) != indent or not _ITEM.match(rest):
-            return None
-        starts.append(line.start(0))
-    return starts
+    at_item = rf" {{{indent}}}-(?:[ \t\r\n]|$)"
+    # every line indented no deeper than the items is an item, a comment or blank (the
+    # patterns start with a newline, which the regex engine finds fast)
+    other = rf"\n(?!{at_item}| {{{indent + 1}}}) {{0,{indent}}}(?! |#|[ \t\r]*(?:\n|$))"
+    if re.compile(other).search(text, head.end() - 1):
+        return None
+    items = re.compile(r"\n" + at_item).finditer(text, head.end() - 1)
+    return [found.start() + 1 for found in items]
 
 
 def rule_pieces(text: str, starts: list[int], chunk: int) -> Iterator[tuple[int, list[Any]]]:

@@ -16,6 +16,7 @@ from rules_stories import story
 from pipeline.config import Rule, RulesSettings, load_rules
 from pipeline.config import rules as rules_module
 from pipeline.config.rules import CHUNK, validate_rules
+from pipeline.config.rules_stream import item_starts
 from pipeline.config.schema import FREEZE_AT, parse_yaml
 from pipeline.errors import ConfigError
 from pipeline.metrics import OTHER_RULES, Metrics
@@ -326,3 +327,24 @@ def test_shared_values_leave_each_rule_as_written(tmp_path: Path) -> None:
     assert a.model_fields_set == {"id", "terms", "notify", "entity_types"}
     assert b.model_copy(update={"name": "x"}).name == "x" and b.name == "Acme"
     assert b.model_dump()["name"] == "Acme" and a == whole(path)[0]
+
+
+@pytest.mark.parametrize(
+    ("text", "starts"),
+    [
+        ("rules:\n  - id: a\n  # c\n\n  - id: b\n    x: |\n      y\n", [7, 24]),
+        ("rules:\n- id: a\n-\n  id: b", [7, 15]),
+        ("rules:\n  - id: a\n other: 1\n", None),
+        ("rules:\n  - id: a\nother: 1\n", None),
+        ("rules:\n  - id: a\n   - id: b\n", [7]),
+        ("rules:\n  - id: a\n  -id: b\n", None),
+        ("rules:\n  - id: a\n\t- id: b\n", None),
+        ("rules:\n  - id: a\n...\n", None),
+        ("rules: []\n", None),
+        ("other: 1\nrules:\n  - id: a\n", None),
+    ],
+)
+def test_only_a_rules_key_over_a_block_sequence_is_cut_into_pieces(
+    text: str, starts: list[int] | None
+) -> None:
+    assert item_starts(text) == starts
