@@ -199,10 +199,15 @@ class _Builder:
         return parsed, self.keys.setdefault((parsed.stream, parsed.key), len(self.keys))
 
     def automata(self) -> dict[Stream, Any]:
-        """The watch keys' automata; condition keys go to `self.conditions` instead."""
+        """The watch keys' automata; condition keys go to `self.conditions` instead.
+
+        Each key and its watcher list are let go of as they go into the automaton, so a
+        watch list's keys are not held twice, as strings and in the trie, at the peak."""
         automata: dict[Stream, Any] = {}
-        for (stream, key), key_id in self.keys.items():
-            watchers = self.watchers.get(key_id)
+        keys, self.keys = self.keys, {}
+        while keys:
+            (stream, key), key_id = keys.popitem()
+            watchers = self.watchers.pop(key_id, None)
             if not watchers:
                 self.conditions[key_id] = key
                 continue
