@@ -241,6 +241,31 @@ def compile_rules(rules: list[Rule], source: Path | None = None) -> CompiledRule
     )
 
 
+def term_problems(rules: list[Rule], source: Path | None = None) -> list[str]:
+    """The lines `compile_rules` raises for these rules (terms with no letters or digits),
+    found without compiling them: a reload checks the new rules with it, then lets go of
+    the old ones before it compiles the new."""
+    problems = []
+    for rule in rules:
+        if not rule.enabled:
+            continue
+        for _, _, where, terms in _term_groups(rule):
+            for term in terms:
+                text = term if isinstance(term, str) else term.term
+                if not _has_words(text):
+                    problems.append(
+                        f"{source or 'rules'}: rule {rule.id!r}: field '{where}': "
+                        f"term {text!r} has no letters or digits"
+                    )
+    return problems
+
+
+def _has_words(term: str) -> bool:
+    """Whether `_parse_term` gives the term a key (it has letters or digits)."""
+    text = term.removesuffix("*")
+    return _PLAIN_TERM.fullmatch(text) is not None or bool(words(text))
+
+
 def _term_groups(rule: Rule) -> list[tuple[TermKind, int, str, tuple[Term, ...]]]:
     """(kind, near group, the field as written, its terms) of each list of terms the rule has."""
     groups: list[tuple[TermKind, int, str, tuple[Term, ...]]] = [("any", 0, "terms", rule.terms)]

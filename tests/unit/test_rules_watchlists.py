@@ -5,6 +5,7 @@ not keep the old automata, and alert series bounded whatever the number of rules
 from __future__ import annotations
 
 import gc
+import weakref
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -21,7 +22,8 @@ from pipeline.config.schema import FREEZE_AT, parse_yaml
 from pipeline.errors import ConfigError
 from pipeline.metrics import OTHER_RULES, Metrics
 from pipeline.rules import engine as engine_module
-from pipeline.rules.compile import compile_rules
+from pipeline.rules import flood
+from pipeline.rules.compile import CompiledRules, compile_rules, term_problems
 from pipeline.rules.engine import RulesEngine
 from pipeline.rules.store import MEMORY, AlertStore
 
@@ -348,3 +350,56 @@ def test_only_a_rules_key_over_a_block_sequence_is_cut_into_pieces(
     text: str, starts: list[int] | None
 ) -> None:
     assert item_starts(text) == starts
+
+
+@pytest.mark.parametrize("term", ["--", ".*", "\u200b", "a*", "ü", "日本", "C++", "_", "3"])
+@pytest.mark.parametrize("exact", [False, True])
+def test_term_problems_are_the_problems_compiling_raises(term: str, exact: bool) -> None:
+    rule = Rule.model_validate(
+        {"id": "r", "terms": ["x"], "exact": exact, "near": {"terms": [term], "within": 2},
+         "all": [{"term": term, "in": ["title"]}]}
+    )  # fmt: skip
+    try:
+        compile_rules([rule])
+        raised: list[str] = []
+    except ConfigError as exc:
+        raised = exc.problems
+    assert term_problems([rule]) == raised
+
+
+def test_a_reload_of_a_new_watch_list_lets_the_old_go_before_compiling(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "rules.yaml"
+    many_rules(path, 5)
+    engine = engine_on(path, CollectorRegistry())
+    checked: list[list[str]] = []
+    engine.on_reload = lambda old, new: checked.append([rule.id for rule in old])
+    monkeypatch.setattr(flood, "MAX_RULES", 2)  # the flood check reads the first 2 changed
+    old = [weakref.ref(rule) for rule in engine.compiled.rules]
+    alive_while_compiling: list[int] = []
+
+    def compiling(rules: list[Rule], source: Path | None = None) -> CompiledRules:
+        gc.collect()
+        alive_while_compiling.append(sum(ref() is not None for ref in old))
+        return compile_rules(rules, source)
+
+    monkeypatch.setattr(engine_module, "compile_rules", compiling)
+    path.write_text(path.read_text().replace("terms: [", "terms: [new "), encoding="utf-8")
+    engine.request_reload()
+    assert engine.reload_if_due()
+    assert alive_while_compiling == [2]
+    assert checked == [["r0", "r1"]]
+    assert [a.rule_id for a in engine.process(story("new word2 today"))] == ["r2"]
+
+
+def test_a_reload_whose_terms_do_not_compile_still_keeps_every_old_rule(tmp_path: Path) -> None:
+    path = tmp_path / "rules.yaml"
+    many_rules(path, 3)
+    engine = engine_on(path, CollectorRegistry())
+    before = list(engine.compiled.rules)
+    path.write_text(path.read_text().replace("word1]", "'--']"), encoding="utf-8")
+    engine.request_reload()
+    assert not engine.reload_if_due()
+    assert engine.compiled.rules == before
+    assert [a.rule_id for a in engine.process(story("word0 and word1"))] == ["r0", "r1"]
