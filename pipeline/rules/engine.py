@@ -11,9 +11,10 @@ longer validates keeps the old rules in force and is counted in
 `newsmon_rule_reloads_total{outcome="error"}`.
 The old rules' automata and terms are dropped before the new file is read (no story is
 matched while it is), and rebuilt from the old rules if it does not compile: a watch list
-of 100,000 rules is never compiled twice in memory. Only its validated rules are kept
-meanwhile, and a new rule equal to its old version is that same object (`load_rules`'s
-`previous`), so only the rules an edit changed exist twice during a reload.
+of 100,000 rules is never compiled twice in memory. A new rule equal to its old version
+is that same object (`load_rules`'s `previous`), and once the new file loads and its terms
+pass the check compiling makes, the old rules go before the new ones are compiled (but
+for those the flood check reads), so a watch list is held twice only while it is read.
 """
 
 from __future__ import annotations
