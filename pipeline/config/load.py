@@ -9,7 +9,7 @@ inside the package, so an installed newsmon starts from any directory.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from pipeline.config.feeds import Feed, FeedsFile
-from pipeline.config.rules import Rule, RulesFile, validate_rules
+from pipeline.config.rules import Rule, RulesFile, read_rules
 from pipeline.config.schema import collect_before_reading, describe, read_yaml
 from pipeline.config.settings import (
     DEFAULTS_DIR,
@@ -108,13 +108,15 @@ def _run_checks(checks: Iterable[Callable[[Settings], None]], settings: Settings
     return problems
 
 
-def load_rules(rules_path: Path) -> list[Rule]:
-    """Load only a rules file (for `newsmon match` and hot reload)."""
+def load_rules(rules_path: Path, previous: Sequence[Rule] = ()) -> list[Rule]:
+    """Load only a rules file (for `newsmon match` and hot reload). A rule equal to its
+    version in `previous` (the rules a reload replaces) is that object, not a copy."""
     problems: list[str] = []
-    rules = _load_list(rules_path, RulesFile, "rules", problems)
+    collect_before_reading(rules_path)
+    rules = read_rules(rules_path, problems, previous)
     if problems:
         raise ConfigError(problems)
-    return [r for r in rules if isinstance(r, Rule)]
+    return rules
 
 
 def rules_problems(rules_path: Path, settings: Settings) -> list[str]:
@@ -158,14 +160,13 @@ def _describe_settings(path: Path, exc: ValidationError) -> list[str]:
 def _load_list(
     path: Path, model: type[FeedsFile] | type[RulesFile], key: str, problems: list[str]
 ) -> list[Any]:
-    before = len(problems)
     if model is RulesFile:
         collect_before_reading(path)
-    data = read_yaml(path, problems, large=model is RulesFile)
+        return read_rules(path, problems)
+    before = len(problems)
+    data = read_yaml(path, problems)
     if len(problems) > before:
         return []
-    if model is RulesFile:
-        return validate_rules(path, data, problems)
     try:
         return list(getattr(model.model_validate(data), key))
     except ValidationError as exc:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -28,6 +29,7 @@ from pydantic import (
 )
 
 from pipeline.config.feeds import parse_duration
+from pipeline.config.rules_stream import NotPlain, item_starts, rule_pieces
 from pipeline.config.schema import (
     FREEZE_AT,
     ID_PATTERN,
@@ -39,6 +41,8 @@ from pipeline.config.schema import (
     entry_name,
     known_entity_label,
     message,
+    parse_yaml,
+    read_text,
     reject_duplicates,
 )
 from pipeline.models import Severity, TextField
@@ -217,7 +221,102 @@ _RULE_LIST = TypeAdapter(list[Rule])
 CHUNK = 5_000
 
 
-def validate_rules(path: Path, data: dict[str, Any], problems: list[str]) -> list[Rule]:
+def read_rules(path: Path, problems: list[str], previous: Sequence[Rule] = ()) -> list[Rule]:
+    """The validated rules of a rules file (none if it has problems, added to `problems`).
+
+    A file of the plain shape is parsed and validated a piece of `CHUNK` rules at a time
+    (`rules_stream.py`), so that a watch list of 100,000 rules never holds its parsed YAML
+    whole; any other is parsed whole. Both give the same rules and the same error lines.
+    A rule equal to its version in `previous` (a reload's rules in force) is that object,
+    so that a reload does not hold two copies of the rules it did not change.
+    """
+    lean = _Lean(previous)
+    text = read_text(path, problems)
+    if text is None:
+        return []
+    starts = item_starts(text)
+    if starts:
+        found: list[str] = []
+        try:
+            pieces = rule_pieces(text, starts, CHUNK)
+            rules = _validate_pieces(path, pieces, len(starts), found, lean)
+        except NotPlain:
+            pass
+        else:
+            problems.extend(found)
+            return rules
+    before = len(problems)
+    data = parse_yaml(path, text, problems, large=True)
+    del text
+    return validate_rules(path, data, problems, lean) if len(problems) == before else []
+
+
+class _Lean:
+    """Makes each new rule as small as it can be, and an unchanged one the rule in force.
+
+    A one-term rule is about 800 bytes, most of them its field values' dict (464 bytes for
+    17 fields). Rules get a dict that shares its keys with every other rule's (a "split"
+    dict, as instances of a plain class have: 300 bytes), the record of which fields were
+    given, equal tuples of names (`notify`, `sources`, ...) and a name that is its only
+    term's text are shared too. Rules are frozen, so sharing cannot leak a change. A rule
+    equal to its version in `previous` (the rules a reload replaces) is that object.
+    """
+
+    def __init__(self, previous: Sequence[Rule]) -> None:
+        self.by_id = {rule.id: rule for rule in previous}
+        self.tuples: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+
+    def __call__(self, rule: Rule) -> Rule:
+        given = rule.__pydantic_fields_set__
+        if self.by_id:
+            old = self.by_id.get(rule.id)
+            if old is not None and old.__pydantic_fields_set__ == given and old == rule:
+                return old
+        values = _SPLIT_DICT.copy()
+        values.update(rule.__dict__)
+        tuples = self.tuples
+        for name, default in _SHARED_TUPLES:
+            value = values[name]
+            if value and value is not default:
+                values[name] = tuples.setdefault(value, value)
+        terms = values["terms"]
+        if len(terms) == 1 and terms[0] == values["name"]:
+            values["name"] = terms[0]
+        _set(rule, "__dict__", values)
+        shared = _FIELDS_SETS.get(given_key := frozenset(given))
+        if shared is None:
+            shared = _FIELDS_SETS[given_key] = set(given)
+        _set(rule, "__pydantic_fields_set__", shared)
+        return rule
+
+
+def _split_dict(names: Iterable[str]) -> dict[str, Any]:
+    """An empty-valued dict of these keys whose copies share one table of keys."""
+
+    class Values:
+        pass
+
+    holder = Values()
+    for name in names:
+        setattr(holder, name, None)
+    return holder.__dict__
+
+
+_SPLIT_DICT = _split_dict(Rule.model_fields)
+_SHARED_TUPLES = [
+    (name, Rule.model_fields[name].default)
+    for name in ("entity_types", "fields", "sources", "topics", "languages", "notify")
+]
+_set = object.__setattr__
+_FIELDS_SETS: dict[frozenset[str], set[str]] = {}
+
+
+def validate_rules(
+    path: Path,
+    data: dict[str, Any],
+    problems: list[str],
+    lean: Callable[[Rule], Rule] | None = None,
+) -> list[Rule]:
     """The rules of a parsed rules file, validated a chunk at a time.
 
     Each chunk's raw mappings are dropped as soon as it is validated, so a watch list of
@@ -232,33 +331,41 @@ def validate_rules(path: Path, data: dict[str, Any], problems: list[str]) -> lis
         problems.extend(describe(path, exc, entries=raw))
     if not isinstance(raw, list):
         return []
+    rules = _validate_pieces(path, _chunks_of(raw), len(raw), problems, lean or _Lean(()))
+    return rules if len(problems) == before else []
+
+
+def _chunks_of(raw: list[Any]) -> Iterator[tuple[int, list[Any]]]:
+    """`raw` a chunk at a time, each dropped from it once handed out."""
+    for start in range(0, len(raw), CHUNK):
+        chunk = raw[start : start + CHUNK]
+        raw[start : start + CHUNK] = [None] * len(chunk)
+        yield start, chunk
+
+
+def _validate_pieces(
+    path: Path,
+    pieces: Iterable[tuple[int, list[Any]]],
+    count: int,
+    problems: list[str],
+    lean: Callable[[Rule], Rule],
+) -> list[Rule]:
+    """The rules of (index of the first, raw entries) pieces; none if one is invalid."""
+    before = len(problems)
     rules: list[Rule] = []
-    with bulk_objects(freeze=len(raw) >= FREEZE_AT):
-        for start in range(0, len(raw), CHUNK):
-            chunk = raw[start : start + CHUNK]
+    with bulk_objects(freeze=count >= FREEZE_AT):
+        for start, chunk in pieces:
             try:
-                rules.extend(map(_share_fields_set, _RULE_LIST.validate_python(chunk)))
+                valid = _RULE_LIST.validate_python(chunk)
+                rules.extend(map(lean, valid))
             except ValidationError as exc:
                 problems.extend(_describe_chunk(path, exc, chunk, start))
-            raw[start : start + CHUNK] = [None] * len(chunk)
+            del chunk
     try:
         reject_duplicates((r.id for r in rules), "rule id")
     except ValueError as exc:
         problems.append(f"{path}: field 'rules': {exc}")
     return rules if len(problems) == before else []
-
-
-_FIELDS_SETS: dict[frozenset[str], set[str]] = {}
-
-
-def _share_fields_set(rule: Rule) -> Rule:
-    """Rules written alike share one record of which fields were given (pydantic keeps a
-    set per model, 216 bytes: a quarter of a one-term rule). Rules are frozen, and
-    `model_copy` copies the set before it changes it, so sharing it is safe."""
-    given = rule.model_fields_set
-    shared = _FIELDS_SETS.setdefault(frozenset(given), set(given))
-    object.__setattr__(rule, "__pydantic_fields_set__", shared)
-    return rule
 
 
 def _describe_chunk(path: Path, exc: ValidationError, chunk: list[Any], start: int) -> list[str]:

@@ -199,10 +199,15 @@ class _Builder:
         return parsed, self.keys.setdefault((parsed.stream, parsed.key), len(self.keys))
 
     def automata(self) -> dict[Stream, Any]:
-        """The watch keys' automata; condition keys go to `self.conditions` instead."""
+        """The watch keys' automata; condition keys go to `self.conditions` instead.
+
+        Each key and its watcher list are let go of as they go into the automaton, so a
+        watch list's keys are not held twice, as strings and in the trie, at the peak."""
         automata: dict[Stream, Any] = {}
-        for (stream, key), key_id in self.keys.items():
-            watchers = self.watchers.get(key_id)
+        keys, self.keys = self.keys, {}
+        while keys:
+            (stream, key), key_id = keys.popitem()
+            watchers = self.watchers.pop(key_id, None)
             if not watchers:
                 self.conditions[key_id] = key
                 continue
@@ -234,6 +239,31 @@ def compile_rules(rules: list[Rule], source: Path | None = None) -> CompiledRule
         source=source,
         conditions=builder.conditions,
     )
+
+
+def term_problems(rules: list[Rule], source: Path | None = None) -> list[str]:
+    """The lines `compile_rules` raises for these rules (terms with no letters or digits),
+    found without compiling them: a reload checks the new rules with it, then lets go of
+    the old ones before it compiles the new."""
+    problems = []
+    for rule in rules:
+        if not rule.enabled:
+            continue
+        for _, _, where, terms in _term_groups(rule):
+            for term in terms:
+                text = term if isinstance(term, str) else term.term
+                if not _has_words(text):
+                    problems.append(
+                        f"{source or 'rules'}: rule {rule.id!r}: field '{where}': "
+                        f"term {text!r} has no letters or digits"
+                    )
+    return problems
+
+
+def _has_words(term: str) -> bool:
+    """Whether `_parse_term` gives the term a key (it has letters or digits)."""
+    text = term.removesuffix("*")
+    return _PLAIN_TERM.fullmatch(text) is not None or bool(words(text))
 
 
 def _term_groups(rule: Rule) -> list[tuple[TermKind, int, str, tuple[Term, ...]]]:

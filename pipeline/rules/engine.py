@@ -11,8 +11,10 @@ longer validates keeps the old rules in force and is counted in
 `newsmon_rule_reloads_total{outcome="error"}`.
 The old rules' automata and terms are dropped before the new file is read (no story is
 matched while it is), and rebuilt from the old rules if it does not compile: a watch list
-of 100,000 rules is never compiled twice in memory; only its validated rules are kept
-meanwhile.
+of 100,000 rules is never compiled twice in memory. A new rule equal to its old version
+is that same object (`load_rules`'s `previous`), and once the new file loads and its terms
+pass the check compiling makes, the old rules go before the new ones are compiled (but
+for those the flood check reads), so a watch list is held twice only while it is read.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from pipeline.errors import ConfigError
 from pipeline.history.sources import History
 from pipeline.metrics import Metrics
 from pipeline.models import Alert, AlertStory, EnrichedStory, alert_id_for, decode, utcnow
-from pipeline.rules.compile import CompiledRules, compile_rules
+from pipeline.rules.compile import CompiledRules, compile_rules, term_problems
 from pipeline.rules.dedup import AlertLedger
 from pipeline.rules.match import MatchNotes, RuleMatch, match_story, matched_terms
 from pipeline.rules.spike import Fired, SpikeDetector
@@ -138,7 +140,8 @@ class RulesEngine:
             self._forget_old_spikes()
         self.on_reload: OnReload | None = None
         """Told (old rules, new rules) after each reload that took effect: the host's flood
-        check (`rules/flood.py`)."""
+        check (`rules/flood.py`). The old rules are those the check reads
+        (`previous_checked`): a watch list replaced whole is not kept for it."""
 
     # -- rules -----------------------------------------------------------------------
 
@@ -158,20 +161,29 @@ class RulesEngine:
         if stamp == self._stamp and not requested:
             return False
         self._stamp = stamp
-        before = self.compiled.rules
-        if not self._reload():
+        before = self._reload()
+        if before is None:
             return False
         if self.on_reload is not None:
             self.on_reload(before, self.compiled.rules)
         return True
 
-    def _reload(self) -> bool:
-        """Swap in the rules file. No story is matched meanwhile, so the old automata are
-        dropped first, and rebuilt from the old rules if the new file does not compile."""
+    def _reload(self) -> list[Rule] | None:
+        """Swap in the rules file; the old rules the flood check reads (None: not swapped).
+
+        No story is matched meanwhile, so the old automata are dropped first, and rebuilt
+        from the old rules if the new file does not load or its terms do not compile. Once
+        they do, the old rules go too, before the new ones are compiled, but for those the
+        flood check reads (`previous_checked`; the rules the edit left as they were are
+        the very objects of the new list), so a replaced watch list is never held twice
+        while it is compiled."""
         kept = self.compiled.rules
         self.compiled = CompiledRules(rules=[])
         try:
-            compiled = compile_rules(load_rules(self.rules_path), self.rules_path)
+            rules = load_rules(self.rules_path, kept)
+            problems = term_problems(rules, self.rules_path)
+            if problems:
+                raise ConfigError(problems)
         except ConfigError as exc:
             self.compiled = compile_rules(kept, self.rules_path)
             self.metrics.rule_reloads.labels("error").inc()
@@ -180,7 +192,15 @@ class RulesEngine:
                 extra={"stage": "rules", "rules_file": str(self.rules_path),
                        "reason": "; ".join(exc.problems)},
             )  # fmt: skip
-            return False
+            return None
+        before: list[Rule] = []
+        if self.on_reload is not None:
+            from pipeline.rules.flood import previous_checked  # (its imports: as open_engine)
+
+            before = previous_checked(kept, [rule for rule in rules if rule.enabled])
+        del kept
+        compiled = compile_rules(rules, self.rules_path)  # its terms were checked above
+        del rules
         self.compiled = compiled
         self.metrics.rule_reloads.labels("ok").inc()
         self._declare(compiled)
@@ -190,7 +210,7 @@ class RulesEngine:
             extra={"stage": "rules", "rules_file": str(self.rules_path),
                    "rules": len(compiled.rules)},
         )  # fmt: skip
-        return True
+        return before
 
     def _forget_old_spikes(self, parts: set[int] | None = None) -> None:
         """Rules that lost `spike:` (or left the file) drop their counts: after a reload

@@ -73,6 +73,22 @@ def changed_rules(before: Sequence[Rule], after: Sequence[Rule]) -> tuple[list[R
     return changed, [old[rule.id] for rule in changed if rule.id in old]
 
 
+def previous_checked(before: Sequence[Rule], after: Sequence[Rule]) -> list[Rule]:
+    """The rules of `before` that a check of this reload reads: the old versions of the
+    changed rules it checks (the first `MAX_RULES`), and the rules the edit left as they
+    were (mostly the very objects in `after`: free). A check given only these finds what it
+    would find given all of `before`; a reload hands it only these, so a replaced watch
+    list is not held twice past the swap while the check reads the history."""
+    changed, _ = changed_rules(before, after)
+    checked = {rule.id for rule in changed[:MAX_RULES]}
+    now = {rule.id: rule for rule in after}
+    return [
+        rule
+        for rule in before
+        if rule.id in checked or ((new := now.get(rule.id)) is not None and new == rule)
+    ]
+
+
 def floods(
     counts: tuple[Counter[str], Counter[str]],
     changed: Iterable[Rule],

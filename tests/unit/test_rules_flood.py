@@ -16,7 +16,7 @@ from pipeline.history.sources import History, LocalHistory
 from pipeline.history.store import HistoryStore
 from pipeline.metrics import Metrics
 from pipeline.rules.engine import RulesEngine
-from pipeline.rules.flood import FloodCheck, changed_rules, floods
+from pipeline.rules.flood import FloodCheck, changed_rules, floods, previous_checked
 from pipeline.rules.store import MEMORY, AlertStore
 
 NOW = 1_800_000_000.0
@@ -186,3 +186,19 @@ def test_the_engine_runs_the_check_on_a_reload(history: HistoryStore, tmp_path: 
     engine.request_reload()
     assert not engine.reload_if_due()  # a file that does not load is no reload: no check
     assert len(seen) == 1
+
+
+def test_a_check_given_only_the_old_rules_it_reads_finds_the_same(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from pipeline.rules import flood
+
+    monkeypatch.setattr(flood, "MAX_RULES", 2)
+    kept = rule("same", "a")
+    before = [kept, rule("gone", "b"), rule("c1", "c"), rule("c2", "d"), rule("c3", "e")]
+    after = [kept, rule("c1", "cc"), rule("new", "n"), rule("c2", "dd"), rule("c3", "ee")]
+    trimmed = previous_checked(before, after)
+    assert [r.id for r in trimmed] == ["same", "c1"]  # checked: c1 and new (the first two)
+    full, part = changed_rules(before, after), changed_rules(trimmed, after)
+    assert [r.id for r in full[0][:2]] == [r.id for r in part[0][:2]] == ["c1", "new"]
+    assert [r.id for r in full[1] if r.id in {"c1", "new"}] == [r.id for r in part[1]] == ["c1"]

@@ -5,19 +5,25 @@ not keep the old automata, and alert series bounded whatever the number of rules
 from __future__ import annotations
 
 import gc
+import weakref
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+import yaml_rs
 from prometheus_client import CollectorRegistry
 from rules_stories import story
 
 from pipeline.config import Rule, RulesSettings, load_rules
-from pipeline.config.rules import CHUNK
-from pipeline.config.schema import FREEZE_AT
+from pipeline.config import rules as rules_module
+from pipeline.config.rules import CHUNK, validate_rules
+from pipeline.config.rules_stream import item_starts
+from pipeline.config.schema import FREEZE_AT, parse_yaml
 from pipeline.errors import ConfigError
 from pipeline.metrics import OTHER_RULES, Metrics
 from pipeline.rules import engine as engine_module
-from pipeline.rules.compile import compile_rules
+from pipeline.rules import flood
+from pipeline.rules.compile import CompiledRules, compile_rules, term_problems
 from pipeline.rules.engine import RulesEngine
 from pipeline.rules.store import MEMORY, AlertStore
 
@@ -102,9 +108,9 @@ def test_a_reload_reads_the_new_file_without_the_old_automata(
     engine = engine_on(path, CollectorRegistry())
     held_while_reading: list[int] = []
 
-    def reading(rules_path: Path) -> list[Rule]:
+    def reading(rules_path: Path, previous: Sequence[Rule] = ()) -> list[Rule]:
         held_while_reading.append(len(engine.compiled.automata) + len(engine.compiled.terms))
-        return load_rules(rules_path)
+        return load_rules(rules_path, previous)
 
     monkeypatch.setattr(engine_module, "load_rules", reading)
     path.write_text("rules:\n" + GOOD.replace("Tesla", "Rivian"), encoding="utf-8")
@@ -193,3 +199,207 @@ def test_only_large_builds_are_frozen_out_of_the_collector() -> None:
         assert gc.get_freeze_count() > 0
     finally:
         gc.unfreeze()
+
+
+# Rules files read a piece at a time must mean what they mean read whole: tricky shapes
+# (block scalars, multi-line and quoted strings, anchors, comments, CRLF, flow lists),
+# across piece boundaries (pieces of 2 rules here).
+SHAPES = {
+    "plain": "rules:\n  - id: a\n    terms: [x]\n  - id: b\n    terms: [y]\n  - id: c\n    terms: [z]\n",
+    "compact": "# watch list\n---\nrules:   # all of them\n- id: a\n  terms: [x]\n\n# b\n- id: b\n"
+    "  terms:\n  - y\n  - {term: Y, in: [title]}\n- id: c\n  terms: [z]\n",
+    "block scalar": "rules:\n  - id: a\n    name: |\n      first\n\n      # not a comment\n      - x\n"
+    "    terms: [x]\n  - id: b\n    terms: [y]\n  - id: c\n    terms: [z]\n",
+    "folded": "rules:\n  - id: a\n    name: one\n      two\n    terms: ['x',\n      'w']\n"
+    "  - id: b\n    name: \"y\n      z\"\n    terms: [y]\n  - id: c\n    terms: [z]\n",
+    "anchor in piece": "rules:\n  - id: a\n    terms: &t [x]\n  - id: b\n    terms: *t\n"
+    "  - id: c\n    terms: [z]\n",
+    "anchor across pieces": "rules:\n  - id: a\n    terms: &t [x]\n  - id: b\n    terms: [y]\n"
+    "  - id: c\n    terms: *t\n",
+    "crlf": "rules:\r\n  - id: a\r\n    terms: [x]\r\n\r\n  - id: b\r\n    terms: [y]\r\n"
+    "  - id: c\r\n    terms: [z]\r\n",
+    "yaml 1.2 words": "rules:\n  - id: a\n    terms: [no, on]\n    exact: yes\n  - id: b\n"
+    "    terms: [y]\n    enabled: false\n  - id: c\n    terms: ['007']\n",
+    "wildcard": "rules:\n  - id: a\n    terms: ['unbund*']\n  - id: b\n    terms: [y]\n"
+    "  - id: c\n    terms: [z]\n",
+}  # fmt: skip
+
+
+def whole(path: Path) -> list[Rule] | list[str]:
+    """What the loader gives for a file parsed whole (the reading before pieces)."""
+    problems: list[str] = []
+    data = parse_yaml(path, path.read_text(encoding="utf-8"), problems, large=True)
+    rules = validate_rules(path, data, problems) if not problems else []
+    return problems or rules
+
+
+def loaded(path: Path) -> list[Rule] | list[str]:
+    try:
+        return load_rules(path)
+    except ConfigError as exc:
+        return exc.problems
+
+
+@pytest.mark.parametrize("text", SHAPES.values(), ids=list(SHAPES))
+def test_a_rules_file_read_in_pieces_means_what_it_means_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str
+) -> None:
+    monkeypatch.setattr(rules_module, "CHUNK", 2)
+    path = tmp_path / "rules.yaml"
+    path.write_bytes(text.encode())
+    assert loaded(path) == whole(path)
+    assert [r.id for r in load_rules(path)] == ["a", "b", "c"]
+
+
+BROKEN = {
+    "bad yaml in a later piece": "rules:\n  - id: a\n    terms: [x]\n  - id: b\n    terms: [y]\n"
+    "  - id: c\n    terms: [z\n",
+    "an item not at the items' indentation": "rules:\n  - id: a\n    terms: [x]\n  - id: b\n"
+    "    terms: [y]\n - id: c\n    terms: [z]\n",
+    "a key after the list": "rules:\n  - id: a\n    terms: [x]\n  - id: b\n    terms: [y]\n"
+    "other: 1\n",
+    "an invalid rule": "rules:\n  - id: a\n    terms: [x]\n  - id: b\n    terms: [y]\n"
+    "  - id: c\n    terms: []\n",
+    "an unknown anchor": "rules:\n  - id: a\n    terms: [x]\n  - id: b\n    terms: [y]\n"
+    "  - id: c\n    terms: *nowhere\n",
+    "a duplicate key": "rules:\n  - id: a\n    terms: [x]\n    terms: [y]\n",
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("text", BROKEN.values(), ids=list(BROKEN))
+def test_a_broken_rules_file_gets_the_errors_of_the_whole_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str
+) -> None:
+    monkeypatch.setattr(rules_module, "CHUNK", 2)
+    path = tmp_path / "rules.yaml"
+    path.write_text(text, encoding="utf-8")
+    problems = loaded(path)
+    assert problems == whole(path)
+    assert problems and all(isinstance(p, str) for p in problems)
+
+
+def test_a_plain_rules_file_is_never_parsed_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(rules_module, "CHUNK", 3)
+    path = tmp_path / "rules.yaml"
+    many_rules(path, 10)
+    parsed: list[int] = []
+    real = yaml_rs.loads
+
+    def counting(text: str) -> object:
+        items = real(text)
+        parsed.append(len(items) if isinstance(items, list) else -1)
+        return items
+
+    monkeypatch.setattr(yaml_rs, "loads", counting)
+    assert len(load_rules(path)) == 10
+    assert parsed == [3, 3, 3, 1]
+
+
+def test_a_reload_keeps_one_copy_of_the_rules_it_did_not_change(tmp_path: Path) -> None:
+    path = tmp_path / "rules.yaml"
+    many_rules(path, 5)
+    engine = engine_on(path, CollectorRegistry())
+    before = list(engine.compiled.rules)
+    changes: list[tuple[list[str], list[str]]] = []
+    engine.on_reload = lambda old, new: changes.append(([r.id for r in old], [r.id for r in new]))
+    path.write_text(path.read_text().replace("word3]", "word3, other]"), encoding="utf-8")
+    engine.request_reload()
+    assert engine.reload_if_due()
+    after = engine.compiled.rules
+    assert [a is b for a, b in zip(before, after, strict=True)] == [True] * 3 + [False, True]
+    assert after[3].terms == ("word3", "other") and before[3].terms == ("word3",)
+    assert changes == [([f"r{n}" for n in range(5)], [f"r{n}" for n in range(5)])]
+    assert [a.rule_id for a in engine.process(story("word3 and other news"))] == ["r3"]
+
+
+def test_shared_values_leave_each_rule_as_written(tmp_path: Path) -> None:
+    path = tmp_path / "rules.yaml"
+    path.write_text(
+        "rules:\n  - id: a\n    terms: [Acme]\n    notify: [chat]\n    entity_types: [org]\n"
+        "  - id: b\n    name: Acme\n    terms: [Acme]\n    notify: [chat]\n"
+        "  - id: c\n    terms: [Beta]\n    notify: [mail]\n    entity_types: [ORG]\n",
+        encoding="utf-8",
+    )
+    a, b, c = load_rules(path)
+    assert (a.name, b.name, c.name) == ("a", "Acme", "c")
+    assert a.notify is b.notify and a.notify == ("chat",) and c.notify == ("mail",)
+    assert a.entity_types == c.entity_types == ("ORG",)
+    assert a.model_fields_set == {"id", "terms", "notify", "entity_types"}
+    assert b.model_copy(update={"name": "x"}).name == "x" and b.name == "Acme"
+    assert b.model_dump()["name"] == "Acme" and a == whole(path)[0]
+
+
+@pytest.mark.parametrize(
+    ("text", "starts"),
+    [
+        ("rules:\n  - id: a\n  # c\n\n  - id: b\n    x: |\n      y\n", [7, 24]),
+        ("rules:\n- id: a\n-\n  id: b", [7, 15]),
+        ("rules:\n  - id: a\n other: 1\n", None),
+        ("rules:\n  - id: a\nother: 1\n", None),
+        ("rules:\n  - id: a\n   - id: b\n", [7]),
+        ("rules:\n  - id: a\n  -id: b\n", None),
+        ("rules:\n  - id: a\n\t- id: b\n", None),
+        ("rules:\n  - id: a\n...\n", None),
+        ("rules: []\n", None),
+        ("other: 1\nrules:\n  - id: a\n", None),
+    ],
+)
+def test_only_a_rules_key_over_a_block_sequence_is_cut_into_pieces(
+    text: str, starts: list[int] | None
+) -> None:
+    assert item_starts(text) == starts
+
+
+@pytest.mark.parametrize("term", ["--", ".*", "\u200b", "a*", "ü", "日本", "C++", "_", "3"])
+@pytest.mark.parametrize("exact", [False, True])
+def test_term_problems_are_the_problems_compiling_raises(term: str, exact: bool) -> None:
+    rule = Rule.model_validate(
+        {"id": "r", "terms": ["x"], "exact": exact, "near": {"terms": [term], "within": 2},
+         "all": [{"term": term, "in": ["title"]}]}
+    )  # fmt: skip
+    try:
+        compile_rules([rule])
+        raised: list[str] = []
+    except ConfigError as exc:
+        raised = exc.problems
+    assert term_problems([rule]) == raised
+
+
+def test_a_reload_of_a_new_watch_list_lets_the_old_go_before_compiling(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "rules.yaml"
+    many_rules(path, 5)
+    engine = engine_on(path, CollectorRegistry())
+    checked: list[list[str]] = []
+    engine.on_reload = lambda old, new: checked.append([rule.id for rule in old])
+    monkeypatch.setattr(flood, "MAX_RULES", 2)  # the flood check reads the first 2 changed
+    old = [weakref.ref(rule) for rule in engine.compiled.rules]
+    alive_while_compiling: list[int] = []
+
+    def compiling(rules: list[Rule], source: Path | None = None) -> CompiledRules:
+        gc.collect()
+        alive_while_compiling.append(sum(ref() is not None for ref in old))
+        return compile_rules(rules, source)
+
+    monkeypatch.setattr(engine_module, "compile_rules", compiling)
+    path.write_text(path.read_text().replace("terms: [", "terms: [new "), encoding="utf-8")
+    engine.request_reload()
+    assert engine.reload_if_due()
+    assert alive_while_compiling == [2]
+    assert checked == [["r0", "r1"]]
+    assert [a.rule_id for a in engine.process(story("new word2 today"))] == ["r2"]
+
+
+def test_a_reload_whose_terms_do_not_compile_still_keeps_every_old_rule(tmp_path: Path) -> None:
+    path = tmp_path / "rules.yaml"
+    many_rules(path, 3)
+    engine = engine_on(path, CollectorRegistry())
+    before = list(engine.compiled.rules)
+    path.write_text(path.read_text().replace("word1]", "'--']"), encoding="utf-8")
+    engine.request_reload()
+    assert not engine.reload_if_due()
+    assert engine.compiled.rules == before
+    assert [a.rule_id for a in engine.process(story("word0 and word1"))] == ["r0", "r1"]
