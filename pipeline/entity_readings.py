@@ -92,7 +92,8 @@ SENTENCE_CUES = {
 KINDS = {
     ORG: _stems(
         "company firm group carmaker automaker retailer lender bank airline chain maker "
-        "manufacturer insurer startup conglomerate giant brand business"
+        "manufacturer insurer startup conglomerate giant brand business house operator "
+        "studio label publisher network provider platform"
     ),
     PLACE: _stems("state country city kingdom republic region province town island capital"),
 }
@@ -102,7 +103,9 @@ PERSON_KINDS = _stems(
     "actor actress singer comedian broadcaster presenter star player heiress winner "
     "champion author writer inventor billionaire entrepreneur politician senator president "
     "rapper musician director designer coach striker forward captain veteran former late "
-    "businessman businesswoman tycoon mogul"
+    "businessman businesswoman tycoon mogul anchor host heir heiress prince princess king "
+    "queen duke duchess emperor midfielder defender goalkeeper winger batsman bowler "
+    "hurdler sprinter athlete swimmer golfer boxer cyclist jockey driver batter"
 )
 # A word right after the name, or ending it, that makes it a company ("Ford Motor",
 # "Tesla Inc.", "Hilton Worldwide"); matched as written, not stemmed ("holds" is no
@@ -144,7 +147,9 @@ PLACE_ENDINGS = frozenset({("county",), ("city",), ("province",), ("city", "coun
 TITLES = _stems(
     "mr mrs ms miss dr sir dame lord lady sen senator rep gov president former late "
     "inventor founder actor actress singer star player rapper author writer designer "
-    "heiress legend guard forward striker quarterback pitcher coach chef artist musician"
+    "heiress legend guard forward striker quarterback pitcher coach chef artist musician "
+    "prince princess king queen duke duchess emperor anchor midfielder defender goalkeeper "
+    "winger batsman bowler hurdler sprinter athlete"
 )
 # A word right before a name that makes it a place ("in Georgia", "state of Jordan").
 PLACE_BEFORE = _stems("in across from into throughout near visit visited neighbouring")
@@ -166,11 +171,13 @@ _FUNCTION_WORDS = frozenset(
 _SUBJECT_REACH = 4
 _SUBJECT_NOUN_REACH = 4  # words after "the" at a sentence's start that may name its subject
 _NEAR = 4  # words either side of a name that count as near it
+_OF_THE = frozenset({"of", "in", "at", "for", "from"})  # "Shares in the company"
 _SKIPPED_BEFORE = frozenset({"the", "a", "an", "of"})
 
 _WORD = re.compile(r"\w+(?:[-&]\w+)*")
 _POSSESSIVE_AFTER = re.compile(r"^['\u2019]s?\b")
 _AGE_AFTER = re.compile(r"^(?:,\s*|\s*\()(?:aged\s+)?(\d{2,3})(?:\)|,)")
+_APPOSITION = re.compile(r"^\s*,\s*(?:(a|an|the)\s+)?([^,.;:()]{1,60})")
 _GIVEN_BEFORE = re.compile(r"(?:^|[\s\"'\u201c(])([A-Z][\w'\u2019-]*)\s$")
 _COORDINATION = re.compile(r"^\s*(?:,|and|or|&|,\s*and|vs\.?|versus|and\s+rival)\s*$", re.I)
 _SENTENCE_END = re.compile(r"[.!?][\"'\u201d\u2019)]*\s+|\n+")
@@ -201,6 +208,7 @@ class Weights:
     age: float = 3.0  # an age right after the name: "Jordan, 54,", "Ford (61)"
     near_pronoun: float = 1.0  # a pronoun in the few words after: "Morgan, who", "it said"
     article: float = 1.0  # "the" right before a one-word name: not a person
+    apposition: float = 2.0  # what a phrase after a comma calls it: "Chase, an actor,"
 
 
 # Tuned by coordinate descent on the `tune` split of tests/testdata/entity_readings.jsonl
@@ -210,7 +218,7 @@ class Weights:
 DEFAULT_WEIGHTS = Weights(
     model=1.0, full_name=3.0, designator=4.0, title=3.0, adjacent=1.5, possessive=3.0,
     near=1.0, sentence=0.5, pronoun=1.0, neighbour=1.5, surname=2.0, next_sentence=1.5,
-    given_name=1.0, age=3.0, near_pronoun=1.0, article=1.0,
+    given_name=1.0, age=3.0, near_pronoun=1.0, article=1.0, apposition=2.0,
 )  # fmt: skip
 
 
@@ -332,6 +340,7 @@ def context_votes(votes: Votes, at: Occurrence, weights: Weights) -> None:
     if not at.short:
         return
     _vote_age(votes, own, after_text, weights)
+    _vote_apposition(votes, after_text, weights)
     _vote_given_name(votes, text[start:end], own, text[:start], weights, headline=title_case(text))
     _vote_next_to(votes, before, after, possessive is not None, weights)
     # Near means near in content words: "said it would add 400 hotels" has "hotels" close,
@@ -346,7 +355,15 @@ def context_votes(votes: Votes, at: Occurrence, weights: Weights) -> None:
     _vote_pronouns(votes, set(before) | set(after), set(after[:_SUBJECT_REACH]), weights)
     _vote_article(votes, before, own, weights)
     _vote_neighbours(votes, at, weights)
-    _vote_next_sentence(votes, _next_opening(index, last, at.following), weights)
+    if _is_subject(before):
+        _vote_next_sentence(votes, _next_opening(index, last, at.following), weights)
+
+
+def _is_subject(before: list[str]) -> bool:
+    """The name opens its sentence (at most one content word before it: "Former Jordan
+    star"): the next sentence's subject goes on about the last one's, not about a name
+    further in ("Hosepipe ban to begin in Kent. The water company said")."""
+    return sum(w not in _FUNCTION_WORDS for w in before) <= 1
 
 
 def _vote_age(votes: Votes, own: tuple[str, ...], after: str, weights: Weights) -> None:
@@ -359,14 +376,28 @@ def _vote_age(votes: Votes, own: tuple[str, ...], after: str, weights: Weights) 
         votes.add(PERSON, weights.age)
 
 
+def _vote_apposition(votes: Votes, after: str, weights: Weights) -> None:
+    """A phrase set off by a comma right after the name says what it is: "Chase, an
+    original cast member,", "Victoria, heir to the Swedish throne,", "Orange, the French
+    telecoms operator,". With an article, the first kind word in its next few words
+    counts; without one, only a kind word that opens it ("heir to")."""
+    phrase = _APPOSITION.match(after)
+    if not phrase:
+        return
+    words = [w.lower() for w in _WORD.findall(phrase.group(2))]
+    reading = _subject_kind(words) if phrase.group(1) else _subject_kind(words[:1])
+    if reading is not None:
+        votes.add(reading, weights.apposition)
+
+
 def _next_opening(index: _Sentences, last: int, following: str) -> list[str]:
     """The first words of the sentence after the name's: in its own text, or where that
     text ends (a title), in the text that follows it (the summary)."""
     opening = index.between(last, index.sentence(last, last)[1])
     if opening or not following:
-        return opening[: _SUBJECT_NOUN_REACH + 1]
+        return opening[: _SUBJECT_NOUN_REACH + 3]
     then = _sentences(following)
-    return then.between(0, then.sentence(0, 0)[1])[: _SUBJECT_NOUN_REACH + 1]
+    return then.between(0, then.sentence(0, 0)[1])[: _SUBJECT_NOUN_REACH + 3]
 
 
 def _vote_next_sentence(votes: Votes, opening: list[str], weights: Weights) -> None:
@@ -383,6 +414,21 @@ def _vote_next_sentence(votes: Votes, opening: list[str], weights: Weights) -> N
         reading = _subject_kind(opening[1:])
         if reading is not None:
             votes.add(reading, weights.next_sentence)
+    else:
+        reading = _kind_of_subject(opening)
+        if reading is not None:
+            votes.add(reading, weights.next_sentence)
+
+
+def _kind_of_subject(opening: Sequence[str]) -> str | None:
+    """A subject that names the kind through another word: "Residents of the city",
+    "Shares in the carmaker", "Authorities in the Australian state", "Wisconsin's
+    capital"."""
+    if len(opening) > 2 and opening[1] == "s":
+        return _subject_kind(opening[2:3])
+    if len(opening) > 3 and opening[1] in _OF_THE and opening[2] == "the":
+        return _subject_kind(opening[3:])
+    return None
 
 
 def _subject_kind(words: Sequence[str]) -> str | None:
