@@ -209,6 +209,7 @@ class Weights:
     near_pronoun: float = 1.0  # a pronoun in the few words after: "Morgan, who", "it said"
     article: float = 1.0  # "the" right before a one-word name: not a person
     apposition: float = 2.0  # what a phrase after a comma calls it: "Chase, an actor,"
+    family_name: float = 1.0  # a surname ends a two-word name: "Denzel Washington"
 
 
 # Tuned by coordinate descent on the `tune` split of tests/testdata/entity_readings.jsonl
@@ -219,6 +220,7 @@ DEFAULT_WEIGHTS = Weights(
     model=1.0, full_name=3.0, designator=4.0, title=3.0, adjacent=1.5, possessive=3.0,
     near=1.0, sentence=0.5, pronoun=1.0, neighbour=1.5, surname=2.0, next_sentence=1.5,
     given_name=1.0, age=3.0, near_pronoun=1.0, article=1.0, apposition=2.0,
+    family_name=1.0,
 )  # fmt: skip
 
 
@@ -448,6 +450,19 @@ def given_names() -> frozenset[str]:
     them, about 22,000 names) read in 0.2 s, once per process. Names of places and firms
     that are also given names ("Paris", "Jordan", "Mercedes") are in them too: the
     evidence is one vote, weighed against the rest."""
+    return _faker_names(("first_names", "first_names_male", "first_names_female"))
+
+
+@lru_cache(maxsize=1)
+def family_names() -> frozenset[str]:
+    """Surnames of many countries, lower case, from the same Faker lists as `given_names`
+    (about 23,000). Many are also places or firms ("Ford", "Lincoln", "Kent"): alone they
+    say nothing, so they count only as the second word of a two-word name or after a
+    capitalised word that is no common word ("Piers Morgan")."""
+    return _faker_names(("last_names", "last_names_male", "last_names_female"))
+
+
+def _faker_names(kinds: tuple[str, ...]) -> frozenset[str]:
     import faker.providers.person as people
 
     names: set[str] = set()
@@ -455,7 +470,7 @@ def given_names() -> frozenset[str]:
         if module.name == "en":
             continue  # a bare "en" list that mixes in words and surnames: King, North, Porsche
         provider = importlib.import_module(f"{people.__name__}.{module.name}").Provider
-        for kind in ("first_names", "first_names_male", "first_names_female"):
+        for kind in kinds:
             listed = vars(provider).get(kind, ())
             if isinstance(listed, (list, tuple, dict, set, frozenset)):
                 names.update(n.lower() for n in listed if isinstance(n, str) and n.isalpha())
@@ -488,12 +503,36 @@ def _vote_given_name(
             own, written = own[:2], " ".join(written.split()[:2])  # the name before the verb
         capitalised = all(word[:1].isupper() for word in written.split())
         shaped = is_person_shaped(own) and own[-1:] not in PLACE_ENDINGS
-        if own[0] in given_names() and shaped and capitalised and "," not in written:
-            votes.add(PERSON, weights.given_name)
+        if shaped and capitalised and "," not in written:
+            if own[0] in given_names():
+                votes.add(PERSON, weights.given_name)
+            if len(own) == 2 and is_family_name(own[-1]):
+                votes.add(PERSON, weights.family_name)
         return
     previous = _GIVEN_BEFORE.search(before)
-    if previous and previous.group(1).lower() in given_names():
+    if not previous:
+        return
+    first = previous.group(1).lower()
+    if first in given_names():
         votes.add(PERSON, weights.given_name)
+    if not headline and is_family_name(own[0]) and not _is_common(first):
+        votes.add(PERSON, weights.family_name)
+
+
+def _is_common(word: str) -> bool:
+    """A word of the language rather than a name: a function word or a cue word ("Rival
+    Ford", "Shares Tesla"), which a capital at a sentence's start does not make a name."""
+    stem = _stem(word)
+    cues = (*SENTENCE_CUES.values(), *KINDS.values(), PERSON_KINDS, TITLES, PLACE_BEFORE)
+    return word in _FUNCTION_WORDS or any(stem in words for words in cues)
+
+
+def is_family_name(word: str) -> bool:
+    """A surname of some country (Faker's lists, as for given names), or each part of a
+    double-barrelled one ("McLaughlin-Levrone")."""
+    return word in family_names() or (
+        "-" in word and all(part in family_names() for part in word.split("-"))
+    )
 
 
 def _vote_name_shape(
