@@ -562,7 +562,9 @@ def _vote_next_to(
     votes: Votes, before: list[str], after: list[str], possessive: bool, weights: Weights
 ) -> None:
     previous = [w for w in before[-3:] if w not in _SKIPPED_BEFORE]
-    nearest = [w for w in before[-2:] if w not in {"the", "a", "an"}]
+    # "in Georgia", "across the Amazon"; not "in a Bloomberg survey", where the name
+    # qualifies a noun after it.
+    nearest = before[-2:-1] if before[-1:] == ["the"] else before[-1:]
     if nearest and _stem(nearest[-1]) in PLACE_BEFORE:
         votes.add(PLACE, weights.adjacent)
     elif previous:
