@@ -23,6 +23,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -274,10 +275,12 @@ def _unlabelled(fields: _Fields, words: tuple[str, ...]) -> Iterator[Occurrence]
     story: "Piers Morgan to host new show" (nothing labelled), then "Morgan said" (ORG).
     Its context there is evidence too; in an article a name NER passed over is seldom one,
     and its many sentences are better left to the model."""
-    pattern = re.compile(r"\b" + r"\W+".join(map(re.escape, words)) + r"\b", re.IGNORECASE)
-    for f, (name, text, spans) in enumerate(fields):
-        if not is_short(name, text):
-            continue
+    short = [f for f, (name, text, _) in enumerate(fields) if is_short(name, text)]
+    if not short:
+        return
+    pattern = _name_pattern(words)
+    for f in short:
+        _, text, spans = fields[f]
         for m in pattern.finditer(text):
             inside = any(s.start < m.end() and m.start() < s.end for s in spans)
             if inside or not text[m.start()].isupper():
@@ -287,6 +290,11 @@ def _unlabelled(fields: _Fields, words: tuple[str, ...]) -> Iterator[Occurrence]
             neighbours = [Labelled(s.start, s.end, s.label) for s in beside]
             following = _following(fields, f)
             yield Occurrence(text, m.start(), m.end(), None, neighbours, True, following)
+
+
+@lru_cache(maxsize=4096)
+def _name_pattern(words: tuple[str, ...]) -> re.Pattern[str]:
+    return re.compile(r"\b" + r"\W+".join(map(re.escape, words)) + r"\b", re.IGNORECASE)
 
 
 def _following(fields: _Fields, f: int) -> str:

@@ -261,7 +261,9 @@ def labelled(enricher: Enricher) -> tuple[list[Recognised], CompiledRules]:
     return recognise_passages(enricher, passages), passage_rules(passages)
 
 
-@pytest.mark.parametrize("split", ["all", "tune", "held_out", "held_out_new", "held_out_3", "held_out_4"])
+@pytest.mark.parametrize(
+    "split", ["all", "tune", "held_out", "held_out_new", "held_out_3", "held_out_4"]
+)
 def test_the_labelled_set_stays_above_its_pinned_floors(
     labelled: tuple[list[Recognised], CompiledRules], split: str
 ) -> None:
