@@ -347,7 +347,10 @@ def context_votes(votes: Votes, at: Occurrence, weights: Weights) -> None:
         return
     _vote_age(votes, own, after_text, weights)
     _vote_apposition(votes, after_text, weights)
-    _vote_given_name(votes, text[start:end], own, text[:start], weights, headline=title_case(text))
+    _vote_given_name(
+        votes, text[start:end], own, text[:start], weights, headline=title_case(text),
+        taken=at.neighbours,
+    )  # fmt: skip
     _vote_next_to(votes, before, after, possessive is not None, weights)
     # Near means near in content words: "said it would add 400 hotels" has "hotels" close,
     # and figures are no words ("cut about 2,000 jobs").
@@ -496,6 +499,7 @@ def _vote_given_name(
     weights: Weights,
     *,
     headline: bool = False,
+    taken: Sequence[Labelled] = (),
 ) -> None:
     """A given name heads a person's full name ("Paris Hilton", "Nikola Tesla's", which the
     small model often calls ORG) or stands right before a bare name NER did not join to it
@@ -519,7 +523,12 @@ def _vote_given_name(
     first = previous.group(1).lower()
     if first in given_names():
         votes.add(PERSON, weights.given_name)
-    if not headline and is_family_name(own[0]) and not _is_common(first):
+    # The word before is no given name when it is an acronym or another entity: "US Ford
+    # dealers", "Detroit Ford plant".
+    other = previous.group(1).isupper() or any(
+        span.start <= previous.start(1) < span.end for span in taken
+    )
+    if not headline and not other and is_family_name(own[0]) and not _is_common(first):
         votes.add(PERSON, weights.family_name)
 
 

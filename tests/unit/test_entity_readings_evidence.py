@@ -22,6 +22,7 @@ from pipeline.entity_readings import (
     ORG,
     PERSON,
     PLACE,
+    Labelled,
     Occurrence,
     Weights,
     family_names,
@@ -202,6 +203,11 @@ def test_a_surname_ending_a_two_word_name_is_evidence_of_a_person() -> None:
     # After a capitalised word that is no name: a common word, or a company's full name.
     assert _alone("family_name", "Piers Morgan to host new evening show", "Morgan")[PERSON] == 1.0
     assert _alone("family_name", "Rival Ford cut prices again", "Ford")[PERSON] == 0.0
+    assert _alone("family_name", "US Ford dealers cut prices", "Ford")[PERSON] == 0.0
+    detroit = "Detroit Ford plant to close"
+    at = Occurrence(detroit, 8, 12, None, (Labelled(0, 7, "GPE"),), True, "")
+    votes, _ = tally([at], weights=dataclasses.replace(ONLY, family_name=1.0))
+    assert votes.score[PERSON] == 0.0
     assert _alone("family_name", "Ford Motor cut prices", "Ford Motor", "ORG")[PERSON] == 0.0
 
 
