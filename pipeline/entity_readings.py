@@ -170,6 +170,7 @@ _FUNCTION_WORDS = frozenset(
 )  # fmt: skip
 _SUBJECT_REACH = 4
 _SUBJECT_NOUN_REACH = 4  # words after "the" at a sentence's start that may name its subject
+_APPOSITION_REACH = 6  # words of "Name, the ..." that may hold its kind
 _NEAR = 4  # words either side of a name that count as near it
 _OF_THE = frozenset({"of", "in", "at", "for", "from"})  # "Shares in the company"
 _SKIPPED_BEFORE = frozenset({"the", "a", "an", "of"})
@@ -394,7 +395,11 @@ def _vote_apposition(votes: Votes, after: str, weights: Weights) -> None:
     if not phrase:
         return
     words = [w.lower() for w in _WORD.findall(phrase.group(2))]
-    reading = _subject_kind(words) if phrase.group(1) else _subject_kind(words[:1])
+    # An apposition is a noun phrase of its own, often with a longer lead: "the world's
+    # largest online retailer".
+    reading = (
+        _subject_kind(words, _APPOSITION_REACH) if phrase.group(1) else _subject_kind(words[:1])
+    )
     if reading is not None:
         votes.add(reading, weights.apposition)
 
@@ -440,9 +445,9 @@ def _kind_of_subject(opening: Sequence[str]) -> str | None:
     return None
 
 
-def _subject_kind(words: Sequence[str]) -> str | None:
+def _subject_kind(words: Sequence[str], reach: int = _SUBJECT_NOUN_REACH) -> str | None:
     """The reading of the first kind word in "the ..." ("the vacuum cleaner maker")."""
-    for word in words[:_SUBJECT_NOUN_REACH]:
+    for word in words[:reach]:
         stem = _stem(word)
         for reading, kinds in ((ORG, KINDS[ORG]), (PLACE, KINDS[PLACE]), (PERSON, PERSON_KINDS)):
             if stem in kinds:

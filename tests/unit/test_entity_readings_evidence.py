@@ -145,6 +145,8 @@ def test_a_phrase_after_a_comma_says_what_the_name_is() -> None:
     assert _read(heir, "Victoria", "GPE") == PERSON
     retailer = "Target, the discount retailer, cut its full-year outlook."
     assert _alone("apposition", retailer, "Target", "PERSON")[ORG] == 1.0
+    longer = "Amazon, the world's largest online retailer, said sales rose."
+    assert _alone("apposition", longer, "Amazon", "GPE")[ORG] == 1.0
     capital = "Regina, the capital of Saskatchewan, declared an emergency."
     assert _alone("apposition", capital, "Regina", "PERSON")[PLACE] == 1.0
     # No kind word in the phrase, or one that does not open it without an article.
