@@ -8,10 +8,11 @@ decides from the story: the full name it saw earlier ("Henry Ford" makes a later
 inventor Tesla", "the state of Georgia"), the words of its sentence (shares, profit,
 carmaker; born, his wife; border, governor), the entities it is listed with ("Ford
 and GM"), its pronouns (his, her; its), a given name before it ("Paris Hilton",
-"Chevy Chase": a first name of any country, from Faker's lists), an age after it
-("Jordan, 54,") and what the next sentence calls it ("The carmaker said", "The
-comedian"). Each kind of evidence votes for a reading with a weight; the model's own
-label is one vote among them.
+"Chevy Chase": a first name of any country, from Faker's lists) or a surname after
+one ("Savannah Guthrie", Faker's last names), an age after it ("Jordan, 54,"), a phrase
+set off by a comma after it ("Victoria, heir to the throne,") and what the next sentence
+calls it ("The carmaker said", "The comedian", "Residents of the city"). Each kind of
+evidence votes for a reading with a weight; the model's own label is one vote among them.
 
 The cue lists are short and generic (no name is in them): words that go with any
 company, any person, any place in English news. The weights were tuned on part of
