@@ -23,6 +23,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -258,6 +259,7 @@ def _settle(
     """Read one name over all its occurrences and give every one of them that label."""
     occurrences = [_occurrence(fields[f], i, _following(fields, f)) for f, i in places]
     first = fields[places[0][0]][2][places[0][1]]
+    occurrences += _unlabelled(fields, name_words(first.text))
     label = read_name(occurrences, names.items(), surname=surname, weights=weights) or first.label
     for f, i in places:
         span = fields[f][2][i]
@@ -266,6 +268,33 @@ def _settle(
             span.text, span.label if same else label, span.start, span.end, True
         )
     return label
+
+
+def _unlabelled(fields: _Fields, words: tuple[str, ...]) -> Iterator[Occurrence]:
+    """The name written, capitalised, where NER gave it no span, in a short text of the
+    story: "Piers Morgan to host new show" (nothing labelled), then "Morgan said" (ORG).
+    Its context there is evidence too; in an article a name NER passed over is seldom one,
+    and its many sentences are better left to the model."""
+    short = [f for f, (name, text, _) in enumerate(fields) if is_short(name, text)]
+    if not short:
+        return
+    pattern = _name_pattern(words)
+    for f in short:
+        _, text, spans = fields[f]
+        for m in pattern.finditer(text):
+            inside = any(s.start < m.end() and m.start() < s.end for s in spans)
+            if inside or not text[m.start()].isupper():
+                continue
+            beside = [s for s in spans if s.end <= m.start()][-1:]
+            beside += [s for s in spans if s.start >= m.end()][:1]
+            neighbours = [Labelled(s.start, s.end, s.label) for s in beside]
+            following = _following(fields, f)
+            yield Occurrence(text, m.start(), m.end(), None, neighbours, True, following)
+
+
+@lru_cache(maxsize=4096)
+def _name_pattern(words: tuple[str, ...]) -> re.Pattern[str]:
+    return re.compile(r"\b" + r"\W+".join(map(re.escape, words)) + r"\b", re.IGNORECASE)
 
 
 def _following(fields: _Fields, f: int) -> str:
