@@ -159,10 +159,6 @@ class Runner:
         """Records polled and not yet settled."""
         return len(self._waiting) + sum(len(f.messages) for f in self._flights)
 
-    def wait_for_flights(self, timeout: float) -> None:
-        if self._flights:
-            futures.wait([f.future for f in self._flights], timeout, futures.FIRST_COMPLETED)
-
     def publish(self, outputs: Sequence[Output]) -> bool:
         """Publish outputs that no record carries (digests); False if stopped first."""
         return publish_until_stopped(
