@@ -177,10 +177,7 @@ class _Builder:
                 if known is _UNSEEN:
                     known = self.parsed[(text, rule.exact)] = self._key(text, rule.exact)
                 if known is None:
-                    self.problems.append(
-                        f"{self.source or 'rules'}: rule {rule.id!r}: field '{where}': "
-                        f"term {text!r} has no letters or digits"
-                    )
+                    self.problems.append(_wordless(self.source, rule, where, text))
                     continue
                 parsed, key_id = known
                 if kind == "any":
@@ -252,18 +249,15 @@ def term_problems(rules: list[Rule], source: Path | None = None) -> list[str]:
         for _, _, where, terms in _term_groups(rule):
             for term in terms:
                 text = term if isinstance(term, str) else term.term
-                if not _has_words(text):
-                    problems.append(
-                        f"{source or 'rules'}: rule {rule.id!r}: field '{where}': "
-                        f"term {text!r} has no letters or digits"
-                    )
+                if not _fold(text.removesuffix("*"))[0]:
+                    problems.append(_wordless(source, rule, where, text))
     return problems
 
 
-def _has_words(term: str) -> bool:
-    """Whether `_parse_term` gives the term a key (it has letters or digits)."""
-    text = term.removesuffix("*")
-    return _PLAIN_TERM.fullmatch(text) is not None or bool(words(text))
+def _wordless(source: Path | None, rule: Rule, where: str, term: str) -> str:
+    """The one line a term with no letters or digits gets, from compiling or the check."""
+    place = f"{source or 'rules'}: rule {rule.id!r}: field '{where}'"
+    return f"{place}: term {term!r} has no letters or digits"
 
 
 def _term_groups(rule: Rule) -> list[tuple[TermKind, int, str, tuple[Term, ...]]]:
@@ -289,15 +283,18 @@ def _scoped(term: ScopedTerm) -> tuple[str, tuple[TextField, ...]]:
 _PLAIN_TERM = re.compile(r"[0-9A-Za-z_]+(?: [0-9A-Za-z_]+)*")
 
 
-def _parse_term(term: str, exact: bool) -> _Key | None:
-    prefix = term.endswith("*")
-    text = term.removesuffix("*")
+def _fold(text: str) -> tuple[list[str], tuple[str, ...]]:
+    """A term's words, folded, and the kinds of gap between them (no words: none)."""
     if _PLAIN_TERM.fullmatch(text):
         folded = text.lower().split(" ")
-        gaps: tuple[str, ...] = ("",) * (len(folded) - 1)
-    else:
-        folded = words(text)
-        gaps = _term_gaps(text) if folded else ()
+        return folded, ("",) * (len(folded) - 1)
+    folded = words(text)
+    return folded, (_term_gaps(text) if folded else ())
+
+
+def _parse_term(term: str, exact: bool) -> _Key | None:
+    prefix = term.endswith("*")
+    folded, gaps = _fold(term.removesuffix("*"))
     if not folded:
         return None
     stream: Stream = "surface" if exact or prefix else "stem"
