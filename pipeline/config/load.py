@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from pipeline.config.feeds import Feed, FeedsFile
-from pipeline.config.rules import Rule, RulesFile, read_rules
+from pipeline.config.rules import Rule, read_rules
 from pipeline.config.schema import collect_before_reading, describe, read_yaml
 from pipeline.config.settings import (
     DEFAULTS_DIR,
@@ -77,8 +77,8 @@ def load_config(
     rules_path = rules_path or default_file("rules.yaml")
     problems: list[str] = []
     settings = _load_settings(config_path, overrides or {}, problems)
-    feeds = _load_list(feeds_path, FeedsFile, "feeds", problems)
-    rules = _load_list(rules_path, RulesFile, "rules", problems)
+    feeds = _read_feeds(feeds_path, problems)
+    rules = _read_rules(rules_path, problems)
     taxonomy = read_taxonomy(settings.nlp.topics_file, problems) if settings else None
     if settings is not None:
         problems.extend(_unknown_destinations(rules_path, rules, settings))
@@ -87,8 +87,8 @@ def load_config(
         raise ConfigError(problems)
     return Config(
         settings=settings,
-        feeds=[f for f in feeds if isinstance(f, Feed)],
-        rules=[r for r in rules if isinstance(r, Rule)],
+        feeds=feeds,
+        rules=rules,
         taxonomy=taxonomy,
         state_dir=state_dir,
         config_path=config_path,
@@ -122,16 +122,16 @@ def load_rules(rules_path: Path, previous: Sequence[Rule] = ()) -> list[Rule]:
 def rules_problems(rules_path: Path, settings: Settings) -> list[str]:
     """What `check-config` says of a rules file on its own: schema and destinations."""
     problems: list[str] = []
-    rules = _load_list(rules_path, RulesFile, "rules", problems)
+    rules = _read_rules(rules_path, problems)
     return problems + _unknown_destinations(rules_path, rules, settings)
 
 
 def load_feeds(feeds_path: Path) -> list[Feed]:
     problems: list[str] = []
-    feeds = _load_list(feeds_path, FeedsFile, "feeds", problems)
+    feeds = _read_feeds(feeds_path, problems)
     if problems:
         raise ConfigError(problems)
-    return [f for f in feeds if isinstance(f, Feed)]
+    return feeds
 
 
 def _load_settings(
@@ -157,21 +157,22 @@ def _describe_settings(path: Path, exc: ValidationError) -> list[str]:
     return lines
 
 
-def _load_list(
-    path: Path, model: type[FeedsFile] | type[RulesFile], key: str, problems: list[str]
-) -> list[Any]:
-    if model is RulesFile:
-        collect_before_reading(path)
-        return read_rules(path, problems)
+def _read_feeds(path: Path, problems: list[str]) -> list[Feed]:
     before = len(problems)
     data = read_yaml(path, problems)
     if len(problems) > before:
         return []
     try:
-        return list(getattr(model.model_validate(data), key))
+        return list(FeedsFile.model_validate(data).feeds)
     except ValidationError as exc:
-        problems.extend(describe(path, exc, entries=data.get(key)))
+        problems.extend(describe(path, exc, entries=data.get("feeds")))
         return []
+
+
+def _read_rules(path: Path, problems: list[str]) -> list[Rule]:
+    """A rules file is read piecewise (`rules_stream`), its garbage collected first."""
+    collect_before_reading(path)
+    return read_rules(path, problems)
 
 
 def _env_name(loc: list[str]) -> str | None:
@@ -182,12 +183,10 @@ def _env_name(loc: list[str]) -> str | None:
     return None
 
 
-def _unknown_destinations(path: Path, rules: list[Any], settings: Settings) -> list[str]:
+def _unknown_destinations(path: Path, rules: list[Rule], settings: Settings) -> list[str]:
     known = {d.id for d in settings.notifier.destinations}
     problems = []
     for index, rule in enumerate(rules):
-        if not isinstance(rule, Rule):
-            continue
         for target in rule.notify:
             if known and target not in known:
                 problems.append(
