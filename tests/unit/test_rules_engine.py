@@ -25,6 +25,7 @@ from pipeline.rules.commands import match_lines, register
 from pipeline.rules.engine import RulesEngine, reload_on_sighup
 from pipeline.rules.stage import RulesStage
 from pipeline.rules.store import MEMORY, AlertStore
+from pipeline.runtime import log_fields
 
 ROOT = Path(__file__).resolve().parents[2]
 TESLA_RULE = "rules:\n  - id: tesla\n    terms: [Tesla]\n"
@@ -95,7 +96,8 @@ def test_a_bad_rules_file_keeps_the_old_rules(
         assert fired(engine, "Rivian and Tesla") == ["tesla"]
     assert reloads(engine, "error") == 1
     [failed] = [r for r in caplog.records if r.getMessage().startswith("rules reload failed")]
-    assert f"{rules_file}: rules[1] (id 'rivian'): field 'entity_types'" in failed.reason
+    reason = log_fields(failed)["reason"]
+    assert f"{rules_file}: rules[1] (id 'rivian'): field 'entity_types'" in reason
 
 
 @pytest.fixture
