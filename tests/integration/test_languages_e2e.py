@@ -62,8 +62,7 @@ def world_press() -> Iterator[Newsroom]:
 
 def delivered(receiver: Receiver, base: str) -> set[tuple[str, str]]:
     return {
-        (str(a["rule_id"]), str(a["story"]["url"]).removeprefix(base))  # type: ignore[index]
-        for a in verified_alerts(receiver)
+        (a.rule_id, a.story.url.removeprefix(base)) for a in verified_alerts(receiver)
     }
 
 
