@@ -139,9 +139,11 @@ def start_broker(folder: Path) -> tuple[str, Callable[[], None]]:
     subprocess.run(
         ["bash", str(script), "start", str(broker), str(port), str(controller)], check=True
     )
-    return f"127.0.0.1:{port}", lambda: subprocess.run(
-        ["bash", str(script), "stop", str(broker)], check=False
-    )
+
+    def stop() -> None:
+        subprocess.run(["bash", str(script), "stop", str(broker)], check=False)
+
+    return f"127.0.0.1:{port}", stop
 
 
 def main() -> int:

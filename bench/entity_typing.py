@@ -194,9 +194,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         for passage in more:
             if passage.id in ids:
                 raise SystemExit(f"{path}: passage id {passage.id!r} is already in the set")
-            split = ("extra " + passage.split, f"{passage.split} split of {path.name} (extra)")
-            if split not in extra_splits:
-                extra_splits.append(split)
+            extra = ("extra " + passage.split, f"{passage.split} split of {path.name} (extra)")
+            if extra not in extra_splits:
+                extra_splits.append(extra)
         passages += [replace(p, split="extra " + p.split) for p in more]
     taxonomy = load_taxonomy(ROOT / "configs" / "topics.yaml")
     enricher = Enricher(NlpSettings(), ExtractionSettings(), taxonomy=taxonomy)

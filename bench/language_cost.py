@@ -152,6 +152,12 @@ def main() -> int:
         compiled_new = new["compile"].compile_rules(rules)
         match_base, match_new = base["match"].match_story, new["match"].match_story
 
+        def matched_base(s: Any, c: Any = compiled_base, m: Any = match_base) -> object:
+            return m(s, c)
+
+        def matched(s: Any, c: Any = compiled_new, m: Any = match_new) -> object:
+            return m(s, c)
+
         def declared(s: Any, c: Any = compiled_new, m: Any = match_new) -> object:
             decide(s.text, page="en", feed=None, default="en")
             return m(s, c)
@@ -162,9 +168,9 @@ def main() -> int:
 
         t_base, t_declared, t_match, t_detected = best_seconds(
             [
-                (lambda s, c=compiled_base, m=match_base: m(s, c), stories_base),
+                (matched_base, stories_base),
                 (declared, stories_new),
-                (lambda s, c=compiled_new, m=match_new: m(s, c), stories_new),
+                (matched, stories_new),
                 (detected, stories_new),
             ],
             rounds,

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import BaseModel
 
 from pipeline.config import ENV_DELIMITER, ENV_PREFIX, Settings
@@ -14,7 +12,7 @@ def is_setting(env_name: str) -> bool:
     if not env_name.startswith(ENV_PREFIX):
         return False
     path = env_name[len(ENV_PREFIX) :].lower().removesuffix("_file").split(ENV_DELIMITER.lower())
-    model: Any = Settings
+    model: object = Settings
     for part in path:
         if not (isinstance(model, type) and issubclass(model, BaseModel)):
             return False

@@ -216,7 +216,7 @@ def counters(port: int) -> Counter[str]:
             if sample.name in wanted:
                 label = wanted[sample.name]
                 key = sample.name + (f":{sample.labels[label]}" if label else "")
-                found[key] += sample.value
+                found[key] += int(sample.value)  # counts of events: whole numbers
     return found
 
 
@@ -376,7 +376,10 @@ def webhook_outage(receiver: Receiver) -> Fault:
     fault = Fault(f"webhook refuses every delivery for {WEBHOOK_OUTAGE:.0f} s", time.time())
     until = receiver.down_for(WEBHOOK_OUTAGE, status=503)
     fault.ended = until
-    refused = lambda: sum(1 for r in receiver.requests if not r.ok)  # noqa: E731
+
+    def refused() -> int:
+        return sum(1 for r in receiver.requests if not r.ok)
+
     threading.Timer(WEBHOOK_OUTAGE + 1, lambda: setattr(
         fault, "did", f"{refused()} deliveries refused (503), queued and retried with backoff"
     )).start()  # fmt: skip

@@ -59,8 +59,10 @@ class EchoStage:
 class PooledEchoStage(EchoStage):
     """The same, one story per chunk on a thread pool: chunks finish in any order."""
 
-    def __init__(self, *args: object, threads: int, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+    def __init__(
+        self, log_path: Path, out_topic: str, hang_on: str | None, delay: float, *, threads: int
+    ) -> None:
+        super().__init__(log_path, out_topic, hang_on, delay)
         self.pool = ThreadPoolExecutor(threads)
         self.in_flight_target = threads
 

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -160,10 +161,10 @@ def metrics_of(port: int) -> str:
         return str(answer.read().decode())
 
 
-def wait_for(condition: object, deadline: float) -> bool:
+def wait_for(condition: Callable[[], object], deadline: float) -> bool:
     while time.monotonic() < deadline:
         try:
-            if condition():  # type: ignore[operator]
+            if condition():
                 return True
         except OSError:
             pass

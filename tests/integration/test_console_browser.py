@@ -19,11 +19,14 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pytest
 from newsroom import SEED_RULES, Newsroom, plain_page
 from notifier_receiver import Receiver
+
+if TYPE_CHECKING:  # annotations only: at run time importorskip below loads the module
+    from playwright.sync_api import Browser, Dialog, Page, ViewportSize
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 
@@ -34,8 +37,8 @@ CHROMIUM = Path("/usr/bin/chromium")
 SCREENS = ROOT / ".cache" / "console-screens"
 PASSWORD = "correct horse battery staple"
 SECRET = "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
-LAPTOP = {"width": 1366, "height": 860}
-PHONE = {"width": 390, "height": 844}
+LAPTOP: ViewportSize = {"width": 1366, "height": 860}
+PHONE: ViewportSize = {"width": 390, "height": 844}
 ANTWERP = """Dock workers in Antwerp walked out on Monday in a dock strike over pay, a week after
 their colleagues in Rotterdam settled, and container ships began to queue off the Scheldt estuary.
 The union said the dock strike would last until the port authority reopened talks on night shifts.
@@ -118,7 +121,7 @@ class ConsoleProcess:
 
 
 @pytest.fixture
-def browser() -> Iterator[object]:
+def browser() -> Iterator[Browser]:
     if not CHROMIUM.exists():
         pytest.fail(f"{CHROMIUM} is missing: scripts/setup-system.sh installs it (make test)")
     with playwright_api.sync_playwright() as driver:
@@ -127,59 +130,66 @@ def browser() -> Iterator[object]:
         chromium.close()
 
 
-def shoot(page: object, name: str) -> None:
+def shoot(page: Page, name: str) -> None:
     """A laptop and a phone screenshot of the whole page, and the laptop's first screen."""
     SCREENS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENS / f"{name}-screen.png"))  # type: ignore[attr-defined]
+    page.screenshot(path=str(SCREENS / f"{name}-screen.png"))
     for label, size in (("laptop", LAPTOP), ("phone", PHONE)):
-        page.set_viewport_size(size)  # type: ignore[attr-defined]
-        page.screenshot(path=str(SCREENS / f"{name}-{label}.png"), full_page=True)  # type: ignore[attr-defined]
-    page.set_viewport_size(LAPTOP)  # type: ignore[attr-defined]
+        page.set_viewport_size(size)
+        page.screenshot(path=str(SCREENS / f"{name}-{label}.png"), full_page=True)
+    page.set_viewport_size(LAPTOP)
 
 
-def log_in(page: object, url: str) -> None:
-    page.goto(f"{url}/alerts")  # type: ignore[attr-defined]
-    assert "/login" in page.url  # type: ignore[attr-defined]
-    page.fill("#password", "wrong")  # type: ignore[attr-defined]
-    page.click("button[type=submit]")  # type: ignore[attr-defined]
-    assert "Wrong password" in page.text_content(".problem")  # type: ignore[attr-defined]
-    page.fill("#password", PASSWORD)  # type: ignore[attr-defined]
-    page.click("button[type=submit]")  # type: ignore[attr-defined]
-    page.wait_for_url(f"{url}/alerts")  # type: ignore[attr-defined]
+def text_of(page: Page, selector: str) -> str:
+    """The element's text content (Playwright gives None only for a document node)."""
+    text = page.text_content(selector)
+    assert text is not None, selector
+    return text
 
 
-def alert_rules(page: object) -> list[str]:
-    rows = page.query_selector_all("tr.alert")  # type: ignore[attr-defined]
-    return sorted(row.get_attribute("data-rule") for row in rows)
+def log_in(page: Page, url: str) -> None:
+    page.goto(f"{url}/alerts")
+    assert "/login" in page.url
+    page.fill("#password", "wrong")
+    page.click("button[type=submit]")
+    assert "Wrong password" in text_of(page, ".problem")
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{url}/alerts")
 
 
-def see_the_story_matches(page: object) -> None:
-    page.click("tr.alert[data-rule=tesla] a.headline")  # type: ignore[attr-defined]
-    page.wait_for_selector("article.story")  # type: ignore[attr-defined]
-    marks = page.query_selector_all("mark.hit")  # type: ignore[attr-defined]
+def alert_rules(page: Page) -> list[str]:
+    rules = [row.get_attribute("data-rule") for row in page.query_selector_all("tr.alert")]
+    assert None not in rules, "an alert row without its rule"
+    return sorted(rule for rule in rules if rule is not None)
+
+
+def see_the_story_matches(page: Page) -> None:
+    page.click("tr.alert[data-rule=tesla] a.headline")
+    page.wait_for_selector("article.story")
+    marks = page.query_selector_all("mark.hit")
     assert {f"rule {r}" for r in SEED_RULES} <= {m.get_attribute("title") for m in marks}
-    assert page.query_selector(".text .ent-PERSON") is not None  # type: ignore[attr-defined]
+    assert page.query_selector(".text .ent-PERSON") is not None
     shoot(page, "story")
 
 
-def edit_test_and_save_a_rule(page: object, folder: Path) -> None:
-    p: Any = page
-    p.click("tr[data-rule=unbundling] a")
-    p.fill("#source", EDITED_RULE)
-    p.click("button[value=test]")
-    p.wait_for_selector("[data-outcome=tested]")
-    assert "Rotterdam dock strike ends" in p.text_content("#result")
-    assert int(p.text_content(".fired-count")) >= 2
+def edit_test_and_save_a_rule(page: Page, folder: Path) -> None:
+    page.click("tr[data-rule=unbundling] a")
+    page.fill("#source", EDITED_RULE)
+    page.click("button[value=test]")
+    page.wait_for_selector("[data-outcome=tested]")
+    assert "Rotterdam dock strike ends" in text_of(page, "#result")
+    assert int(text_of(page, ".fired-count")) >= 2
     shoot(page, "rule-test")
-    p.click("button[value=save]")
-    p.wait_for_selector("[data-outcome=saved]")
+    page.click("button[value=save]")
+    page.wait_for_selector("[data-outcome=saved]")
     previous = (folder / "rules.yaml.prev").read_text()
     assert previous == (ROOT / "configs" / "rules.yaml").read_text()
     assert "dock strike" in (folder / "rules.yaml").read_text()
 
 
 def test_alerts_arrive_live_story_shows_matches_and_an_edited_rule_takes_effect(
-    newsroom: Newsroom, browser: object, tmp_path: Path
+    newsroom: Newsroom, browser: Browser, tmp_path: Path
 ) -> None:
     shutil.copy(ROOT / "configs" / "rules.yaml", tmp_path / "rules.yaml")
     feeds = tmp_path / "feeds.yaml"
@@ -191,7 +201,7 @@ def test_alerts_arrive_live_story_shows_matches_and_an_edited_rule_takes_effect(
     receiver = Receiver()
     run = None
     run_log = (tmp_path / "run.log").open("wb")
-    page = browser.new_page(viewport=LAPTOP)  # type: ignore[attr-defined]
+    page = browser.new_page(viewport=LAPTOP)
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     try:
@@ -223,7 +233,7 @@ def test_alerts_arrive_live_story_shows_matches_and_an_edited_rule_takes_effect(
         page.wait_for_selector(
             "tr.alert[data-rule=unbundling][data-severity=critical]", timeout=120_000
         )
-        assert "Antwerp" in page.text_content("tr.alert[data-severity=critical]")
+        assert "Antwerp" in text_of(page, "tr.alert[data-severity=critical]")
 
         page.goto(f"{console.url}/feeds")
         page.wait_for_selector("tr[data-feed=newsroom].status-ok")
@@ -278,16 +288,21 @@ def hostile_history(folder: Path) -> tuple[str, Path]:
 
 
 def test_script_in_a_title_a_body_and_a_feed_name_does_not_run(
-    browser: object, tmp_path: Path
+    browser: Browser, tmp_path: Path
 ) -> None:
     """Escaping alone must hold: the browser context ignores the CSP (bypass_csp), so a
     script that reached the page unescaped would run and set window.__xss."""
     story_id, feeds = hostile_history(tmp_path)
     console = ConsoleProcess(tmp_path, feeds)
-    context = browser.new_context(bypass_csp=True, viewport=LAPTOP)  # type: ignore[attr-defined]
+    context = browser.new_context(bypass_csp=True, viewport=LAPTOP)
     page = context.new_page()
     dialogs: list[str] = []
-    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+
+    def dismiss(dialog: Dialog) -> None:
+        dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    page.on("dialog", dismiss)
     try:
         log_in(page, console.url)
         for path in ("/alerts", f"/stories/{story_id}", "/feeds", "/rules", "/alerts?q=tesla"):

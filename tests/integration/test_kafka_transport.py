@@ -183,9 +183,11 @@ def test_state_that_cannot_be_restored_yet_holds_its_records_back_and_loses_none
     assert len(read_all(kafka_settings, kafka_settings.topics.enriched)) == 6
 
 
-def _wait_for(condition: object, done: threading.Event, timeout: float = 40.0) -> None:
+def _wait_for(
+    condition: Callable[[], object], done: threading.Event, timeout: float = 40.0
+) -> None:
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and not condition():  # type: ignore[operator]
+    while time.monotonic() < deadline and not condition():
         time.sleep(0.1)
     time.sleep(0.3)
     done.set()

@@ -61,10 +61,7 @@ def world_press() -> Iterator[Newsroom]:
 
 
 def delivered(receiver: Receiver, base: str) -> set[tuple[str, str]]:
-    return {
-        (str(a["rule_id"]), str(a["story"]["url"]).removeprefix(base))  # type: ignore[index]
-        for a in verified_alerts(receiver)
-    }
+    return {(a.rule_id, a.story.url.removeprefix(base)) for a in verified_alerts(receiver)}
 
 
 def test_newsmon_run_alerts_on_chinese_russian_and_french_stories(

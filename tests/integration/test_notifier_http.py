@@ -65,7 +65,9 @@ def test_every_attempt_is_signed_afresh_with_the_same_id(
     Webhook(SECRET).verify(second.body, second.headers)
 
 
-STATUS_CASES = [
+# status, response headers, the error raised, its reason, its retry_after
+StatusCase = tuple[int, dict[str, str], type[DeliveryError | DeliveryRetryable], str, float | None]
+STATUS_CASES: list[StatusCase] = [
     (503, {"Retry-After": "7"}, DeliveryRetryable, "server_error", 7.0),
     (429, {"Retry-After": "2"}, DeliveryRetryable, "throttled", 2.0),
     (500, {}, DeliveryRetryable, "server_error", None),
@@ -77,7 +79,7 @@ STATUS_CASES = [
 
 
 @pytest.mark.parametrize("case", STATUS_CASES, ids=[str(c[0]) for c in STATUS_CASES])
-def test_webhook_statuses(receiver: Receiver, webhook: Adapter, case: tuple[Any, ...]) -> None:
+def test_webhook_statuses(receiver: Receiver, webhook: Adapter, case: StatusCase) -> None:
     status, headers, error, reason, retry_after = case
     receiver.always(status, headers)
     with pytest.raises(error) as caught:

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -68,7 +68,7 @@ def settings_for(
     return Settings(kafka=kafka, notifier=NotifierSettings.model_validate(values))
 
 
-def publish_alerts(kafka: KafkaSettings, alerts: list[Alert], extra: list[bytes] = ()) -> None:  # type: ignore[assignment]
+def publish_alerts(kafka: KafkaSettings, alerts: list[Alert], extra: Sequence[bytes] = ()) -> None:
     producer = Producer(kafka)
     outputs = [Output(kafka.topics.alerts, a.story.id, a.to_bytes()) for a in alerts]
     outputs += [Output(kafka.topics.alerts, b"junk", value) for value in extra]

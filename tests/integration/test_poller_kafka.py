@@ -150,7 +150,10 @@ def test_replicas_share_feeds_and_take_over_a_dead_one(
     first = Replica(feeds, settings)
     replicas = [first]
     try:
-        published = lambda: [s for r in replicas for s in r.published]  # noqa: E731
+
+        def published() -> list[RawStory]:
+            return [s for r in replicas for s in r.published]
+
         wait_for(lambda: len(published()) == 8)
         second = Replica(feeds, settings)
         replicas.append(second)

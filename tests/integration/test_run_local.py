@@ -15,6 +15,7 @@ from newsroom import SEED_RULES, Newsroom
 from notifier_receiver import Receiver
 
 from pipeline.history.store import AlertFilter, HistoryStore
+from pipeline.models import Alert
 
 pytestmark = pytest.mark.integration
 
@@ -41,14 +42,16 @@ def child_env() -> dict[str, str]:
     return env
 
 
-def verified_alerts(receiver: Receiver) -> list[dict[str, object]]:
+def verified_alerts(receiver: Receiver) -> list[Alert]:
+    """The delivered alerts, each signed with SECRET and read as the wire contract says."""
     webhook = standardwebhooks.Webhook(SECRET)
     alerts = []
     for request in receiver.requests:
         assert request.ok
         webhook.verify(request.body, request.headers)
-        assert request.headers["webhook-id"] == request.json()["alert_id"]
-        alerts.append(request.json())
+        alert = Alert.model_validate_json(request.body)
+        assert request.headers["webhook-id"] == alert.alert_id
+        alerts.append(alert)
     return alerts
 
 
@@ -64,8 +67,8 @@ def test_run_once_delivers_exactly_the_three_seed_alerts_signed(
 
     assert done.returncode == 0, done.stderr[-3000:]
     alerts = verified_alerts(receiver)
-    assert sorted(a["rule_id"] for a in alerts) == sorted(SEED_RULES)
-    assert len({a["alert_id"] for a in alerts}) == 3
+    assert sorted(a.rule_id for a in alerts) == sorted(SEED_RULES)
+    assert len({a.alert_id for a in alerts}) == 3
     assert "Tesla (the company)" in done.stdout and "**unbundling**" in done.stdout
     history = HistoryStore.in_dir(tmp_path / "state")  # what the console reads
     assert sorted(r.rule_id for r in history.alerts(AlertFilter()).rows) == sorted(SEED_RULES)
@@ -105,7 +108,7 @@ def test_kill_9_mid_run_then_restart_loses_no_alert_and_repeats_none(
 
     assert done.returncode == 0, done.stderr[-3000:]
     alerts = verified_alerts(receiver)
-    assert sorted(a["rule_id"] for a in alerts) == sorted(SEED_RULES)
+    assert sorted(a.rule_id for a in alerts) == sorted(SEED_RULES)
 
 
 def test_demo_shows_the_seed_alerts_without_internet(tmp_path: Path) -> None:

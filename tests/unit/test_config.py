@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.cli import main
-from pipeline.config import DEFAULTS_DIR, load_config, parse_duration
+from pipeline.config import DEFAULTS_DIR, Config, load_config, parse_duration
 from pipeline.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -41,7 +41,7 @@ def files(tmp_path: Path) -> dict[str, Path]:
     }
 
 
-def load(files: dict[str, Path]) -> object:
+def load(files: dict[str, Path]) -> Config:
     return load_config(files["config"], files["feeds"], files["rules"])
 
 
@@ -176,8 +176,8 @@ def test_a_path_in_newsmon_yaml_is_relative_to_newsmon_yaml(
     files["config"].write_text("nlp:\n  topics_file: taxonomy/topics.yaml\n", encoding="utf-8")
     monkeypatch.chdir(CONFIGS)  # not where newsmon.yaml is
     config = load(files)
-    assert config.settings.nlp.topics_file == tmp_path / "taxonomy" / "topics.yaml"  # type: ignore[attr-defined]
-    assert [t.id for t in config.taxonomy.topics] == ["only"]  # type: ignore[attr-defined]
+    assert config.settings.nlp.topics_file == tmp_path / "taxonomy" / "topics.yaml"
+    assert [t.id for t in config.taxonomy.topics] == ["only"]
 
 
 def test_the_taxonomy_is_validated_with_the_other_files(files: dict[str, Path]) -> None:

@@ -44,6 +44,13 @@ def csrf_of(html: str) -> str:
     return found.group(1)
 
 
+def version_of(html: str) -> str:
+    """The rules file's version the editor page was rendered from (its stale-save guard)."""
+    found = re.search(r'name="version" value="(\w+)"', html)
+    assert found is not None
+    return found.group(1)
+
+
 def test_pages_need_a_login_and_the_login_is_rate_limited(tmp_path: Path) -> None:
     client, console = make_console(tmp_path, Access(PASSWORD, None))
     assert client.get("/alerts").headers["location"] == "/login?next=/alerts"
@@ -155,10 +162,7 @@ def test_the_editor_checks_tests_and_refuses_a_save_over_a_newer_file(tmp_path: 
         [story("The port unbundling plan", title="Unbundling ports")], [], time.time()
     )
     page = client.get("/rules/unbundling").text
-    form = {
-        "csrf": csrf_of(page),
-        "version": re.search(r'name="version" value="(\w+)"', page).group(1),
-    }  # type: ignore[union-attr]
+    form = {"csrf": csrf_of(page), "version": version_of(page)}
     source = "id: unbundling\nterms: [unbundling]\nseverity: critical\n"
     tested = client.post("/rules/unbundling", data={**form, "source": source, "action": "test"})
     assert 'data-outcome="tested"' in tested.text and "Unbundling ports" in tested.text
@@ -233,9 +237,9 @@ def test_check_and_test_work_on_a_read_only_rules_dir_and_a_save_there_says_why_
     page = client.get("/rules/unbundling").text
     form = {
         "csrf": csrf_of(page),
-        "version": re.search(r'name="version" value="(\w+)"', page).group(1),
+        "version": version_of(page),
         "source": "id: unbundling\nterms: [unbundling]\nseverity: critical\n",
-    }  # type: ignore[union-attr]
+    }
     for action in ("check", "test"):
         answer = client.post("/rules/unbundling", data={**form, "action": action})
         assert answer.status_code == 200 and "data-outcome" in answer.text, action

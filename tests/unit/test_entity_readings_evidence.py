@@ -31,6 +31,7 @@ from pipeline.entity_readings import (
     tally,
 )
 from pipeline.extractor.entities import Found, read_story
+from pipeline.models import TextField
 
 ONLY = Weights(**{f.name: 0.0 for f in dataclasses.fields(Weights)})
 
@@ -217,7 +218,10 @@ def test_unlabelled_occurrences_in_another_short_text_are_read_too() -> None:
     """The title has "Piers Morgan" with no entity at all; the summary's "Morgan" is ORG."""
     title = "Piers Morgan to host new evening show"
     summary = "Morgan said the programme would feature long-form interviews."
-    found = [("title", title, []), ("summary", summary, [Found("Morgan", "ORG", 0, 6)])]
+    found: list[tuple[TextField, str, list[Found]]] = [
+        ("title", title, []),
+        ("summary", summary, [Found("Morgan", "ORG", 0, 6)]),
+    ]
     [(_, title_spans), (_, summary_spans)] = read_story(found)
     assert title_spans == []
     assert [span.label for span in summary_spans] == ["PERSON"]

@@ -461,7 +461,9 @@ def test_state_dirs_are_writable_volumes_and_persist_where_state_lives(values: s
 
 
 def test_pods_run_as_the_image_user_without_privileges() -> None:
-    uid = int(re.search(r"--uid (\d+)", (ROOT / "deploy" / "Dockerfile").read_text()).group(1))  # type: ignore[union-attr]
+    useradd = re.search(r"--uid (\d+)", (ROOT / "deploy" / "Dockerfile").read_text())
+    assert useradd is not None, "the Dockerfile creates its user with a fixed --uid"
+    uid = int(useradd.group(1))
     for name, pod in pods_of(rendered("all-on")):
         spec = pod["spec"]["template"]["spec"]
         assert spec["securityContext"]["runAsNonRoot"] is True

@@ -61,17 +61,21 @@ def test_filters_combine_rule_severity_source_dates_and_words(store: HistoryStor
         alert(3, rule="qin", source="agency", title="Qin Gang meets Musk"),
         alert(4, rule="tesla", at=1_600_000_000.0, title="Tesla withdraws old sedans"),
     ], now=0)  # fmt: skip
-    ids = lambda **f: [r.alert_id for r in store.alerts(AlertFilter(**f)).rows]  # noqa: E731
+
+    def ids(wanted: AlertFilter) -> list[str]:
+        return [r.alert_id for r in store.alerts(wanted).rows]
+
     # newest first = last stored first (alert-4 was raised earlier but stored later)
-    assert ids(rule="tesla", severity="high") == ["alert-4", "alert-1"]
-    assert ids(source="agency") == ["alert-3"]
-    assert ids(text="withdraws seda*") == ["alert-4", "alert-1"]  # a prefix when asked for
-    assert ids(text="withdraws seda") == []
-    assert ids(text="withdraws", rule="tesla", severity="low") == ["alert-2"]
-    assert ids(text="meets", source="agency") == ["alert-3"]
-    assert ids(text="meets", source="wire") == []
-    assert ids(text="withdraws", since=1_650_000_000.0) == ["alert-2", "alert-1"]
-    assert ids(text='" NEAR( OR *') == []  # FTS syntax in a search box is just words
+    assert ids(AlertFilter(rule="tesla", severity="high")) == ["alert-4", "alert-1"]
+    assert ids(AlertFilter(source="agency")) == ["alert-3"]
+    # a prefix when asked for
+    assert ids(AlertFilter(text="withdraws seda*")) == ["alert-4", "alert-1"]
+    assert ids(AlertFilter(text="withdraws seda")) == []
+    assert ids(AlertFilter(text="withdraws", rule="tesla", severity="low")) == ["alert-2"]
+    assert ids(AlertFilter(text="meets", source="agency")) == ["alert-3"]
+    assert ids(AlertFilter(text="meets", source="wire")) == []
+    assert ids(AlertFilter(text="withdraws", since=1_650_000_000.0)) == ["alert-2", "alert-1"]
+    assert ids(AlertFilter(text='" NEAR( OR *')) == []  # FTS syntax in a search box is just words
 
 
 def test_fts_query_quotes_every_word() -> None:

@@ -17,7 +17,13 @@ from pipeline.extractor.language import decide_language, detect_language, domina
 from pipeline.metrics import Metrics
 from pipeline.models import EnrichedStory
 from pipeline.rules.compile import compile_rules
-from pipeline.rules.match import MatchNotes, explain_story, match_story, matched_terms
+from pipeline.rules.match import (
+    MatchNotes,
+    UnreadEntities,
+    explain_story,
+    match_story,
+    matched_terms,
+)
 from pipeline.rules.tokens import words
 
 
@@ -30,15 +36,22 @@ def enricher() -> Enricher:
     )  # fmt: skip
 
 
-def enriched(enricher: Enricher, language: str, **page_args: object) -> EnrichedStory:
-    filler = bool(page_args.get("filler", False))
-    html = page(language, **page_args)  # type: ignore[arg-type]
+def enriched(
+    enricher: Enricher, language: str, *, declared: str | None = "same", filler: bool = False
+) -> EnrichedStory:
+    html = page(language, declared=declared, filler=filler)
     return enricher.enrich(raw_story(language, filler=filler), FetchedPage(html, "text/html"))
 
 
-def fired(found: EnrichedStory, **match_args: object) -> list[str]:
+def fired(
+    found: EnrichedStory,
+    *,
+    unread_entities: UnreadEntities = "terms",
+    notes: MatchNotes | None = None,
+) -> list[str]:
     compiled = compile_rules(list(seed_rules()))
-    return [m.rule.id for m in match_story(found, compiled, **match_args)]  # type: ignore[arg-type]
+    matches = match_story(found, compiled, unread_entities=unread_entities, notes=notes)
+    return [m.rule.id for m in matches]
 
 
 # --- the language of a story ------------------------------------------------------------

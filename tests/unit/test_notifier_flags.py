@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.config import Destination, load_config
+from pipeline.config import Config, Destination, load_config
 from pipeline.errors import ConfigError
 from pipeline.notifier.flags import (
     add_destination_options,
@@ -56,7 +56,7 @@ def configured(tmp_path: Path, destinations: list[dict[str, str]]) -> Path:
     return path
 
 
-def load(tmp_path: Path, destinations: list[dict[str, str]]):  # type: ignore[no-untyped-def]
+def load(tmp_path: Path, destinations: list[dict[str, str]]) -> Config:
     path = configured(tmp_path, destinations)
     return load_config(path, tmp_path / "feeds.yaml", tmp_path / "rules.yaml")
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from notifier_alerts import make_alert
 
 from pipeline.notifier import journal as journal_module
@@ -54,7 +55,7 @@ def test_open_compacts_to_the_pending_ones(tmp_path: Path) -> None:
     reopened.close()
 
 
-def test_growing_journal_compacts_itself(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_growing_journal_compacts_itself(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(journal_module, "COMPACT_MIN_LINES", 10)
     path = tmp_path / "pending.jsonl"
     journal = DeliveryJournal(path)

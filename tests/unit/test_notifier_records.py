@@ -13,15 +13,13 @@ from pipeline.notifier.tasks import DeliveryTask
 SETTINGS = KafkaSettings()
 
 
-def task(**changes: object) -> DeliveryTask:
+def task(*, attempts: int = 3) -> DeliveryTask:
     alert = make_alert(7)
-    values: dict[str, object] = {
-        "alert": alert, "payload": alert.to_bytes(), "destination": "ops-slack",
-        "queued_at": 1714650000.125, "attempts": 3, "not_before": 1714650042.5,
-        "last_error": "server_error",
-    }  # fmt: skip
-    values.update(changes)
-    return DeliveryTask(**values)  # type: ignore[arg-type]
+    return DeliveryTask(
+        alert=alert, payload=alert.to_bytes(), destination="ops-slack",
+        queued_at=1714650000.125, attempts=attempts, not_before=1714650042.5,
+        last_error="server_error",
+    )  # fmt: skip
 
 
 def consumed(output_value: bytes, headers: Headers, offset: int = 9) -> Message:

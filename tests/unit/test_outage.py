@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 
 import pytest
 from kafka.errors import (
@@ -79,7 +80,9 @@ def test_it_gives_up_only_after_the_deadline(caplog: pytest.LogCaptureFixture) -
 
 
 def test_call_retries_with_backoff_until_the_broker_answers() -> None:
-    answers = iter([KafkaConnectionError("refused"), KafkaTimeoutError("slow"), "metadata"])
+    answers: Iterator[Exception | str] = iter(
+        [KafkaConnectionError("refused"), KafkaTimeoutError("slow"), "metadata"]
+    )
 
     def flaky() -> str:
         answer = next(answers)

@@ -11,6 +11,7 @@ from pipeline.config import Feed
 from pipeline.errors import FeedError, Skip
 from pipeline.models import story_id_for
 from pipeline.poller.normalise import (
+    FeedReading,
     canonical_url,
     language_code,
     published_time,
@@ -24,7 +25,9 @@ FEED_URL = "https://feeds.example.com/x/feed.xml"
 SEEN_AT = datetime(2024, 1, 5, 12, 0, tzinfo=UTC)
 
 
-def read(name: str, feed: Feed | None = None, content_type: str = "application/rss+xml"):  # type: ignore[no-untyped-def]
+def read(
+    name: str, feed: Feed | None = None, content_type: str = "application/rss+xml"
+) -> FeedReading:
     feed = feed or Feed(url=FEED_URL, name="test", tags=["wire"])
     body = (FEEDS / name).read_bytes()
     return read_feed(body, feed=feed, url=FEED_URL, content_type=content_type, seen_at=SEEN_AT)

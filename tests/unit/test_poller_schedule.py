@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import TypedDict
 
 import pytest
 
@@ -17,12 +19,29 @@ NOW = 1_700_000_000.0
 FEED = Feed(url="https://a.example/feed")
 
 
-def adapt(feed: Feed = FEED, **kw: object) -> float:
-    args: dict[str, object] = {
-        "current": 600.0, "published": (), "new": 0, "listed": 10, "first_poll": False, "now": NOW,
-    }  # fmt: skip
-    args.update(kw)
-    return schedule.adapt_interval(feed, SETTINGS, **args)  # type: ignore[arg-type]
+class Poll(TypedDict, total=False):
+    """What one poll saw, as the parametrized cases below vary it."""
+
+    current: float | None
+    published: Sequence[float]
+    new: int
+    listed: int
+    first_poll: bool
+
+
+def adapt(
+    feed: Feed = FEED,
+    *,
+    current: float | None = 600.0,
+    published: Sequence[float] = (),
+    new: int = 0,
+    listed: int = 10,
+    first_poll: bool = False,
+) -> float:
+    return schedule.adapt_interval(
+        feed, SETTINGS, current=current, published=published, new=new, listed=listed,
+        first_poll=first_poll, now=NOW,
+    )  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -40,7 +59,7 @@ def adapt(feed: Feed = FEED, **kw: object) -> float:
         ({"published": (NOW - 30 * 86400, NOW - 40 * 86400)}, 900.0),  # old dates ignored
     ],
 )
-def test_adaptive_interval(kw: dict[str, object], expected: float) -> None:
+def test_adaptive_interval(kw: Poll, expected: float) -> None:
     assert adapt(**kw) == pytest.approx(expected)
 
 

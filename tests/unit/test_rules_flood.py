@@ -18,6 +18,7 @@ from pipeline.metrics import Metrics
 from pipeline.rules.engine import RulesEngine
 from pipeline.rules.flood import FloodCheck, changed_rules, floods, previous_checked
 from pipeline.rules.store import MEMORY, AlertStore
+from pipeline.runtime import log_fields
 
 NOW = 1_800_000_000.0
 SETTINGS = RulesSettings(flood_factor=5, flood_min_alerts=10)
@@ -98,7 +99,8 @@ def test_a_typo_that_matches_everything_is_a_flood_and_is_logged(
     assert [(f.rule_id, f.would, f.did, f.stories) for f in found] == [("tesla", 40, 4, 44)]
     [record] = caplog.records
     assert record.getMessage() == "reloaded rule would raise far more alerts than before"
-    assert (record.rule, record.alerts_now, record.alerts_before) == ("tesla", 40, 4)  # type: ignore[attr-defined]
+    fields = log_fields(record)
+    assert (fields["rule"], fields["alerts_now"], fields["alerts_before"]) == ("tesla", 40, 4)
     assert sample(metrics, "newsmon_rule_floods_total", kind="changed") == 1
     assert sample(metrics, "newsmon_rule_flood_checks_total", outcome="flood") == 1
 
@@ -160,7 +162,7 @@ def test_a_history_that_cannot_be_read_never_fails_the_reload(
     with caplog.at_level(logging.WARNING, "pipeline.rules.flood"):
         assert FloodCheck(unreachable, SETTINGS, metrics)([], [rule("new", "the")]) == []
     assert sample(metrics, "newsmon_rule_flood_checks_total", outcome="error") == 1
-    assert caplog.records[0].reason == "broker_unreachable"  # type: ignore[attr-defined]
+    assert log_fields(caplog.records[0])["reason"] == "broker_unreachable"
 
 
 def test_the_engine_runs_the_check_on_a_reload(history: HistoryStore, tmp_path: Path) -> None:

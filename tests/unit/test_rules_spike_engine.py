@@ -109,7 +109,8 @@ def test_a_spike_alert_read_again_before_it_was_confirmed_goes_out_again_the_sam
     assert fired_at is not None
     offset, s, first = fired_at
     [again] = stage.handle_batch([message(s, offset)])  # a kill -9 before the confirmation
-    assert [o.value for o in again if isinstance(again, list)] == [o.value for o in first]
+    assert isinstance(again, list)
+    assert [o.value for o in again] == [o.value for o in first]
     stage.published([message(s, offset)])
     [after] = stage.handle_batch([message(s, offset)])
     assert after == []

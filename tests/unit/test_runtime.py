@@ -8,6 +8,7 @@ import logging
 import sys
 import time
 from collections.abc import Iterator
+from typing import Literal
 
 import httpx
 import pytest
@@ -92,14 +93,14 @@ def test_a_late_probe_is_green_until_given_the_real_check() -> None:
     assert not probe()
 
 
-def record(message: str = "summary fallback", **extra: object) -> logging.LogRecord:
+def record(message: str = "summary fallback", /, **extra: object) -> logging.LogRecord:
     made = logging.makeLogRecord({"name": "newsmon.test", "levelname": "INFO", "msg": message})
     for key, value in extra.items():
         setattr(made, key, value)
     return made
 
 
-FIELDS = {
+FIELDS: dict[str, object] = {
     "offset": 42, "feed": "bbc-world", "story_id": "s1", "alert_id": "a1", "rule": "tesla",
     "destination": "ops", "topic": "newsmon.alerts", "partition": 3, "reason": "too_short",
     "stage": "extractor",
@@ -150,9 +151,9 @@ def restore_root_logger() -> Iterator[None]:
 @pytest.mark.usefixtures("restore_root_logger")
 @pytest.mark.parametrize("fmt", ["json", "text"])
 def test_setup_logging_puts_extra_fields_in_the_chosen_format(
-    fmt: str, capsys: pytest.CaptureFixture[str]
+    fmt: Literal["json", "text"], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    setup_logging(LogSettings(format=fmt))  # type: ignore[arg-type]
+    setup_logging(LogSettings(format=fmt))
     logging.getLogger("newsmon.test").info(
         "delivered", extra={"alert_id": "a9", "destination": "ops"}
     )

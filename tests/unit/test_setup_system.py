@@ -14,10 +14,19 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "setup-system.sh"
 CHART_TOOLS = ROOT / "scripts" / "install-chart-tools.sh"
-HELM_VERSION = re.search(r"^HELM_VERSION=(\S+)", CHART_TOOLS.read_text(), re.MULTILINE).group(1)  # type: ignore[union-attr]
 APT_TOOLS = ("java", "mvn", "promtool", "chromium", "npm", "node")
 SCHEMA_PACKAGES = ("keda", "prometheus-operator")
 BASH = shutil.which("bash") or "/bin/bash"
+
+
+def script_setting(pattern: str, script: Path) -> str:
+    """The value a shell script sets, read by `pattern` (one group); the script must set it."""
+    found = re.search(pattern, script.read_text(), re.MULTILINE)
+    assert found is not None, f"{script.name}: nothing matches {pattern}"
+    return found.group(1)
+
+
+HELM_VERSION = script_setting(r"^HELM_VERSION=(\S+)", CHART_TOOLS)
 
 
 def stub(folder: Path, name: str, body: str) -> None:
