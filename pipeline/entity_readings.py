@@ -474,12 +474,14 @@ def _vote_place_description(
     ... a health resort in the town")."""
     if len(own) > 1 and own[0] in given_names():
         return
-    texts = ((at.text, at.end, at.spans, True), (at.following, 0, at.following_spans, False))
+    # Of a whole article after a title, its lead: as far as a summary would go.
+    lead = at.following[:SHORT_TEXT_CHARS]
+    texts = ((at.text, at.end, at.spans, True), (lead, 0, at.following_spans, False))
     for text, begin, spans, own_text in texts:
         places = [
             span.start
             for span in spans
-            if span.start >= begin
+            if begin <= span.start < len(text)
             and reading_of(span.label) == PLACE
             and name_words(text[span.start : span.end]) != own
         ]
@@ -525,8 +527,9 @@ def _descriptions(text: str, begin: int) -> Iterator[tuple[int, int]]:
 
 
 _CIVIC_AFTER = re.compile(r" ([a-z]+)\b")
-# "the city of Detroit", "the capital, Helena": the description names its place itself.
-_NAMES_ITS_PLACE = re.compile(r"(?:\s+of|\s*,)\s+[A-Z]")
+# "the city of Detroit", "the city centre of Amsterdam", "the capital, Helena": the
+# description names its place itself.
+_NAMES_ITS_PLACE = re.compile(r"(?:\s+[a-z]+){0,2}?(?:\s+of|\s*,)\s+[A-Z]")
 
 
 def _next_opening(index: _Sentences, last: int, following: str) -> list[str]:

@@ -327,6 +327,8 @@ def _occurrence(fields: _Fields, f: int, i: int) -> Occurrence:
     neighbours = [Labelled(s.start, s.end, s.label) for s in beside]
     span = spans[i]
     short = is_short(name, text)
+    if not short:  # only a short text reads the rest of the story (and an article has many)
+        return Occurrence(text, span.start, span.end, span.label, neighbours, short)
     return Occurrence(
         text, span.start, span.end, span.label, neighbours, short, _following(fields, f),
         _labelled(spans), _following_spans(fields, f),

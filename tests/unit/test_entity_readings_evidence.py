@@ -280,12 +280,13 @@ def test_a_later_description_of_a_place_refers_back_to_the_name() -> None:
             "The carmaker said the factory outside the Tennessee city would employ 2,500.",
         ),
         ("Hilton expands", "Hilton", [], "The group opened a hotel in the city of Porto."),
+        ("Hilton expands", "Hilton", [], "Its hotels light up the city centre of Porto."),
         ("Hilton expands", "Hilton", [], "The group opened a hotel in the capital, Lisbon."),
         ("Disney's first studio", "Disney", [], "The Kansas City building will open to visitors."),
         ("Morgan moved to the city at 18 and stayed.", "Morgan", [], ""),
         ("Exhibit revisits John Kellogg", "John Kellogg", [], "He ran a resort in the town."),
     ],
-    ids=["another-place-between", "city-of", "capital-comma", "capitalised", "bare-own-sentence",
+    ids=["another-place-between", "city-of", "city-centre-of", "capital-comma", "capitalised", "bare-own-sentence",
          "given-name"],
 )  # fmt: skip
 def test_a_description_that_refers_to_something_else_is_no_evidence(
