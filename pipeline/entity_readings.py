@@ -13,7 +13,8 @@ one ("Savannah Guthrie", Faker's last names), an age after it ("Jordan, 54,"), a
 set off by a comma after it ("Victoria, heir to the throne,") and what the next sentence
 calls it ("The carmaker said", "The comedian", "Residents of the city"), a later
 description that can only be it ("the New Zealand city"), a civic noun after it ("Austin
-council") and the weather of its sentence ("wind chill"). Each kind of evidence votes for a reading with a weight; the model's own label is one vote among them.
+council") and the weather of its sentence ("wind chill"). Each kind of evidence votes
+for a reading with a weight; the model's own label is one vote among them.
 
 The cue lists are short and generic (no name is in them): words that go with any
 company, any person, any place in English news. The weights were tuned on part of
