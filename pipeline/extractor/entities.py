@@ -257,7 +257,7 @@ def _settle(
     weights: Weights,
 ) -> str:
     """Read one name over all its occurrences and give every one of them that label."""
-    occurrences = [_occurrence(fields[f], i, _following(fields, f)) for f, i in places]
+    occurrences = [_occurrence(fields, f, i) for f, i in places]
     first = fields[places[0][0]][2][places[0][1]]
     occurrences += _unlabelled(fields, name_words(first.text))
     label = read_name(occurrences, names.items(), surname=surname, weights=weights) or first.label
@@ -289,12 +289,26 @@ def _unlabelled(fields: _Fields, words: tuple[str, ...]) -> Iterator[Occurrence]
             beside += [s for s in spans if s.start >= m.end()][:1]
             neighbours = [Labelled(s.start, s.end, s.label) for s in beside]
             following = _following(fields, f)
-            yield Occurrence(text, m.start(), m.end(), None, neighbours, True, following)
+            yield Occurrence(
+                text, m.start(), m.end(), None, neighbours, True, following,
+                _labelled(spans), _following_spans(fields, f),
+            )  # fmt: skip
 
 
 @lru_cache(maxsize=4096)
 def _name_pattern(words: tuple[str, ...]) -> re.Pattern[str]:
     return re.compile(r"\b" + r"\W+".join(map(re.escape, words)) + r"\b", re.IGNORECASE)
+
+
+def _labelled(spans: Sequence[Found]) -> list[Labelled]:
+    return [Labelled(s.start, s.end, s.label) for s in spans]
+
+
+def _following_spans(fields: _Fields, f: int) -> list[Labelled]:
+    """The entities of `_following`'s text: a place named there may be what it refers to."""
+    if fields[f][0] != "title" or f + 1 >= len(fields):
+        return []
+    return _labelled(fields[f + 1][2])
 
 
 def _following(fields: _Fields, f: int) -> str:
@@ -305,17 +319,20 @@ def _following(fields: _Fields, f: int) -> str:
     return fields[f + 1][1]
 
 
-def _occurrence(
-    field: tuple[TextField, str, list[Found]], i: int, following: str = ""
-) -> Occurrence:
-    """The span at `i` of its field's spans (in text order), with the spans on either side:
-    the only ones it can be listed with."""
-    name, text, spans = field
+def _occurrence(fields: _Fields, f: int, i: int) -> Occurrence:
+    """The span at `i` of field `f`'s spans (in text order), with the spans on either side
+    (the only ones it can be listed with), all of its text's spans and the next text's."""
+    name, text, spans = fields[f]
     beside = [spans[j] for j in (i - 1, i + 1) if 0 <= j < len(spans)]
     neighbours = [Labelled(s.start, s.end, s.label) for s in beside]
     span = spans[i]
     short = is_short(name, text)
-    return Occurrence(text, span.start, span.end, span.label, neighbours, short, following)
+    if not short:  # only a short text reads the rest of the story (and an article has many)
+        return Occurrence(text, span.start, span.end, span.label, neighbours, short)
+    return Occurrence(
+        text, span.start, span.end, span.label, neighbours, short, _following(fields, f),
+        _labelled(spans), _following_spans(fields, f),
+    )  # fmt: skip
 
 
 def _readable(span: Found, names: Mapping[tuple[str, ...], str]) -> bool:

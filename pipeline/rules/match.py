@@ -501,12 +501,21 @@ class _EntitySpans:
         fields = self._short_fields()
         occurrences = [
             Occurrence(
-                text, m.start(), m.end(), None, neighbours, is_short(short_as, text), following
+                text,
+                m.start(),
+                m.end(),
+                None,
+                spans,
+                is_short(short_as, text),
+                following,
+                spans,
+                then,
             )
             for n, field in enumerate(fields)
-            for text, neighbours in [self._field_spans(field)]
+            for text, spans in [self._field_spans(field)]
             for short_as in ["title" if field == "title" else "summary"]
             for following in [self._following(fields, n)]
+            for then in [self._field_spans(fields[n + 1])[1] if following else []]
             for m in pattern.finditer(text)
             if text[m.start()].isupper()
         ]

@@ -305,3 +305,34 @@ def test_two_names_side_by_side_with_a_company_word_stay_apart() -> None:
     spans = [Found("Chase", "ORG", 0, 5), Found("Bank", "ORG", 6, 10)]
     read = dict(read_story([("title", title, spans)]))
     assert [span.label for span in read["title"]] == ["ORG", "ORG"]
+
+
+# Wave 5: a place the model leaves unlabelled in a title (the rules stage reads it), named
+# again by its kind in the summary. Before the place evidence, none fired the place rule
+# (Cairns fired the company rule).
+@pytest.mark.parametrize(
+    ("name", "title", "summary"),
+    [
+        (
+            "Cairns",
+            "Cairns hotel bookings slump after reef closures",
+            "Tourism operators in the far north Queensland city blamed the loss of dive trips.",
+        ),
+        (
+            "Mackay",
+            "Mackay sugar mill to close",
+            "About 200 workers will lose their jobs, the first closure in the Queensland city "
+            "since 1990.",
+        ),
+        (
+            "Ephesus",
+            "Excavations at Ephesus uncover Roman baths",
+            "Archaeologists working at the ancient city in western Turkey dated them to 200 AD.",
+        ),
+    ],
+    ids=["hotel-bookings", "mill", "excavation"],
+)
+def test_a_place_named_again_by_its_kind_fires_the_place_rule(
+    enricher: Enricher, name: str, title: str, summary: str
+) -> None:
+    assert _fired(enricher, name, title, summary) == {"place"}
