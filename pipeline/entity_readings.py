@@ -108,6 +108,30 @@ PERSON_KINDS = _stems(
     "queen duke duchess emperor midfielder defender goalkeeper winger batsman bowler "
     "hurdler sprinter athlete swimmer golfer boxer cyclist jockey driver batter"
 )
+# More of what a definite description calls a name ("The Woking-based team sealed the
+# title", "The media personality said", "the explorer's letter"), read only where such a
+# description refers back to the name (`_vote_description`); the kinds above count there too.
+DESCRIBED_KINDS = {
+    ORG: _stems(
+        "team club outfit carrier broker brokerage chipmaker drugmaker miner producer developer "
+        "distributor utility franchise"
+    ),
+    PERSON: _stems(
+        "personality explorer navigator painter artist poet composer novelist playwright "
+        "scientist physicist astronaut philosopher statesman entertainer socialite influencer "
+        "dj legend icon olympian medallist runner skater skipper chef sculptor architect "
+        "economist journalist philanthropist"
+    ),
+}
+# What only a company has, after "its" ("its founder", "its chief executive"), besides its
+# cue words ("its 500th hotel", "its shares").
+FIRM_HAS = _stems("founder founders chief boss owner owners chairwoman")
+# Words a description stops at: its verb or a clause after it ("The maker said", "the
+# team that").
+_DESCRIPTION_ENDS = frozenset(
+    {"said", "says", "say", "told", "will", "would", "has", "had", "have", "is", "was", "are",
+     "were", "which", "who", "that", "could", "can", "may", "might", "should"}
+)  # fmt: skip
 # A word right after the name, or ending it, that makes it a company ("Ford Motor",
 # "Tesla Inc.", "Hilton Worldwide"); matched as written, not stemmed ("holds" is no
 # "holdings").
@@ -212,6 +236,9 @@ class Weights:
     article: float = 1.0  # "the" right before a one-word name: not a person
     apposition: float = 2.0  # what a phrase after a comma calls it: "Chase, an actor,"
     family_name: float = 1.0  # a surname ends a two-word name: "Denzel Washington"
+    description: float = 1.0  # "The Woking-based team", "the explorer's letter" refer back to it
+    joined: float = 1.0  # "Johnson & Johnson", "Marks & Spencer": a firm's name
+    owned: float = 1.0  # "Hilton said it had opened its 500th hotel": what it has says what it is
 
 
 # Tuned by coordinate descent on the `tune` split of tests/testdata/entity_readings.jsonl
@@ -226,7 +253,7 @@ DEFAULT_WEIGHTS = Weights(
     model=1.0, full_name=3.0, designator=4.0, title=3.0, adjacent=1.5, possessive=3.0,
     near=1.0, sentence=0.5, pronoun=1.0, neighbour=1.5, surname=2.0, next_sentence=1.5,
     given_name=1.0, age=3.0, near_pronoun=1.0, article=1.0, apposition=2.0,
-    family_name=1.0,
+    family_name=1.0, description=1.5, joined=1.0, owned=1.5,
 )  # fmt: skip
 
 
@@ -366,8 +393,16 @@ def context_votes(votes: Votes, at: Occurrence, weights: Weights) -> None:
     _vote_pronouns(votes, set(before) | set(after), set(after[:_SUBJECT_REACH]), weights)
     _vote_article(votes, before, own, weights)
     _vote_neighbours(votes, at, weights)
+    # "Seattle" in "The Seattle-based carrier said" opens no sentence: it is half a word.
+    subject = _is_subject(before) and text[end : end + 1] != "-"
     if _is_subject(before):
-        _vote_next_sentence(votes, _next_opening(index, last, at.following), weights)
+        opening = _next_opening(index, last, at.following)
+        _vote_next_sentence(votes, opening, weights)
+        if subject:
+            _vote_subject_description(votes, opening, weights)
+            _vote_owned(votes, text[end:last], opening, weights)
+    _vote_description(votes, text, end, at.following, weights, subject=subject)
+    _vote_joined(votes, text, start, end, weights)
 
 
 def _is_subject(before: list[str]) -> bool:
@@ -403,6 +438,129 @@ def _vote_apposition(votes: Votes, after: str, weights: Weights) -> None:
     )
     if reading is not None:
         votes.add(reading, weights.apposition)
+
+
+def _described_kind(words: Sequence[str], reach: int = _APPOSITION_REACH) -> str | None:
+    """The reading of a definite description's words ("vacuum cleaner and hair-dryer maker",
+    "Woking-based team", "media personality"): the first kind word before its verb, or a
+    "-based" word (firms are "Atlanta-based"; people are seldom called so)."""
+    based = False
+    for word in words[:reach]:
+        if word in _DESCRIPTION_ENDS or (word in _FUNCTION_WORDS and word != "and"):
+            break
+        reading = _subject_kind([word])
+        if reading is not None:
+            return reading
+        stem = _stem(word)
+        for kind, kinds in DESCRIBED_KINDS.items():
+            if stem in kinds:
+                return kind
+        based = based or word.endswith("-based")
+    return ORG if based else None
+
+
+def _vote_subject_description(votes: Votes, opening: list[str], weights: Weights) -> None:
+    """The next sentence's subject as a longer description than `_vote_next_sentence`
+    reads ("The vacuum cleaner and hair-dryer maker said", "The Woking-based team sealed"),
+    counted only where that vote found no kind in its first words."""
+    if opening[:1] != ["the"] or _subject_kind(opening[1:]) is not None:
+        return
+    reading = _described_kind(opening[1:])
+    if reading is not None:
+        votes.add(reading, weights.description)
+
+
+# "the explorer's letter", "the carmaker's shares": a description as the possessor, which
+# refers to a name said before it.
+_POSSESSIVE_DESCRIPTION = re.compile(
+    r"\bthe\s+((?:[a-z][\w-]*\s+){0,3}[a-z][\w-]*)['\u2019]s\b", re.IGNORECASE
+)
+
+
+def _vote_description(
+    votes: Votes, text: str, end: int, following: str, weights: Weights, *, subject: bool
+) -> None:
+    """A definite description in the possessive after the name ("Printed copy of Columbus
+    letter ... the explorer's letter") refers back to the nearest name before it: when no
+    other name stands between them, what it calls that thing says what the name is. One
+    that opens a sentence ("The appliance maker's ...") is its subject and refers to the
+    last sentence's subject instead: it counts only when the name is that. (In a headline
+    with capitals on most words, its other words are not taken for names.) "The hotel
+    chain's founder" is about someone else: a description owning a person does not count."""
+    for part, checked in ((text[end:], not title_case(text)), (following, True)):
+        match = _POSSESSIVE_DESCRIPTION.search(part)
+        stretch = part[: match.start()] if match else part
+        if checked and _names_a_thing(stretch):
+            return
+        if not match:
+            continue
+        opens = not stretch.strip() or stretch.rstrip()[-1] in ".!?"
+        owns = _WORD.findall(part[match.end() :])[:1]
+        person = [w for w in owns if _is_person_word(w.lower())]
+        reading = _described_kind(name_words(match.group(1))[-1:])
+        if reading is not None and not person and (subject or not opens):
+            votes.add(reading, weights.description)
+        return
+
+
+def _is_person_word(word: str) -> bool:
+    stem = _stem(word)
+    return stem in SENTENCE_CUES[PERSON] or stem in PERSON_KINDS or stem in FIRM_HAS
+
+
+def _names_a_thing(stretch: str) -> bool:
+    """A capitalised word that does not open a sentence: another name."""
+    for word in _WORD.finditer(stretch):
+        if not stretch[word.start()].isupper():
+            continue
+        before = stretch[: word.start()].rstrip(" \"'\u201c\u2018(")
+        if before and before[-1] not in ".!?":
+            return True
+    return False
+
+
+def _vote_owned(votes: Votes, after: str, opening: list[str], weights: Weights) -> None:
+    """What the sentence's subject has, after "its" in its sentence or opening the next:
+    "Hilton said it had opened its 500th hotel", "Its founder said": a firm's things
+    (its cue words, its kinds of unit, a founder or chief) make it a company; a place's
+    (its residents, its mayor) a place. People have no "its"."""
+    words = [m.group().lower() for m in _WORD.finditer(after)]
+    if opening[:1] == ["its"]:
+        words += opening
+    for at, word in enumerate(words):
+        if word != "its":
+            continue
+        owned = [w for w in words[at + 1 : at + 4] if not w[:1].isdigit()][:2]
+        for thing in owned:
+            reading = _owned_kind(thing)
+            if reading is not None:
+                votes.add(reading, weights.owned)
+                return
+        return
+
+
+def _owned_kind(word: str) -> str | None:
+    stem = _stem(word)
+    firm = stem in SENTENCE_CUES[ORG] or stem in KINDS[ORG] or stem in FIRM_HAS
+    place = stem in SENTENCE_CUES[PLACE]
+    if firm != place:
+        return ORG if firm else PLACE
+    return None
+
+
+_JOINED = re.compile(r"^\s*&\s*[A-Z]|[A-Z][\w'\u2019.-]*\s*&\s*$")
+
+
+def _vote_joined(votes: Votes, text: str, start: int, end: int, weights: Weights) -> None:
+    """A name joined by "&" to another capitalised word is one firm's name ("Johnson &
+    Johnson", "Marks & Spencer", "Procter & Gamble"), whether NER took the whole or a part."""
+    inside = re.search(r"[A-Z][\w'\u2019.-]*\s*&\s*[A-Z]", text[start:end])
+    if (
+        inside
+        or _JOINED.search(text[end : end + 12])
+        or _JOINED.search(text[max(0, start - 24) : start])
+    ):
+        votes.add(ORG, weights.joined)
 
 
 def _next_opening(index: _Sentences, last: int, following: str) -> list[str]:
