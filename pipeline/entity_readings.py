@@ -52,6 +52,12 @@ def _stems(words: str) -> frozenset[str]:
     return frozenset(_stem(word) for word in words.split())
 
 
+# Words of a firm's business and money that go with a company, added to its cue words
+# ("Schwab client assets top $10 trillion", "its deposits").
+COMPANY_LIFE = (
+    "client clients assets deposits accounts fees brokerage portfolio payout buyback buybacks "
+    "writedown writedowns bonds"
+)
 # Words of a sentence that go with one reading (stemmed, so "shares" is "share").
 SENTENCE_CUES = {
     ORG: _stems(
@@ -65,7 +71,8 @@ SENTENCE_CUES = {
         "unit merge merger sell sold buy bought headquarters offices branches hotel rooms "
         "servers app outage rates growth corporate margin margins backlog orders shipments "
         "demand suppliers brands stake investment invest ipo listing lineup models output "
-        "production loans mortgages fined fine penalty watchdog settlement settle consumers"
+        "production loans mortgages fined fine penalty watchdog settlement settle consumers "
+        + COMPANY_LIFE
     ),
     PERSON: _stems(
         "born died death funeral wife husband married son daughter father mother brother "
@@ -239,6 +246,9 @@ class Weights:
     description: float = 1.0  # "The Woking-based team", "the explorer's letter" refer back to it
     joined: float = 1.0  # "Johnson & Johnson", "Marks & Spencer": a firm's name
     owned: float = 1.0  # "Hilton said it had opened its 500th hotel": what it has says what it is
+    full_person: float = (
+        1.0  # given name + surname with no company word near: "Sydney McLaughlin-Levrone"
+    )
 
 
 # Tuned by coordinate descent on the `tune` split of tests/testdata/entity_readings.jsonl
@@ -253,7 +263,7 @@ DEFAULT_WEIGHTS = Weights(
     model=1.0, full_name=3.0, designator=4.0, title=3.0, adjacent=1.5, possessive=3.0,
     near=1.0, sentence=0.5, pronoun=1.0, neighbour=1.5, surname=2.0, next_sentence=1.5,
     given_name=1.0, age=3.0, near_pronoun=1.0, article=1.0, apposition=2.0,
-    family_name=1.0, description=1.5, joined=1.0, owned=1.5,
+    family_name=1.0, description=1.5, joined=1.0, owned=1.5, full_person=1.0,
 )  # fmt: skip
 
 
@@ -380,6 +390,8 @@ def context_votes(votes: Votes, at: Occurrence, weights: Weights) -> None:
         votes, text[start:end], own, text[:start], weights, headline=title_case(text),
         taken=at.neighbours,
     )  # fmt: skip
+    _vote_full_name(votes, text[start:end], own, before, after, headline=title_case(text),
+                    weights=weights)  # fmt: skip
     _vote_next_to(votes, before, after, possessive is not None, weights)
     # Near means near in content words: "said it would add 400 hotels" has "hotels" close,
     # and figures are no words ("cut about 2,000 jobs").
@@ -694,6 +706,41 @@ def _vote_given_name(
     )
     if not headline and not other and is_family_name(own[0]) and not _is_common(first):
         votes.add(PERSON, weights.family_name)
+
+
+def _vote_full_name(
+    votes: Votes,
+    written: str,
+    own: tuple[str, ...],
+    before: list[str],
+    after: list[str],
+    *,
+    headline: bool,
+    weights: Weights,
+) -> None:
+    """A given name and a surname ("Sydney McLaughlin-Levrone", "Nikola Tesla's") are a
+    person's name unless a company word sits with them: the firms named after people
+    ("Morgan Stanley will cut 2,000 jobs", "Georgia Power raises rates") show it next to
+    the name. Not in a headline with capitals on most words, where NER runs names on."""
+    if headline or len(own) != 2 or own[0] not in given_names() or "," in written:
+        return
+    if not all(word[:1].isupper() for word in written.split()) or _is_common(own[1]):
+        return
+    if DESIGNATORS.intersection(own) or own[-1:] in PLACE_ENDINGS:
+        return
+    content = [[w for w in side if w not in _FUNCTION_WORDS and not w.isdigit()]
+               for side in (before, after)]  # fmt: skip
+    close = content[0][-_NEAR:] + content[1][:_NEAR]
+    firm = any(_stem(w) in SENTENCE_CUES[ORG] or _stem(w) in KINDS[ORG] for w in close)
+    if not firm and not THING_PRONOUNS.intersection(before + after) and "it" not in after:
+        votes.add(PERSON, weights.full_person)
+
+
+def _surname_like(word: str) -> bool:
+    """A surname of Faker's lists, or a double-barrelled one with one part in them."""
+    return is_family_name(word) or (
+        "-" in word and any(part in family_names() for part in word.split("-"))
+    )
 
 
 def _is_common(word: str) -> bool:
