@@ -414,6 +414,8 @@ def context_votes(votes: Votes, at: Occurrence, weights: Weights) -> None:
             _vote_subject_description(votes, opening, weights)
             _vote_owned(votes, text[end:last], opening, weights)
     _vote_description(votes, text, end, at.following, weights, subject=subject)
+    if before and _stem(before[-1]) in _CALLS_AS:
+        _vote_as_description(votes, after_text, weights)
     _vote_joined(votes, text, start, end, weights)
 
 
@@ -518,6 +520,28 @@ def _vote_description(
 def _is_person_word(word: str) -> bool:
     stem = _stem(word)
     return stem in SENTENCE_CUES[PERSON] or stem in PERSON_KINDS or stem in FIRM_HAS
+
+
+# Verbs whose object "as ..." describes ("rank Lincoln as", "see Kellogg as"); after other
+# words it describes the subject ("left Houston as a teenage singer").
+_CALLS_AS = _stems(
+    "rank ranks ranked see sees saw regard regards regarded view views viewed describe "
+    "describes described hail hails hailed crown crowned name names named appoint appointed "
+    "elect elected choose chose chosen pick picked rate rates rated brand branded cast recast "
+    "consider considered dub dubbed label labelled remember remembered"
+)
+_AS_DESCRIPTION = re.compile(r"^\s+as\s+(?:a|an|the)\s+([^,.;:()]{1,60})", re.IGNORECASE)
+
+
+def _vote_as_description(votes: Votes, after: str, weights: Weights) -> None:
+    """ "Historians rank Lincoln as the greatest president", "recast Siemens as a reluctant
+    industrialist": after a verb of calling (`_CALLS_AS`), a description right after "as"
+    says what the name is."""
+    phrase = _AS_DESCRIPTION.match(after)
+    if phrase:
+        reading = _described_kind(name_words(phrase.group(1)), _SUBJECT_NOUN_REACH)
+        if reading is not None:
+            votes.add(reading, weights.description)
 
 
 def _names_a_thing(stretch: str) -> bool:

@@ -333,3 +333,12 @@ def test_a_firms_word_near_a_full_name_keeps_it_a_company() -> None:
 
 def test_a_firms_business_words_are_company_cues() -> None:
     assert _read("Schwab client assets top $10 trillion", "Schwab", "PERSON") == ORG
+
+
+def test_a_description_after_as_says_what_the_name_is_after_a_verb_of_calling() -> None:
+    rank = "Historians rank Lincoln as the greatest president"
+    assert _alone("description", rank, "Lincoln", "ORG")[PERSON] == 1.0
+    assert _read(rank, "Lincoln", "ORG") == PERSON
+    # After another verb "as ..." describes the subject: "left Houston as a teenage singer".
+    left = "Beyonce left Houston as a teenage singer and has rarely performed there since."
+    assert _alone("description", left, "Houston", "GPE")[PERSON] == 0.0
