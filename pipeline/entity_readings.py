@@ -490,6 +490,7 @@ def _vote_subject_description(votes: Votes, opening: list[str], weights: Weights
         votes.add(reading, weights.description)
 
 
+_DESCRIPTION_CHARS = 400
 # "the explorer's letter", "the carmaker's shares": a description as the possessor, which
 # refers to a name said before it.
 _POSSESSIVE_DESCRIPTION = re.compile(
@@ -507,7 +508,10 @@ def _vote_description(
     last sentence's subject instead: it counts only when the name is that. (In a headline
     with capitals on most words, its other words are not taken for names.) "The hotel
     chain's founder" is about someone else: a description owning a person does not count."""
-    for part, checked in ((text[end:], not title_case(text)), (following, True)):
+    # What follows a title may be a whole article: a description refers back within a
+    # sentence or two.
+    nearby = following[:_DESCRIPTION_CHARS]
+    for part, checked in ((text[end:], not title_case(text)), (nearby, True)):
         match = _POSSESSIVE_DESCRIPTION.search(part)
         stretch = part[: match.start()] if match else part
         if checked and _names_a_thing(stretch):
