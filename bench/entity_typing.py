@@ -18,7 +18,7 @@ in the same run on the same NER output:
   conditional logistic regression over the same evidence (`readings_score.fit`): convex,
   so the same from any start, and cross-validated properly (fitted per fold).
 
-Splits: `tune` (244 passages: in-sample, and 5-fold cross-validated within it), `held_out`
+Splits: `tune` (284 passages: in-sample, and 5-fold cross-validated within it), `held_out`
 (52 passages kept out of tuning but written with the cues), `held_out_new` (66 passages
 written after the reader existed, without looking at its errors; its misses were read on
 2026-12-01 and led to one fix) and `held_out_3` (90 passages written by another hand who
