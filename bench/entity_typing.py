@@ -18,7 +18,7 @@ in the same run on the same NER output:
   conditional logistic regression over the same evidence (`readings_score.fit`): convex,
   so the same from any start, and cross-validated properly (fitted per fold).
 
-Splits: `tune` (286 passages: in-sample, and 5-fold cross-validated within it), `held_out`
+Splits: `tune` (326 passages: in-sample, and 5-fold cross-validated within it), `held_out`
 (52 passages kept out of tuning but written with the cues), `held_out_new` (66 passages
 written after the reader existed, without looking at its errors; its misses were read on
 2026-12-01 and led to one fix) and `held_out_3` (90 passages written by another hand who
@@ -28,8 +28,8 @@ and `held_out_4` (160 passages written by another hand who never opened the code
 data, scored once after wave 4's reader was merged at 0.892 / 0.881; its misses were then
 read to find the evidence added in the second wave-4 round: a development split since)
 and `held_out_5` (160 passages written the same way, scored once after the second round
-was merged at 0.875 / 0.875; its misses were read in wave 5 to find the place evidence: a
-development split since; the next fresh set is scored with `--extra`).
+was merged at 0.875 / 0.875; its misses were read in wave 5: a development split since;
+the next fresh set is scored with `--extra`).
 Target: precision >= 0.97 and recall >= 0.95, each above raw in the same run.
 
 `--extra PATH` adds a JSONL file of passages in the same format (id, name, reading,

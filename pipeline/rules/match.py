@@ -397,16 +397,19 @@ def topic_allowed(rule: Rule, story: EnrichedStory) -> bool:
 
 _DETERMINER = re.compile(r"^\s*(?:the|a|an)\b", re.IGNORECASE)
 _POSSESSIVE = re.compile(r"['\u2019]s?\s*$")
+_AMPERSAND = re.compile(r"&\s*$")
 
 
 def heads_name(prefix: str) -> bool:
     """True when the entity text before a match adds no other name word to it.
 
     A determiner ("The Tesla board") or a possessor ("Musk's Tesla") may precede the
-    match; a capitalised word ("Nikola Tesla") makes it part of another name.
+    match; a capitalised word ("Nikola Tesla") makes it part of another name. A name
+    joined by "&" is two names of one thing ("Procter & Gamble", "Marks & Spencer"): the
+    part after it heads its own part.
     """
     rest = _DETERMINER.sub("", prefix)
-    if not rest.strip() or _POSSESSIVE.search(rest):
+    if not rest.strip() or _POSSESSIVE.search(rest) or _AMPERSAND.search(rest):
         return True
     return not any(word[:1].isupper() for word in rest.split())
 
