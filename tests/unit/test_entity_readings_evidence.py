@@ -307,6 +307,24 @@ def test_a_description_that_refers_to_something_else_is_no_evidence(
     assert _description_votes(at)[PLACE] == 0.0
 
 
+def test_one_finder_reads_a_possessive_description_and_checks_it_against_ners_names() -> None:
+    """Found by the one finder of later descriptions, "the city's" counts once, as a place's
+    description; the names NER found decide what stands between, not capitals: "April" is no
+    name. A possessive is read from one word and refers to the nearest name of any label:
+    "South Dakota", which the model calls a person, not the site name before it."""
+    text = "Residents of Lincoln will pay more in council tax from April after the city's budget."
+    at = _described(
+        text, "Lincoln", "PERSON", _spans(text, ("Lincoln", "PERSON"), ("April", "DATE"))
+    )
+    assert _description_votes(at) == {ORG: 0.0, PERSON: 0.0, PLACE: 1.0}
+    title = "Governor doubles down on anti-drug campaign | TheHill"
+    lead = "South Dakota Gov. Kristi Noem is defending the state's launch of the campaign."
+    spans = _spans(lead, ("South Dakota", "PERSON"), ("Kristi Noem", "PERSON"))
+    at = _described(title, "TheHill", "ORG", _spans(title, ("TheHill", "ORG")), lead,
+                    summary_spans=spans)  # fmt: skip
+    assert _description_votes(at)[PLACE] == 0.0
+
+
 def test_the_description_is_read_through_the_stage_with_the_storys_places() -> None:
     """`read_story` hands the reader every entity of the title and the summary: a place
     named between the name and the description takes it."""
