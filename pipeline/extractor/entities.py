@@ -287,10 +287,9 @@ def _unlabelled(fields: _Fields, words: tuple[str, ...]) -> Iterator[Occurrence]
                 continue
             beside = [s for s in spans if s.end <= m.start()][-1:]
             beside += [s for s in spans if s.start >= m.end()][:1]
-            neighbours = [Labelled(s.start, s.end, s.label) for s in beside]
             following = _following(fields, f)
             yield Occurrence(
-                text, m.start(), m.end(), None, neighbours, True, following,
+                text, m.start(), m.end(), None, _labelled(beside), True, following,
                 _labelled(spans), _following_spans(fields, f),
             )  # fmt: skip
 
@@ -323,8 +322,7 @@ def _occurrence(fields: _Fields, f: int, i: int) -> Occurrence:
     """The span at `i` of field `f`'s spans (in text order), with the spans on either side
     (the only ones it can be listed with), all of its text's spans and the next text's."""
     name, text, spans = fields[f]
-    beside = [spans[j] for j in (i - 1, i + 1) if 0 <= j < len(spans)]
-    neighbours = [Labelled(s.start, s.end, s.label) for s in beside]
+    neighbours = _labelled([spans[j] for j in (i - 1, i + 1) if 0 <= j < len(spans)])
     span = spans[i]
     short = is_short(name, text)
     if not short:  # only a short text reads the rest of the story (and an article has many)
