@@ -104,6 +104,13 @@ class Metrics:
             ["stage", "reason"],
             registry=r,
         )
+        self.membership_lapsed = Counter(
+            "newsmon_group_membership_lapsed_total",
+            "Polls whose records were left to their partitions' new owner: the worker had been "
+            "dropped from its consumer group without knowing (a broker outage, a frozen process).",
+            ["stage"],
+            registry=r,
+        )
         self.stage_errors = Counter(
             "newsmon_stage_errors_total",
             "Errors raised while handling a record, by stage and reason.",

@@ -251,6 +251,40 @@ def test_sigterm_finishes_in_hand_record_and_loses_or_repeats_nothing(
     assert sorted(m.key or b"" for m in published) == sorted(s.id.encode() for s in stories)
 
 
+def test_a_worker_frozen_past_its_session_leaves_its_old_records_to_the_new_owner(
+    kafka_settings: KafkaSettings, tmp_path: Path
+) -> None:
+    """A worker frozen longer than its session (a stopped container, a broker it could not
+    reach) is dropped from the group without knowing; another takes its partitions and
+    handles their records. Woken, its client fetches those records again from where it
+    was: it must not handle them a second time (a notifier would deliver them twice).
+    Commits follow every record here, so that a hand-over repeats nothing of itself."""
+    settings = kafka_settings.model_copy(update={"commit_interval_seconds": 0.0})
+    log = tmp_path / "handled.log"
+    first = make_story(0)
+    publish_stories(settings, [first])
+    frozen = start_worker(settings, log)
+    taker: subprocess.Popen[bytes] | None = None
+    try:
+        wait_for_lines(log, 1)
+        frozen.send_signal(signal.SIGSTOP)
+        stories = [make_story(n) for n in range(1, 9)]
+        publish_stories(settings, stories)
+        taker = start_worker(settings, log)
+        wait_for_lines(log, 1 + len(stories), timeout=90)  # after the frozen one's session
+        frozen.send_signal(signal.SIGCONT)
+        time.sleep(8)  # it fetches again, polls, rejoins
+    finally:
+        frozen.send_signal(signal.SIGCONT)
+        for worker in (frozen, taker):
+            if worker is not None:
+                worker.send_signal(signal.SIGTERM)
+                worker.wait(timeout=30)
+    handled = collections.Counter(log.read_text().split())
+    assert set(handled) == {s.id for s in [first, *stories]}
+    assert max(handled.values()) == 1, [k for k, n in handled.items() if n > 1]
+
+
 def test_topics_create_is_safe_to_run_twice(kafka_settings: KafkaSettings) -> None:
     assert clients.create_topics(kafka_settings) == []
     partitions = clients.describe_topics(kafka_settings)

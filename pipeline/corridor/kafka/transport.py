@@ -74,6 +74,10 @@ class KafkaTransport:
         )  # fmt: skip
         self._committed_at = time.monotonic()
         self._lag_checked = 0.0
+        self._confirmed_at = time.monotonic()
+        """When the group coordinator last accepted this worker as a member (an assignment or
+        a commit)."""
+        self._confirm_after = settings.session_timeout_seconds / 3  # a heartbeat interval
 
     def poll(self, timeout: float) -> list[Message]:
         try:
@@ -86,6 +90,8 @@ class KafkaTransport:
         unrestored = self._restore_assigned()
         if unrestored:
             messages = self._hold_back(messages, unrestored)
+        if messages and not self._still_member(messages):
+            return []
         for message in messages:
             self.tracker.track(message.position)
         if unrestored:
@@ -98,6 +104,46 @@ class KafkaTransport:
             if not messages:
                 self.watch.wait()
         return messages
+
+    def _still_member(self, messages: list[Message]) -> bool:
+        """Whether this worker still owns the partitions `messages` came from.
+
+        A worker that has not heard its group coordinator accept it for a while (a broker
+        outage, a frozen process) may have been dropped from the group without knowing yet:
+        its partitions went to another replica, which has done their records' side effects,
+        while the client fetched those records again from its old position. Before handing
+        them out, one commit of where each partition stands asks the coordinator (it refuses
+        a commit from a member it no longer knows). Refused: the records are put back and
+        left to the new owner; the client rejoins at the next poll, and partitions assigned
+        again are restored from their changelogs before any record goes out.
+        """
+        if time.monotonic() - self._confirmed_at < self._confirm_after:
+            return True
+        first: dict[Partition, int] = {}
+        for message in messages:
+            first.setdefault((message.topic, message.partition), message.offset)
+        points = self.tracker.commit_points(first)
+        offsets = {where: min(points.get(where, offset), offset) for where, offset in first.items()}
+        try:
+            self.consumer.commit(
+                {TopicPartition(*tp): OffsetAndMetadata(o, "", -1) for tp, o in offsets.items()},
+                timeout_ms=CALL_TIMEOUT_MS,
+            )
+        except KafkaError as exc:
+            for (topic, partition), offset in offsets.items():
+                self.consumer.seek(TopicPartition(topic, partition), offset)
+            log.warning(
+                "group membership not confirmed, records left to their partitions' owner",
+                extra={"stage": self.stage_name, "partition": sorted(offsets),
+                       "reason": f"{type(exc).__name__}: {exc}"},
+            )  # fmt: skip
+            self.metrics.membership_lapsed.labels(self.stage_name).inc()
+            if is_transient(exc):
+                self.watch.failed(exc)
+            return False
+        self.tracker.mark_committed(offsets)
+        self._confirmed_at = time.monotonic()
+        return True
 
     def _coordinator_known(self) -> bool:
         """Whether the group coordinator is known and connected: a poll returns empty,
@@ -137,6 +183,7 @@ class KafkaTransport:
                 self.watch.failed(exc)
             return
         self.tracker.mark_committed(offsets)
+        self._confirmed_at = time.monotonic()
 
     def pause(self) -> None:
         assigned = self.consumer.assignment()
@@ -166,6 +213,7 @@ class KafkaTransport:
     def _assigned(self, partitions: set[Partition]) -> None:
         """Heard on the client's thread: the restore runs in `poll`, on the caller's."""
         self._unrestored |= partitions
+        self._confirmed_at = time.monotonic()
 
     def _restore_assigned(self) -> set[Partition]:
         """Hand newly assigned partitions to `on_assigned` before their records go out;
